@@ -1,0 +1,12 @@
+//! `raas-node`: the Node.js package of raas, a thin napi-rs layer over `raas-core`.
+//!
+//! ```js
+//! const { computeCids } = require('raas-node')
+//! const ids = computeCids(Buffer.from('hello world\n'))
+//! // { cid: 'bafkrei…', pieceCid: 'bafkzcib…', commP: 'baga6ea4seaq…', pieceSize: 128, size: 12 }
+//! ```
+
+mod cids;
+mod error;
+
+pub use cids::*;

@@ -1,0 +1,474 @@
+//! Filecoin piece commitments (CommP) computed from a byte stream.
+//!
+//! The algorithm (lotus-api notes §5.3): zero-pad the payload to `127·2^k` bytes, expand
+//! every 127 bytes to 128 with Fr32 bit padding, and fold the 32-byte leaves with SHA-256
+//! whose output has its top two bits cleared. The tree is built as the data streams in, so
+//! memory stays constant; on native targets big updates are hashed on several cores.
+
+use cid::{multihash::Multihash, Cid};
+use sha2::block_api::compress256;
+
+use super::{
+    FIL_COMMITMENT_UNSEALED, FR32_SHA256_TRUNC254_PADBINTREE, RAW_CODEC, SHA2_256_TRUNC254_PADDED,
+};
+
+/// Input bytes per Fr32 "quad" (four 32-byte leaves).
+pub const QUAD_INPUT: usize = 127;
+/// The highest tree level tracked; 2^63 quads is beyond any possible piece.
+const MAX_LEVELS: usize = 64;
+
+const SHA256_IV: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
+
+/// The second SHA-256 block of every 64-byte message: 0x80, zeros, bit length 512.
+const PAD_BLOCK: [u8; 64] = {
+    let mut b = [0u8; 64];
+    b[0] = 0x80;
+    b[62] = 0x02;
+    b
+};
+
+/// SHA-256 of a 64-byte block, truncated to 254 bits: one node of the piece tree.
+#[inline(always)]
+fn hash_block(block: &[u8; 64]) -> [u8; 32] {
+    let mut state = SHA256_IV;
+    compress256(&mut state, &[*block, PAD_BLOCK]);
+    let mut out = [0u8; 32];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    out[31] &= 0x3f;
+    out
+}
+
+#[inline(always)]
+fn hash_pair(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(left);
+    block[32..].copy_from_slice(right);
+    hash_block(&block)
+}
+
+/// Fr32 expansion of 127 bytes into 128: two zero bits after every 254 bits.
+#[inline(always)]
+fn fr32_expand(inp: &[u8; QUAD_INPUT], out: &mut [[u8; 64]; 2]) {
+    let (a, b) = out.split_at_mut(1);
+    let (lo, hi) = (&mut a[0], &mut b[0]);
+    lo[..32].copy_from_slice(&inp[..32]);
+    lo[31] &= 0x3f;
+    for j in 0..32 {
+        lo[32 + j] = (inp[31 + j] >> 6) | (inp[32 + j] << 2);
+    }
+    lo[63] &= 0x3f;
+    for j in 0..32 {
+        hi[j] = (inp[63 + j] >> 4) | (inp[64 + j] << 4);
+    }
+    hi[31] &= 0x3f;
+    for j in 0..31 {
+        hi[32 + j] = (inp[95 + j] >> 2) | (inp[96 + j] << 6);
+    }
+    hi[63] = (inp[126] >> 2) & 0x3f;
+}
+
+/// Root of the 4-leaf subtree of one 127-byte chunk.
+#[inline(always)]
+fn quad_root(chunk: &[u8; QUAD_INPUT]) -> [u8; 32] {
+    let mut leaves = [[0u8; 64]; 2];
+    fr32_expand(chunk, &mut leaves);
+    hash_pair(&hash_block(&leaves[0]), &hash_block(&leaves[1]))
+}
+
+/// A binary counter of subtree roots: `levels[l]` holds a complete subtree of `2^l` quads.
+#[derive(Clone)]
+struct Accumulator {
+    levels: [[u8; 32]; MAX_LEVELS],
+    occupied: u64,
+}
+
+impl Accumulator {
+    fn new() -> Self {
+        Accumulator {
+            levels: [[0u8; 32]; MAX_LEVELS],
+            occupied: 0,
+        }
+    }
+
+    /// Adds a complete subtree of `2^level` quads after everything pushed so far. Callers
+    /// only push at `level` when no lower level is occupied (the quad count is aligned).
+    fn push(&mut self, mut level: usize, mut node: [u8; 32]) {
+        while level < MAX_LEVELS - 1 && self.occupied & (1 << level) != 0 {
+            node = hash_pair(&self.levels[level], &node);
+            self.occupied &= !(1 << level);
+            level += 1;
+        }
+        self.levels[level] = node;
+        self.occupied |= 1 << level;
+    }
+}
+
+/// Root of a complete subtree over `data`, whose length is `127 · 2^n`.
+fn subtree_root(data: &[u8]) -> [u8; 32] {
+    let mut acc = Accumulator::new();
+    for chunk in data.chunks_exact(QUAD_INPUT) {
+        if let Ok(chunk) = <&[u8; QUAD_INPUT]>::try_from(chunk) {
+            acc.push(0, quad_root(chunk));
+        }
+    }
+    let top = 63 - acc.occupied.leading_zeros() as usize;
+    acc.levels[top]
+}
+
+/// Roots of the all-zero subtrees: `zero_roots()[l]` covers `2^l` zero quads.
+fn zero_root(level: usize) -> [u8; 32] {
+    let mut node = quad_root(&[0u8; QUAD_INPUT]);
+    for _ in 0..level {
+        node = hash_pair(&node, &node);
+    }
+    node
+}
+
+/// The commitment of a piece and its sizes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PieceInfo {
+    /// The 32-byte CommP root.
+    pub root: [u8; 32],
+    /// Padded piece size in bytes (a power of two, at least 128).
+    pub padded_size: u64,
+    /// Payload bytes hashed.
+    pub payload_size: u64,
+}
+
+impl PieceInfo {
+    /// Tree height: log2 of the number of 32-byte leaves.
+    pub fn height(&self) -> u8 {
+        (self.padded_size.trailing_zeros() - 5) as u8
+    }
+
+    /// Unpadded piece size (`padded · 127 / 128`).
+    pub fn unpadded_size(&self) -> u64 {
+        self.padded_size / 128 * 127
+    }
+
+    /// The legacy piece CID v1 (`baga6ea4seaq…`): codec fil-commitment-unsealed, multihash
+    /// sha2-256-trunc254-padded. This is the CID deal proposals carry.
+    pub fn comm_p(&self) -> Cid {
+        // A 32-byte digest always fits the 64-byte multihash, so wrap cannot fail.
+        let mh = Multihash::<64>::wrap(SHA2_256_TRUNC254_PADDED, &self.root).unwrap_or_default();
+        Cid::new_v1(FIL_COMMITMENT_UNSEALED, mh)
+    }
+
+    /// The FRC-0069 piece CID v2 (`bafkzcib…`), which also encodes the size and padding.
+    pub fn piece_cid_v2(&self) -> Cid {
+        let padding = self.unpadded_size() - self.payload_size;
+        let mut digest = Vec::with_capacity(10 + 1 + 32);
+        let mut v = padding;
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                digest.push(byte);
+                break;
+            }
+            digest.push(byte | 0x80);
+        }
+        digest.push(self.height());
+        digest.extend_from_slice(&self.root);
+        let mh =
+            Multihash::<64>::wrap(FR32_SHA256_TRUNC254_PADBINTREE, &digest).unwrap_or_default();
+        Cid::new_v1(RAW_CODEC, mh)
+    }
+}
+
+/// Streaming CommP hasher.
+///
+/// ```
+/// use raas_core::cid::piece::PieceHasher;
+/// let mut h = PieceHasher::new();
+/// h.update(b"hello ");
+/// h.update(b"world\n");
+/// let piece = h.finish();
+/// assert_eq!(piece.padded_size, 128);
+/// assert_eq!(piece.comm_p().to_string(),
+///     "baga6ea4seaqdnumj2qy2m33n4gq3aizapmnpfim5s5s7tufhjfaij7lolfogqdq");
+/// ```
+#[derive(Clone)]
+pub struct PieceHasher {
+    acc: Accumulator,
+    partial: [u8; QUAD_INPUT],
+    partial_len: usize,
+    quads: u64,
+    payload: u64,
+    threads: usize,
+}
+
+impl Default for PieceHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Quads per parallel work unit: 2^10 quads = 130 048 input bytes.
+#[cfg(not(target_family = "wasm"))]
+const PARALLEL_LEVEL: usize = 10;
+
+impl PieceHasher {
+    /// A hasher that uses every available core for large updates (one on wasm).
+    pub fn new() -> Self {
+        PieceHasher {
+            acc: Accumulator::new(),
+            partial: [0u8; QUAD_INPUT],
+            partial_len: 0,
+            quads: 0,
+            payload: 0,
+            threads: default_threads(),
+        }
+    }
+
+    /// Limits the number of threads used for large updates (at least 1).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Payload bytes hashed so far.
+    pub fn bytes_hashed(&self) -> u64 {
+        self.payload
+    }
+
+    /// Feeds more payload bytes.
+    pub fn update(&mut self, mut data: &[u8]) {
+        self.payload += data.len() as u64;
+        if self.partial_len > 0 {
+            let take = (QUAD_INPUT - self.partial_len).min(data.len());
+            self.partial[self.partial_len..self.partial_len + take].copy_from_slice(&data[..take]);
+            self.partial_len += take;
+            data = &data[take..];
+            if self.partial_len < QUAD_INPUT {
+                return;
+            }
+            let chunk = self.partial;
+            self.push_quad(&chunk);
+            self.partial_len = 0;
+        }
+        let whole = data.len() - data.len() % QUAD_INPUT;
+        let (body, rest) = data.split_at(whole);
+        self.absorb(body);
+        self.partial[..rest.len()].copy_from_slice(rest);
+        self.partial_len = rest.len();
+    }
+
+    fn push_quad(&mut self, chunk: &[u8; QUAD_INPUT]) {
+        self.acc.push(0, quad_root(chunk));
+        self.quads += 1;
+    }
+
+    /// Hashes whole quads (`body.len()` is a multiple of 127).
+    fn absorb(&mut self, mut body: &[u8]) {
+        #[cfg(not(target_family = "wasm"))]
+        {
+            let unit_quads = 1u64 << PARALLEL_LEVEL;
+            let unit = QUAD_INPUT << PARALLEL_LEVEL;
+            if self.threads > 1 && body.len() >= 2 * unit {
+                // Reach a unit boundary of the tree one quad at a time, then hash whole units.
+                while self.quads % unit_quads != 0 && !body.is_empty() {
+                    let (chunk, rest) = body.split_at(QUAD_INPUT);
+                    if let Ok(chunk) = <&[u8; QUAD_INPUT]>::try_from(chunk) {
+                        self.push_quad(chunk);
+                    }
+                    body = rest;
+                }
+                let units = body.len() / unit;
+                if units >= 2 {
+                    let (parallel, rest) = body.split_at(units * unit);
+                    for root in parallel_subtree_roots(parallel, unit, self.threads) {
+                        self.acc.push(PARALLEL_LEVEL, root);
+                    }
+                    self.quads += units as u64 * unit_quads;
+                    body = rest;
+                }
+            }
+        }
+        for chunk in body.chunks_exact(QUAD_INPUT) {
+            if let Ok(chunk) = <&[u8; QUAD_INPUT]>::try_from(chunk) {
+                self.push_quad(chunk);
+            }
+        }
+    }
+
+    /// Pads the piece to a power of two and returns its commitment.
+    pub fn finish(mut self) -> PieceInfo {
+        if self.partial_len > 0 || self.quads == 0 {
+            let mut chunk = [0u8; QUAD_INPUT];
+            chunk[..self.partial_len].copy_from_slice(&self.partial[..self.partial_len]);
+            self.push_quad(&chunk);
+        }
+        let height = self.quads.next_power_of_two().trailing_zeros() as usize;
+        // Fill the right side with zero subtrees until one root of 2^height quads remains.
+        while self.acc.occupied != 1 << height {
+            let lowest = self.acc.occupied.trailing_zeros() as usize;
+            self.acc.push(lowest, zero_root(lowest));
+        }
+        PieceInfo {
+            root: self.acc.levels[height],
+            padded_size: 128u64 << height,
+            payload_size: self.payload,
+        }
+    }
+}
+
+#[cfg(not(target_family = "wasm"))]
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+#[cfg(target_family = "wasm")]
+fn default_threads() -> usize {
+    1
+}
+
+/// Subtree roots of consecutive `unit`-byte slices, hashed on up to `threads` threads.
+#[cfg(not(target_family = "wasm"))]
+fn parallel_subtree_roots(data: &[u8], unit: usize, threads: usize) -> Vec<[u8; 32]> {
+    let units = data.len() / unit;
+    let per_thread = units.div_ceil(threads.min(units));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = data
+            .chunks(per_thread * unit)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.chunks_exact(unit)
+                        .map(subtree_root)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(roots) => roots,
+                // Hashing cannot panic; re-raise if the impossible happens rather than
+                // return a wrong commitment.
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn piece_of(data: &[u8]) -> PieceInfo {
+        let mut h = PieceHasher::new();
+        h.update(data);
+        h.finish()
+    }
+
+    /// FRC-0069 and the lotus-api notes' vectors.
+    #[test]
+    fn known_vectors() {
+        let mut four = Vec::new();
+        for b in 0u8..4 {
+            four.extend(std::iter::repeat_n(b, 127));
+        }
+        let mut four_plus = four.clone();
+        four_plus.extend([0u8; 4]);
+        let cases: Vec<(Vec<u8>, u64, &str, &str)> = vec![
+            (
+                four,
+                512,
+                "baga6ea4seaqes3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi",
+                "bafkzcibcaaces3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi",
+            ),
+            (
+                four_plus,
+                1024,
+                "baga6ea4seaqn42av3szurbbscwuu3zjssvfwbpsvbjf6y3tukvlgl2nf5rha6pa",
+                "bafkzcibd7abqlxticxolgseegik2stpfgkkuwyf6kufex3doorkvmzpjuxwe4dz4",
+            ),
+            (
+                vec![],
+                128,
+                "baga6ea4seaqdomn3tgwgrh3g532zopskstnbrd2n3sxfqbze7rxt7vqn7veigmy",
+                "bafkzcibcp4bdomn3tgwgrh3g532zopskstnbrd2n3sxfqbze7rxt7vqn7veigmy",
+            ),
+            (
+                vec![0; 127],
+                128,
+                "baga6ea4seaqdomn3tgwgrh3g532zopskstnbrd2n3sxfqbze7rxt7vqn7veigmy",
+                "bafkzcibcaabdomn3tgwgrh3g532zopskstnbrd2n3sxfqbze7rxt7vqn7veigmy",
+            ),
+            (
+                vec![0; 128],
+                256,
+                "baga6ea4seaqgiktap34inmaex4wbs6cghlq5i2j2yd2bb2zndn5ep7ralzphkdy",
+                "bafkzcibcpybwiktap34inmaex4wbs6cghlq5i2j2yd2bb2zndn5ep7ralzphkdy",
+            ),
+            (
+                vec![0; 2032],
+                2048,
+                "baga6ea4seaqpy7usqklokfx2vxuynmupslkeutzexe2uqurdg5vhtebhxqmpqmy",
+                "bafkzcibcaadpy7usqklokfx2vxuynmupslkeutzexe2uqurdg5vhtebhxqmpqmy",
+            ),
+            (
+                b"hello world\n".to_vec(),
+                128,
+                "baga6ea4seaqdnumj2qy2m33n4gq3aizapmnpfim5s5s7tufhjfaij7lolfogqdq",
+                "bafkzcibcombdnumj2qy2m33n4gq3aizapmnpfim5s5s7tufhjfaij7lolfogqdq",
+            ),
+        ];
+        for (data, padded, v1, v2) in cases {
+            let p = piece_of(&data);
+            assert_eq!(p.padded_size, padded, "len {}", data.len());
+            assert_eq!(p.comm_p().to_string(), v1, "len {}", data.len());
+            assert_eq!(p.piece_cid_v2().to_string(), v2, "len {}", data.len());
+        }
+    }
+
+    /// The 32 GiB zero vector, computed from the zero-subtree roots without hashing 32 GiB.
+    #[test]
+    fn large_zero_piece_roots() {
+        // 32 GiB padded = 2^28 quads; 64 GiB = 2^29 quads.
+        let r32 = PieceInfo {
+            root: zero_root(28),
+            padded_size: 32 << 30,
+            payload_size: 0,
+        };
+        assert_eq!(
+            r32.comm_p().to_string(),
+            "baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq"
+        );
+        let r64 = PieceInfo {
+            root: zero_root(29),
+            padded_size: 64 << 30,
+            payload_size: 0,
+        };
+        assert_eq!(
+            r64.comm_p().to_string(),
+            "baga6ea4seaqomqafu276g53zko4k23xzh4h4uecjwicbmvhsuqi7o4bhthhm4aq"
+        );
+    }
+
+    /// Split points, thread counts and the parallel path all give the same root.
+    #[test]
+    fn chunking_and_threads_do_not_change_the_result() {
+        let data: Vec<u8> = (0..(QUAD_INPUT << 12) + 999)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        let reference = {
+            let mut h = PieceHasher::new().with_threads(1);
+            h.update(&data);
+            h.finish()
+        };
+        for (threads, step) in [(2, 1_000_003), (4, 333_333), (2, 127), (3, 100_000), (2, 7)] {
+            let mut h = PieceHasher::new().with_threads(threads);
+            for part in data.chunks(step) {
+                h.update(part);
+            }
+            assert_eq!(h.finish(), reference, "threads {threads} step {step}");
+        }
+    }
+}

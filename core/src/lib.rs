@@ -1,0 +1,24 @@
+//! # raas-core
+//!
+//! The core of **raas**: replication, renewal and repair (RaaS) of Filecoin storage deals, for
+//! storage aggregators. It holds all logic; the Node (`raas-node`) and browser (`raas-web`)
+//! packages are thin bindings over it.
+//!
+//! This release provides the identifiers of data:
+//!
+//! ```
+//! use raas_core::cid::{compute_cids, parse_cid};
+//!
+//! let ids = compute_cids(b"hello world\n");
+//! assert_eq!(ids.comm_p.to_string(),
+//!     "baga6ea4seaqdnumj2qy2m33n4gq3aizapmnpfim5s5s7tufhjfaij7lolfogqdq");
+//! assert_eq!(ids.piece_size, 128);
+//! let parsed = parse_cid(&ids.cid.to_string()).unwrap();
+//! assert_eq!(parsed.cid, ids.cid);
+//! ```
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod cid;
+pub mod error;
+
+pub use error::ErrorCode;
