@@ -54,8 +54,8 @@ pub struct CidInfo {
 /// `computeCidsFromFile` or `CidHasher` for large ones).
 ///
 /// ```js
-/// computeCids(Buffer.from('hello world\n')).commP
-/// // 'baga6ea4seaqdnumj2qy2m33n4gq3aizapmnpfim5s5s7tufhjfaij7lolfogqdq'
+/// computeCids(Buffer.from('hello')).commP
+/// // 'baga6ea4seaq…'
 /// ```
 #[napi]
 pub fn compute_cids(data: Uint8Array) -> Cids {

@@ -6,7 +6,7 @@ use raas_core::ErrorCode;
 
 /// A stable error code used as the napi status, which napi sets as the thrown error's `code`.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Code(pub(crate) &'static str);
+pub struct Code(pub &'static str);
 
 impl AsRef<str> for Code {
     fn as_ref(&self) -> &str {
@@ -15,16 +15,16 @@ impl AsRef<str> for Code {
 }
 
 /// Result of every exported function (named `Result` so napi-derive recognises it).
-pub(crate) type Result<T> = std::result::Result<T, Error<Code>>;
+pub type Result<T> = std::result::Result<T, Error<Code>>;
 
 /// Converts any core error into a JS error carrying its code.
-pub(crate) fn to_js<E: ErrorCode>(err: E) -> Error<Code> {
+pub fn to_js<E: ErrorCode>(err: E) -> Error<Code> {
     Error::new(Code(err.code()), err.to_string())
 }
 
 /// Builds a JS `Error` with `code` set, wrapped so napi rejects a promise with exactly that
 /// object. Async tasks need this: their error type carries napi's fixed `Status` enum.
-pub(crate) fn to_js_in_env<E: ErrorCode>(env: &napi::Env, err: E) -> napi::Error {
+pub fn to_js_in_env<E: ErrorCode>(env: &napi::Env, err: E) -> napi::Error {
     let code = err.code();
     let built = env
         .create_error(napi::Error::new(

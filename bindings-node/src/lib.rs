@@ -2,11 +2,11 @@
 //!
 //! ```js
 //! const { computeCids } = require('raas-node')
-//! const ids = computeCids(Buffer.from('hello world\n'))
+//! const ids = computeCids(Buffer.from('hello world'))
 //! // { cid: 'bafkrei…', pieceCid: 'bafkzcib…', commP: 'baga6ea4seaq…', pieceSize: 128, size: 12 }
 //! ```
 
 mod cids;
-mod error;
+pub mod error;
 
 pub use cids::*;

@@ -1,1 +1,12 @@
-pub fn x() {}
+//! `raas-web`: the browser package of raas, a thin wasm-bindgen layer over `raas-core`.
+//!
+//! ```js
+//! import init, { computeCids } from 'raas-web'
+//! await init()
+//! const ids = await computeCids(file, (done) => progress.value = done / file.size)
+//! ```
+
+mod cids;
+mod error;
+
+pub use cids::*;

@@ -16,7 +16,6 @@
 //! let parsed = parse_cid(&ids.cid.to_string()).unwrap();
 //! assert_eq!(parsed.cid, ids.cid);
 //! ```
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cid;
 pub mod error;

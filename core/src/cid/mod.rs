@@ -6,6 +6,8 @@
 mod identify;
 mod parse;
 pub mod piece;
+#[cfg(target_arch = "x86_64")]
+mod sha_x86;
 pub mod unixfs;
 
 pub use cid::Cid;

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds the browser package (bindings-wasm/pkg/web) and its Node twin (pkg/node).
+# Uses rustup's wasm32 target when installed; otherwise Debian's rustc-web toolchain with
+# -Zbuild-std (rustup here cannot download the wasm32 standard library).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=wasm32-unknown-unknown
+target_dir=target/wasm
+if rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+  cargo build -p raas-wasm --release --target "$target" --target-dir "$target_dir"
+else
+  RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-19 \
+    /usr/bin/cargo build -p raas-wasm --release --target "$target" --target-dir "$target_dir" \
+    -Zbuild-std=std,panic_abort
+fi
+wasm="$target_dir/$target/release/raas_wasm.wasm"
+export PATH="$HOME/.cargo/bin:$PATH"
+wasm-bindgen --target web --out-dir bindings-wasm/pkg/web "$wasm"
+wasm-bindgen --target nodejs --out-dir bindings-wasm/pkg/node "$wasm"
+ls -l bindings-wasm/pkg/web/raas_wasm_bg.wasm
