@@ -18,4 +18,7 @@ wasm="$target_dir/$target/release/raas_wasm.wasm"
 export PATH="$HOME/.cargo/bin:$PATH"
 wasm-bindgen --target web --out-dir bindings-wasm/pkg/web "$wasm"
 wasm-bindgen --target nodejs --out-dir bindings-wasm/pkg/node "$wasm"
+# Each output states its module kind, whatever the enclosing package says.
+echo '{ "type": "module" }' > bindings-wasm/pkg/web/package.json
+echo '{ "type": "commonjs" }' > bindings-wasm/pkg/node/package.json
 ls -l bindings-wasm/pkg/web/raas_wasm_bg.wasm
