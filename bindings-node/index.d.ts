@@ -62,9 +62,8 @@ export interface Cids {
  * `computeCidsFromFile` or `CidHasher` for large ones).
  *
  * ```js
- * computeCids(Buffer.from('hello world
-')).commP
- * // 'baga6ea4seaqdnumj2qy2m33n4gq3aizapmnpfim5s5s7tufhjfaij7lolfogqdq'
+ * computeCids(Buffer.from('hello')).commP
+ * // 'baga6ea4seaq…'
  * ```
  */
 export declare function computeCids(data: Uint8Array): Cids
@@ -78,6 +77,12 @@ export declare function computeCids(data: Uint8Array): Cids
  */
 export declare function computeCidsFromFile(path: string): Promise<Cids>
 
+/** Computes only the piece commitment of `data` (no UnixFS CID). */
+export declare function computePieceCid(data: Uint8Array): PieceCids
+
+/** Computes only the UnixFS root CID of `data` (no CommP). */
+export declare function computeUnixfsCid(data: Uint8Array): string
+
 /**
  * Parses a CID in any form and normalises it to CIDv1 base32. Throws `INVALID_CID`.
  *
@@ -86,3 +91,15 @@ export declare function computeCidsFromFile(path: string): Promise<Cids>
  * ```
  */
 export declare function parseCid(cid: string): CidInfo
+
+/** The piece commitment of a payload. */
+export interface PieceCids {
+  /** FRC-0069 piece CID v2 (`bafkzcib…`). */
+  pieceCid: string
+  /** Legacy piece CID v1 (`baga6ea4seaq…`). */
+  commP: string
+  /** Padded piece size in bytes. */
+  pieceSize: number
+  /** Payload size in bytes. */
+  size: number
+}

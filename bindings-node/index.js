@@ -838,4 +838,6 @@ module.exports = nativeBinding
 module.exports.CidHasher = nativeBinding.CidHasher
 module.exports.computeCids = nativeBinding.computeCids
 module.exports.computeCidsFromFile = nativeBinding.computeCidsFromFile
+module.exports.computePieceCid = nativeBinding.computePieceCid
+module.exports.computeUnixfsCid = nativeBinding.computeUnixfsCid
 module.exports.parseCid = nativeBinding.parseCid

@@ -21,6 +21,9 @@ test(`[${backend}] computeCids equals the reference implementations on edge size
       const bytes = randomBytes(size, size + 7)
       const expected = await cachedReference(`${size}:${size + 7}`, bytes)
       assert.deepEqual(await compute(bytes), expected)
+      const { cid, ...piece } = expected
+      assert.deepEqual(raas.computePieceCid(bytes), piece)
+      assert.equal(raas.computeUnixfsCid(bytes), cid)
     })
   }
 })

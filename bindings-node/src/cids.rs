@@ -35,6 +35,19 @@ impl From<DataCids> for Cids {
     }
 }
 
+/// The piece commitment of a payload.
+#[napi(object)]
+pub struct PieceCids {
+    /// FRC-0069 piece CID v2 (`bafkzcib…`).
+    pub piece_cid: String,
+    /// Legacy piece CID v1 (`baga6ea4seaq…`).
+    pub comm_p: String,
+    /// Padded piece size in bytes.
+    pub piece_size: f64,
+    /// Payload size in bytes.
+    pub size: f64,
+}
+
 /// A parsed, normalised CID.
 #[napi(object)]
 pub struct CidInfo {
@@ -60,6 +73,24 @@ pub struct CidInfo {
 #[napi]
 pub fn compute_cids(data: Uint8Array) -> Cids {
     cid::compute_cids(&data).into()
+}
+
+/// Computes only the piece commitment of `data` (no UnixFS CID).
+#[napi]
+pub fn compute_piece_cid(data: Uint8Array) -> PieceCids {
+    let piece = cid::compute_piece(&data);
+    PieceCids {
+        piece_cid: piece.piece_cid_v2().to_string(),
+        comm_p: piece.comm_p().to_string(),
+        piece_size: piece.padded_size as f64,
+        size: piece.payload_size as f64,
+    }
+}
+
+/// Computes only the UnixFS root CID of `data` (no CommP).
+#[napi]
+pub fn compute_unixfs_cid(data: Uint8Array) -> String {
+    cid::compute_unixfs_cid(&data).to_string()
 }
 
 /// Computes the identifiers of a file, streamed from disk on the libuv thread pool.

@@ -24,6 +24,17 @@ export interface Cids {
   /** Payload size in bytes. */
   size: number
 }
+/** The piece commitment of a payload. */
+export interface PieceCids {
+  /** FRC-0069 piece CID v2 (`bafkzcib…`). */
+  pieceCid: string
+  /** Legacy piece CID v1 (`baga6ea4seaq…`). */
+  commP: string
+  /** Padded piece size in bytes. */
+  pieceSize: number
+  /** Payload size in bytes. */
+  size: number
+}
 /** A parsed, normalised CID. */
 export interface CidInfo {
   /** The CID as CIDv1 in base32. */
@@ -43,6 +54,15 @@ export interface CidInfo {
 #[serde(rename_all = "camelCase")]
 struct CidsJs {
     cid: String,
+    piece_cid: String,
+    comm_p: String,
+    piece_size: u64,
+    size: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PieceCidsJs {
     piece_cid: String,
     comm_p: String,
     piece_size: u64,
@@ -136,6 +156,24 @@ async fn hash_blob(
             )?;
         }
     }
+}
+
+/// Computes only the piece commitment of `data` (no UnixFS CID).
+#[wasm_bindgen(js_name = computePieceCid, unchecked_return_type = "PieceCids")]
+pub fn compute_piece_cid(data: &[u8]) -> Result<JsValue, JsValue> {
+    let piece = cid::compute_piece(data);
+    to_value(&PieceCidsJs {
+        piece_cid: piece.piece_cid_v2().to_string(),
+        comm_p: piece.comm_p().to_string(),
+        piece_size: piece.padded_size,
+        size: piece.payload_size,
+    })
+}
+
+/// Computes only the UnixFS root CID of `data` (no CommP).
+#[wasm_bindgen(js_name = computeUnixfsCid)]
+pub fn compute_unixfs_cid(data: &[u8]) -> String {
+    cid::compute_unixfs_cid(data).to_string()
 }
 
 /// Parses a CID in any form and normalises it to CIDv1 base32. Throws `INVALID_CID`.

@@ -4,7 +4,10 @@ use std::io::Read;
 
 use cid::Cid;
 
-use super::{piece::PieceHasher, unixfs::UnixfsHasher};
+use super::{
+    piece::{PieceHasher, PieceInfo},
+    unixfs::UnixfsHasher,
+};
 use crate::error::ErrorCode;
 
 /// Read size when hashing a stream: large enough for the parallel CommP path.
@@ -101,6 +104,20 @@ impl CidHasher {
 /// The identifiers of an in-memory payload.
 pub fn compute_cids(data: &[u8]) -> DataCids {
     let mut hasher = CidHasher::new();
+    hasher.update(data);
+    hasher.finish()
+}
+
+/// The piece commitment of an in-memory payload (CommP only).
+pub fn compute_piece(data: &[u8]) -> PieceInfo {
+    let mut hasher = PieceHasher::new();
+    hasher.update(data);
+    hasher.finish()
+}
+
+/// The UnixFS root CID of an in-memory payload (no CommP).
+pub fn compute_unixfs_cid(data: &[u8]) -> Cid {
+    let mut hasher = UnixfsHasher::new();
     hasher.update(data);
     hasher.finish()
 }

@@ -13,7 +13,10 @@ pub mod unixfs;
 pub use cid::Cid;
 #[cfg(not(target_family = "wasm"))]
 pub use identify::compute_cids_from_file;
-pub use identify::{compute_cids, compute_cids_from_reader, CidHasher, DataCids, IdentifyError};
+pub use identify::{
+    compute_cids, compute_cids_from_reader, compute_piece, compute_unixfs_cid, CidHasher, DataCids,
+    IdentifyError,
+};
 pub use parse::{parse_cid, CidError, CidInfo};
 
 /// Multicodec of raw bytes.

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every test of the project, as CI runs it: lint, Rust tests, the JS suite against the napi
+# addon and the wasm package in Node, and the browser package in headless Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "setup";            bash scripts/setup.sh
+step "format";           cargo fmt --all --check
+step "clippy";           cargo clippy --workspace --all-targets -- -D warnings
+step "build napi addon"; npm run -s build:node
+step "build wasm";       npm run -s build:wasm
+step "typecheck .d.ts";  npx tsc --noEmit -p tests/tsconfig.json
+step "rust tests";       cargo test --workspace --exclude raas-node
+step "node tests (napi addon)";   BACKEND=node node --test tests/*.test.mjs
+step "node tests (wasm package)"; BACKEND=wasm node --test tests/*.test.mjs
+step "browser tests (headless chromium)"; node --test tests/browser/*.browser.mjs
+step "all tests passed"

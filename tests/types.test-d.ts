@@ -1,0 +1,16 @@
+// Compile-time check that both packages expose the same names and result shapes.
+import type * as Node from '../bindings-node/index.js'
+import type * as Web from '../bindings-wasm/pkg/web/raas_wasm.js'
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+const cidsShape: Same<Node.Cids, Web.Cids> = true
+// @ts-expect-error the check itself must be able to fail
+const sanity: Same<Node.Cids, Web.CidInfo> = true
+const infoShape: Same<Node.CidInfo, Web.CidInfo> = true
+type NodeCompute = ReturnType<typeof Node.computeCids>
+type WebCompute = Awaited<ReturnType<typeof Web.computeCids>>
+const computeShape: Same<NodeCompute, WebCompute> = true
+const hasherShape: Same<ReturnType<Node.CidHasher["finish"]>, ReturnType<Web.CidHasher['finish']>> = true
+const pieceShape: Same<ReturnType<typeof Node.computePieceCid>, ReturnType<typeof Web.computePieceCid>> = true
+const unixfsShape: Same<ReturnType<typeof Node.computeUnixfsCid>, ReturnType<typeof Web.computeUnixfsCid>> = true
+export { pieceShape, unixfsShape, sanity, cidsShape, infoShape, computeShape, hasherShape }
