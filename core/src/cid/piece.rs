@@ -84,6 +84,15 @@ fn hash_blocks(blocks: &[[u8; 64]], out: &mut Vec<[u8; 32]>) {
         out.extend(tail.iter().map(hash_block));
         return;
     }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        let (quads, tail) = blocks.as_chunks::<4>();
+        for four in quads {
+            out.extend(super::sha_wasm::hash_x4(four));
+        }
+        out.extend(tail.iter().map(hash_block));
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     out.extend(blocks.iter().map(hash_block));
 }
 
