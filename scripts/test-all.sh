@@ -10,6 +10,10 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "setup";            bash scripts/setup.sh
 step "format";           cargo fmt --all --check
 step "clippy";           cargo clippy --workspace --all-targets -- -D warnings
+if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  step "clippy (wasm32)"
+  cargo clippy -p raas-core -p raas-wasm --target wasm32-unknown-unknown --target-dir target/wasm -- -D warnings
+fi
 step "build napi addon"; npm run -s build:node
 step "build wasm";       npm run -s build:wasm
 step "typecheck .d.ts";  npx tsc --noEmit -p tests/tsconfig.json
