@@ -17,7 +17,10 @@
 //! assert_eq!(parsed.cid, ids.cid);
 //! ```
 
+pub mod chain;
 pub mod cid;
 pub mod error;
+pub mod podsi;
+pub mod rt;
 
 pub use error::ErrorCode;

@@ -43,7 +43,7 @@ fn hash_block(block: &[u8; 64]) -> [u8; 32] {
 }
 
 #[inline(always)]
-fn hash_pair(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+pub(crate) fn hash_pair(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
     let mut block = [0u8; 64];
     block[..32].copy_from_slice(left);
     block[32..].copy_from_slice(right);

@@ -1,0 +1,516 @@
+//! The DealStatus client: typed reads, batched reads through Multicall3, and writes that
+//! estimate gas, wait for their receipt and decode reverts.
+
+use std::future::Future;
+use std::time::Duration;
+
+use alloy::primitives::{Address, Bytes, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolCall;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use super::abi::{IDealStatus, IMulticall3};
+use super::error::EvmError;
+use super::keys::CidKeyEncoding;
+use crate::podsi::{self, AuxData, InclusionProof, VerifierData};
+use crate::rt;
+
+/// Canonical Multicall3 address (deployed on Filecoin mainnet and calibration).
+pub const MULTICALL3_ADDRESS: &str = "0xcA11bde05977b3631167028862bE2a173976CA11";
+
+/// A deal recorded for a CID: deal id and the provider's actor id (no `f0` prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deal {
+    /// Market deal id.
+    pub deal_id: u64,
+    /// Storage provider actor id.
+    pub miner_id: u64,
+}
+
+/// Settings of a [`DealStatusClient`].
+#[derive(Debug, Clone)]
+pub struct DealStatusConfig {
+    /// FEVM JSON-RPC endpoint (Lotus `/rpc/v1`, a gateway, or anvil).
+    pub rpc_url: String,
+    /// Address of the DealStatus contract.
+    pub address: String,
+    /// How CIDs become contract keys.
+    pub key_encoding: CidKeyEncoding,
+    /// Multicall3 address; the canonical one by default.
+    pub multicall_address: String,
+    /// CIDs per Multicall3 round trip (FEVM runs a batch in one message: keep it modest).
+    pub batch_size: usize,
+    /// Batched round trips in flight at once.
+    pub concurrency: usize,
+    /// Time limit of one RPC call.
+    pub timeout: Duration,
+    /// Extra gas over the estimate, in percent.
+    pub gas_margin_percent: u64,
+}
+
+impl DealStatusConfig {
+    /// Defaults for a contract at `address` behind `rpc_url`.
+    pub fn new(rpc_url: impl Into<String>, address: impl Into<String>) -> Self {
+        DealStatusConfig {
+            rpc_url: rpc_url.into(),
+            address: address.into(),
+            key_encoding: CidKeyEncoding::Utf8,
+            multicall_address: MULTICALL3_ADDRESS.to_string(),
+            batch_size: 50,
+            concurrency: 4,
+            timeout: Duration::from_secs(30),
+            gas_margin_percent: 25,
+        }
+    }
+}
+
+/// Receipt of a `submit` / `submitRaaS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmitReceipt {
+    /// The request id the contract issued.
+    pub request_id: u64,
+    /// Transaction hash (0x hex).
+    pub tx_hash: String,
+    /// Block (epoch) of inclusion.
+    pub block_number: u64,
+}
+
+/// Receipt of a `complete`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompleteReceipt {
+    /// The aggregate the proof places the sub-piece in.
+    pub aux: AuxData,
+    /// Whether the deal was new for the request (a duplicate records nothing).
+    pub recorded: bool,
+    /// Transaction hash (0x hex).
+    pub tx_hash: String,
+    /// Block (epoch) of inclusion.
+    pub block_number: u64,
+}
+
+/// Client of a DealStatus contract (ours, or a deployed reference/Lighthouse one).
+#[derive(Clone)]
+pub struct DealStatusClient {
+    provider: DynProvider,
+    address: Address,
+    multicall: Address,
+    keys: CidKeyEncoding,
+    batch_size: usize,
+    concurrency: usize,
+    timeout: Duration,
+    gas_margin_percent: u64,
+    signer: Option<Address>,
+}
+
+impl std::fmt::Debug for DealStatusClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DealStatusClient")
+            .field("address", &self.address)
+            .field("signer", &self.signer)
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_address(field: &'static str, value: &str) -> Result<Address, EvmError> {
+    value.parse().map_err(
+        |e: alloy::primitives::hex::FromHexError| EvmError::InvalidAddress {
+            field,
+            reason: format!("{value:?} is not a 20-byte 0x address ({e})"),
+        },
+    )
+}
+
+impl DealStatusClient {
+    /// A read-only client.
+    pub fn new(config: DealStatusConfig) -> Result<Self, EvmError> {
+        Self::build(config, None)
+    }
+
+    /// A client that can also send `submit`, `submitRaaS` and `complete`, signing with
+    /// `private_key` (32 bytes hex). The key is never logged or put in an error.
+    pub fn with_signer(config: DealStatusConfig, private_key: &str) -> Result<Self, EvmError> {
+        let signer: PrivateKeySigner = private_key
+            .trim()
+            .parse()
+            .map_err(|_| EvmError::InvalidPrivateKey)?;
+        Self::build(config, Some(signer))
+    }
+
+    fn build(config: DealStatusConfig, signer: Option<PrivateKeySigner>) -> Result<Self, EvmError> {
+        let url: reqwest::Url = config
+            .rpc_url
+            .parse()
+            .map_err(|e| EvmError::InvalidUrl(format!("{e}")))?;
+        let address = parse_address("DealStatus address", &config.address)?;
+        let multicall = parse_address("Multicall3 address", &config.multicall_address)?;
+        let signer_address = signer.as_ref().map(|s| s.address());
+        let provider = match signer {
+            Some(signer) => ProviderBuilder::new()
+                .wallet(signer)
+                .connect_http(url)
+                .erased(),
+            None => ProviderBuilder::new().connect_http(url).erased(),
+        };
+        Ok(DealStatusClient {
+            provider,
+            address,
+            multicall,
+            keys: config.key_encoding,
+            batch_size: config.batch_size.clamp(1, 500),
+            concurrency: config.concurrency.clamp(1, 64),
+            timeout: config.timeout,
+            gas_margin_percent: config.gas_margin_percent.min(200),
+            signer: signer_address,
+        })
+    }
+
+    /// The contract address.
+    pub fn address(&self) -> String {
+        self.address.to_checksum(None)
+    }
+
+    /// The signing account, if any.
+    pub fn signer_address(&self) -> Option<String> {
+        self.signer.map(|a| a.to_checksum(None))
+    }
+
+    /// The underlying provider (for callers that need raw RPC on the same connection).
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    fn contract(&self) -> IDealStatus::IDealStatusInstance<DynProvider> {
+        IDealStatus::new(self.address, self.provider.clone())
+    }
+
+    async fn timed<T, F>(&self, method: &'static str, fut: F) -> Result<T, EvmError>
+    where
+        F: Future<Output = Result<T, EvmError>>,
+    {
+        rt::timeout(self.timeout, fut)
+            .await
+            .unwrap_or(Err(EvmError::Timeout {
+                method,
+                millis: self.timeout.as_millis() as u64,
+            }))
+    }
+
+    fn key(&self, cid: &str) -> Result<Bytes, EvmError> {
+        Ok(Bytes::from(self.keys.key(cid)?))
+    }
+
+    /// Every deal recorded for `cid` (zeroed entries of reference contracts left out).
+    pub async fn all_deals(&self, cid: &str) -> Result<Vec<Deal>, EvmError> {
+        let key = self.key(cid)?;
+        let c = self.contract();
+        let deals = self
+            .timed("getAllDeals", async {
+                c.getAllDeals(key)
+                    .call()
+                    .await
+                    .map_err(|e| EvmError::from_contract("getAllDeals", e))
+            })
+            .await?;
+        Ok(clean(deals))
+    }
+
+    /// Deals of `cid` active now, according to the contract.
+    pub async fn active_deals(&self, cid: &str) -> Result<Vec<Deal>, EvmError> {
+        let key = self.key(cid)?;
+        let c = self.contract();
+        let deals = self
+            .timed("getActiveDeals", async {
+                c.getActiveDeals(key)
+                    .call()
+                    .await
+                    .map_err(|e| EvmError::from_contract("getActiveDeals", e))
+            })
+            .await?;
+        Ok(clean(deals))
+    }
+
+    /// Active deals of `cid` that end within `epochs`.
+    pub async fn expiring_deals(&self, cid: &str, epochs: u64) -> Result<Vec<Deal>, EvmError> {
+        let key = self.key(cid)?;
+        let c = self.contract();
+        let deals = self
+            .timed("getExpiringDeals", async {
+                c.getExpiringDeals(key, epochs)
+                    .call()
+                    .await
+                    .map_err(|e| EvmError::from_contract("getExpiringDeals", e))
+            })
+            .await?;
+        Ok(clean(deals))
+    }
+
+    /// Every CID that has a request, once each, in request order. Keys that are not CIDs
+    /// come back as `0x` hex.
+    pub async fn all_cids(&self) -> Result<Vec<String>, EvmError> {
+        let c = self.contract();
+        let keys = self
+            .timed("getAllCIDs", async {
+                c.getAllCIDs()
+                    .call()
+                    .await
+                    .map_err(|e| EvmError::from_contract("getAllCIDs", e))
+            })
+            .await?;
+        let mut seen = std::collections::HashSet::new();
+        Ok(keys
+            .into_iter()
+            .filter(|k| !k.is_empty())
+            .map(|k| {
+                CidKeyEncoding::cid_of_key(&k)
+                    .unwrap_or_else(|| format!("0x{}", alloy::hex::encode(&k)))
+            })
+            .filter(|c| seen.insert(c.clone()))
+            .collect())
+    }
+
+    /// Active deals of many CIDs, `batch_size` CIDs per Multicall3 round trip. One entry
+    /// per CID, in order; a CID whose read fails gets its own error.
+    pub async fn active_deals_many(
+        &self,
+        cids: &[String],
+    ) -> Result<Vec<Result<Vec<Deal>, EvmError>>, EvmError> {
+        let keys = cids
+            .iter()
+            .map(|c| self.key(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let batches: Vec<Vec<Bytes>> = keys.chunks(self.batch_size).map(<[_]>::to_vec).collect();
+        let results: Vec<Vec<Result<Vec<Deal>, EvmError>>> = stream::iter(batches)
+            .map(|batch| self.active_batch(batch))
+            .buffered(self.concurrency)
+            .try_collect()
+            .await?;
+        Ok(results.into_iter().flatten().collect())
+    }
+
+    async fn active_batch(
+        &self,
+        keys: Vec<Bytes>,
+    ) -> Result<Vec<Result<Vec<Deal>, EvmError>>, EvmError> {
+        let calls: Vec<IMulticall3::Call3> = keys
+            .into_iter()
+            .map(|key| IMulticall3::Call3 {
+                target: self.address,
+                allowFailure: true,
+                callData: IDealStatus::getActiveDealsCall { _cid: key }
+                    .abi_encode()
+                    .into(),
+            })
+            .collect();
+        let multicall = IMulticall3::new(self.multicall, &self.provider);
+        let replies = self
+            .timed("aggregate3", async {
+                multicall
+                    .aggregate3(calls)
+                    .call()
+                    .await
+                    .map_err(|e| EvmError::from_contract("aggregate3", e))
+            })
+            .await?;
+        Ok(replies
+            .into_iter()
+            .map(|r| {
+                if !r.success {
+                    return Err(EvmError::Reverted {
+                        method: "getActiveDeals",
+                        reason: super::error::revert_reason(&r.returnData),
+                    });
+                }
+                IDealStatus::getActiveDealsCall::abi_decode_returns(&r.returnData)
+                    .map(clean)
+                    .map_err(|e| EvmError::Malformed {
+                        what: "getActiveDeals",
+                        reason: e.to_string(),
+                    })
+            })
+            .collect())
+    }
+
+    /// Lighthouse's `getMaxReplications`, when the contract has it.
+    pub async fn max_replications(&self) -> Result<Option<u64>, EvmError> {
+        let c = self.contract();
+        let reply = self
+            .timed("getMaxReplications", async {
+                Ok(c.getMaxReplications().call().await)
+            })
+            .await?;
+        match reply {
+            Ok(v) => Ok(Some(u64::try_from(v).unwrap_or(u64::MAX))),
+            Err(e) => match EvmError::from_contract("getMaxReplications", e) {
+                // Absent function: empty revert or empty reply.
+                EvmError::Reverted { .. }
+                | EvmError::NoContract { .. }
+                | EvmError::Malformed { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// `submit(cid)`: a new aggregation request.
+    pub async fn submit(&self, cid: &str) -> Result<SubmitReceipt, EvmError> {
+        let key = self.key(cid)?;
+        let c = self.contract();
+        self.send_submit("submit", c.submit(key)).await
+    }
+
+    /// `submitRaaS(cid, replication, repair, renew)`: a request with RaaS parameters.
+    pub async fn submit_raas(
+        &self,
+        cid: &str,
+        replication_target: u64,
+        repair_threshold: u64,
+        renew_threshold: u64,
+    ) -> Result<SubmitReceipt, EvmError> {
+        let key = self.key(cid)?;
+        let c = self.contract();
+        let call = c.submitRaaS(
+            key,
+            U256::from(replication_target),
+            U256::from(repair_threshold),
+            U256::from(renew_threshold),
+        );
+        self.send_submit("submitRaaS", call).await
+    }
+
+    async fn send_submit<C: alloy::contract::CallDecoder + Send>(
+        &self,
+        method: &'static str,
+        call: alloy::contract::CallBuilder<&DynProvider, C>,
+    ) -> Result<SubmitReceipt, EvmError> {
+        let receipt = self.send(method, call).await?;
+        let id = receipt
+            .decoded_log::<IDealStatus::SubmitAggregatorRequest>()
+            .map(|l| l.data.id)
+            .or_else(|| {
+                receipt
+                    .decoded_log::<IDealStatus::SubmitAggregatorRequestWithRaaS>()
+                    .map(|l| l.data.id)
+            })
+            .ok_or(EvmError::Malformed {
+                what: method,
+                reason: "receipt has no request event".into(),
+            })?;
+        Ok(SubmitReceipt {
+            request_id: u64::try_from(id).map_err(|_| EvmError::Malformed {
+                what: method,
+                reason: format!("request id {id} exceeds u64"),
+            })?,
+            tx_hash: receipt.transaction_hash.to_string(),
+            block_number: receipt.block_number.unwrap_or_default(),
+        })
+    }
+
+    /// `complete(...)`: records a deal for a request. The proof is verified here first, so
+    /// an inconsistent one is `INVALID_PROOF` and costs no gas.
+    pub async fn complete(
+        &self,
+        request_id: u64,
+        deal_id: u64,
+        miner_id: u64,
+        proof: &InclusionProof,
+        verifier: &VerifierData,
+    ) -> Result<CompleteReceipt, EvmError> {
+        let aux = podsi::verify(proof, verifier)?;
+        let to_abi = |p: &podsi::ProofData| IDealStatus::ProofData {
+            index: p.index,
+            path: p.path.iter().map(|h| h.into()).collect(),
+        };
+        // Encoded by field name, so the subtree/index order cannot be swapped.
+        let proof = IDealStatus::InclusionProof {
+            proofSubtree: to_abi(&proof.proof_subtree),
+            proofIndex: to_abi(&proof.proof_index),
+        };
+        let verifier = IDealStatus::InclusionVerifierData {
+            commPc: verifier.comm_pc.clone().into(),
+            sizePc: verifier.size_pc,
+        };
+        let c = self.contract();
+        let call = c.complete(U256::from(request_id), deal_id, miner_id, proof, verifier);
+        let receipt = self.send("complete", call).await?;
+        let recorded = receipt
+            .decoded_log::<IDealStatus::CompleteAggregatorRequest>()
+            .is_some();
+        Ok(CompleteReceipt {
+            aux,
+            recorded,
+            tx_hash: receipt.transaction_hash.to_string(),
+            block_number: receipt.block_number.unwrap_or_default(),
+        })
+    }
+
+    /// Allows or disallows an aggregator to `complete` (our contract; owner only).
+    pub async fn set_aggregator(
+        &self,
+        aggregator: &str,
+        allowed: bool,
+    ) -> Result<String, EvmError> {
+        let who = parse_address("aggregator", aggregator)?;
+        let c = self.contract();
+        let receipt = self
+            .send("setAggregator", c.setAggregator(who, allowed))
+            .await?;
+        Ok(receipt.transaction_hash.to_string())
+    }
+
+    /// Estimates gas (plus the margin), sends, waits for the receipt and checks its status.
+    async fn send<C: alloy::contract::CallDecoder + Send>(
+        &self,
+        method: &'static str,
+        call: alloy::contract::CallBuilder<&DynProvider, C>,
+    ) -> Result<alloy::rpc::types::TransactionReceipt, EvmError> {
+        if self.signer.is_none() {
+            return Err(EvmError::NoSigner(method));
+        }
+        let estimate = self
+            .timed(method, async {
+                call.estimate_gas()
+                    .await
+                    .map_err(|e| EvmError::from_contract(method, e))
+            })
+            .await?;
+        let gas = estimate.saturating_mul(100 + self.gas_margin_percent) / 100;
+        let call = call.gas(gas);
+        let pending = self
+            .timed(method, async {
+                call.send()
+                    .await
+                    .map_err(|e| EvmError::from_contract(method, e))
+            })
+            .await?;
+        let receipt = self
+            .timed(method, async {
+                pending.get_receipt().await.map_err(|e| EvmError::Rpc {
+                    method,
+                    message: e.to_string(),
+                })
+            })
+            .await?;
+        if !receipt.status() {
+            return Err(EvmError::Reverted {
+                method,
+                reason: format!("transaction {} failed on chain", receipt.transaction_hash),
+            });
+        }
+        Ok(receipt)
+    }
+}
+
+/// Drops the `{0, 0}` entries that reference contracts leave for inactive deals.
+fn clean(deals: Vec<IDealStatus::Deal>) -> Vec<Deal> {
+    deals
+        .into_iter()
+        .filter(|d| d.dealId != 0)
+        .map(|d| Deal {
+            deal_id: d.dealId,
+            miner_id: d.minerId,
+        })
+        .collect()
+}

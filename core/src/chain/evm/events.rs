@@ -1,0 +1,152 @@
+//! Intake of aggregation requests from the contract's events: `eth_getLogs` over bounded
+//! block ranges behind a confirmation depth, resumable from a cursor the caller persists,
+//! so nothing emitted while a node is down is lost.
+
+use alloy::primitives::U256;
+use alloy::providers::Provider;
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent;
+use serde::{Deserialize, Serialize};
+
+use super::abi::IDealStatus;
+use super::client::DealStatusClient;
+use super::error::EvmError;
+use super::keys::CidKeyEncoding;
+
+/// Where the next scan starts. Persist it after handling a scan's requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EventCursor {
+    /// First block not yet scanned.
+    pub next_block: u64,
+}
+
+/// One aggregation request seen on chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AggregatorRequest {
+    /// Request id issued by the contract.
+    pub request_id: u64,
+    /// The CID the key decodes to (normalised), if it is one.
+    pub cid: Option<String>,
+    /// The raw contract key (0x hex).
+    pub cid_key: String,
+    /// RaaS parameters, for `SubmitAggregatorRequestWithRaaS`.
+    pub raas: Option<RaasParams>,
+    /// Block (epoch) of the event.
+    pub block_number: u64,
+    /// Transaction hash.
+    pub tx_hash: String,
+    /// Position of the log in its block.
+    pub log_index: u64,
+}
+
+/// The numbers of a `submitRaaS` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RaasParams {
+    /// Copies wanted.
+    pub replication_target: u64,
+    /// Repair after this many epochs without proof.
+    pub repair_threshold: u64,
+    /// Renew this many epochs before expiry.
+    pub renew_threshold: u64,
+}
+
+/// The result of one scan step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestScan {
+    /// Requests found, in chain order.
+    pub requests: Vec<AggregatorRequest>,
+    /// Cursor to pass next time.
+    pub cursor: EventCursor,
+    /// Whether the scan reached the confirmed head.
+    pub caught_up: bool,
+}
+
+fn small(v: U256, what: &'static str) -> Result<u64, EvmError> {
+    u64::try_from(v).map_err(|_| EvmError::Malformed {
+        what,
+        reason: format!("{v} exceeds u64"),
+    })
+}
+
+impl DealStatusClient {
+    /// Scans at most `max_range` blocks from `cursor` up to `head - confirmations`.
+    /// Call again while `caught_up` is false. Lotus limits a query to 2880 epochs.
+    pub async fn scan_requests(
+        &self,
+        cursor: EventCursor,
+        confirmations: u64,
+        max_range: u64,
+    ) -> Result<RequestScan, EvmError> {
+        let provider = self.provider();
+        let head = provider
+            .get_block_number()
+            .await
+            .map_err(|e| EvmError::from_transport("eth_blockNumber", e))?;
+        let safe = head.saturating_sub(confirmations);
+        if cursor.next_block > safe {
+            return Ok(RequestScan {
+                requests: vec![],
+                cursor,
+                caught_up: true,
+            });
+        }
+        let to = safe.min(cursor.next_block + max_range.max(1) - 1);
+        let address: alloy::primitives::Address =
+            self.address()
+                .parse()
+                .map_err(|_| EvmError::InvalidAddress {
+                    field: "DealStatus address",
+                    reason: "unparsable".into(),
+                })?;
+        let filter = Filter::new()
+            .address(address)
+            .event_signature(vec![
+                IDealStatus::SubmitAggregatorRequest::SIGNATURE_HASH,
+                IDealStatus::SubmitAggregatorRequestWithRaaS::SIGNATURE_HASH,
+            ])
+            .from_block(cursor.next_block)
+            .to_block(to);
+        let logs = provider
+            .get_logs(&filter)
+            .await
+            .map_err(|e| EvmError::from_transport("eth_getLogs", e))?;
+        let mut requests = Vec::with_capacity(logs.len());
+        for log in logs {
+            let (id, key, raas) =
+                if let Ok(e) = log.log_decode::<IDealStatus::SubmitAggregatorRequestWithRaaS>() {
+                    let d = e.inner.data;
+                    let raas = RaasParams {
+                        replication_target: small(d._replication_target, "replication target")?,
+                        repair_threshold: small(d._repair_threshold, "repair threshold")?,
+                        renew_threshold: small(d._renew_threshold, "renew threshold")?,
+                    };
+                    (d.id, d.cid, Some(raas))
+                } else if let Ok(e) = log.log_decode::<IDealStatus::SubmitAggregatorRequest>() {
+                    (e.inner.data.id, e.inner.data.cid, None)
+                } else {
+                    continue;
+                };
+            requests.push(AggregatorRequest {
+                request_id: small(id, "request id")?,
+                cid: CidKeyEncoding::cid_of_key(&key),
+                cid_key: format!("0x{}", alloy::hex::encode(&key)),
+                raas,
+                block_number: log.block_number.unwrap_or_default(),
+                tx_hash: log
+                    .transaction_hash
+                    .map(|h| h.to_string())
+                    .unwrap_or_default(),
+                log_index: log.log_index.unwrap_or_default(),
+            });
+        }
+        Ok(RequestScan {
+            requests,
+            cursor: EventCursor { next_block: to + 1 },
+            caught_up: to == safe,
+        })
+    }
+}

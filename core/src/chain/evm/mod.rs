@@ -1,0 +1,16 @@
+//! The DealStatus contract: reads (single and batched through Multicall3), writes with
+//! receipts, and intake of aggregation requests from its events.
+
+mod abi;
+mod client;
+mod error;
+mod events;
+mod keys;
+
+pub use abi::{IDealStatus, IMulticall3};
+pub use client::{
+    CompleteReceipt, Deal, DealStatusClient, DealStatusConfig, SubmitReceipt, MULTICALL3_ADDRESS,
+};
+pub use error::EvmError;
+pub use events::{AggregatorRequest, EventCursor, RequestScan};
+pub use keys::CidKeyEncoding;

@@ -1,0 +1,576 @@
+//! One verdict on a deal's health, from what the chain says: the deal (market actor via
+//! Lotus), its sector's partition bits and fault state (miner actor), and the head.
+//!
+//! [`verdict`] is pure; [`check_deals`] gathers the observations for many deals in a fixed
+//! number of batched round trips (head, deals, sector locations, partitions, proving
+//! deadlines, fault expirations), whatever the number of deals.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::lotus::types::{actor_id, CidJson, MarketDeal, ProvingDeadline};
+use super::lotus::{LotusClient, LotusError};
+
+/// Epochs per WindowPoSt deadline.
+pub const DEADLINE_EPOCHS: i64 = 60;
+/// Epochs per proving period (48 deadlines).
+pub const PROVING_PERIOD: i64 = 2880;
+/// A sector faulty this long is terminated (42 days); `Early` is fault start plus this.
+pub const FAULT_MAX_AGE: i64 = 120_960;
+
+/// The health of one deal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "camelCase")]
+pub enum DealHealth {
+    /// Published, not yet activated, and its start epoch has not passed.
+    NotActivated,
+    /// Activated, not ended, its sector live and not faulty (or faults cannot be checked:
+    /// see [`FaultCheck`]).
+    Active,
+    /// Its sector is faulty: not proven since about `since`.
+    Faulty {
+        /// Approximate epoch the fault began.
+        since: Option<i64>,
+    },
+    /// Terminated early (slashed, or its sector terminated).
+    Terminated,
+    /// Past its end epoch.
+    Expired,
+    /// Gone from the market with nothing to tell why, or never activated in time.
+    Missing,
+}
+
+/// Whether sector faults were looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FaultCheck {
+    /// The partition bits were read.
+    Checked,
+    /// The endpoint lacks the fault methods (public gateways): the verdict does not guess.
+    Unavailable,
+    /// Not relevant for this state (the deal is not active).
+    NotApplicable,
+}
+
+/// What the miner actor says about the deal's sector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectorView {
+    /// Not looked up.
+    NotChecked,
+    /// The endpoint does not serve the partition methods.
+    Unavailable,
+    /// `StateSectorPartition` does not know the sector: it is gone.
+    Gone,
+    /// The sector's bits in its partition.
+    Partition {
+        /// Not terminated.
+        live: bool,
+        /// Live, proven, not faulty.
+        active: bool,
+        /// Faulty (recovering included).
+        faulty: bool,
+        /// Its proving deadline.
+        deadline: u64,
+        /// `StateSectorExpiration.Early` when faulty (0 or unknown: `None`).
+        fault_early: Option<i64>,
+        /// The miner's current proving deadline, to date the last proof.
+        proving: Option<ProvingDeadline>,
+    },
+}
+
+/// Everything the verdict needs about one deal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DealObservation {
+    /// The deal.
+    pub deal_id: u64,
+    /// Head epoch the observation was made at.
+    pub head: i64,
+    /// The deal, or `None` when Lotus says it is not found.
+    pub deal: Option<MarketDeal>,
+    /// The sector, when the deal is active.
+    pub sector: SectorView,
+    /// End epoch recorded when the deal was made, to tell a completed deal from a
+    /// terminated one once the market has deleted it.
+    pub known_end_epoch: Option<i64>,
+}
+
+/// The verdict and the facts behind it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthReport {
+    /// The deal.
+    pub deal_id: u64,
+    /// The verdict.
+    pub health: DealHealth,
+    /// Epochs since the sector was last proven, when it can be told.
+    pub epochs_since_proven: Option<i64>,
+    /// Whether faults were checked.
+    pub fault_check: FaultCheck,
+    /// Provider actor id.
+    pub provider: Option<u64>,
+    /// Sector number.
+    pub sector: Option<u64>,
+    /// Deal start epoch.
+    pub start_epoch: Option<i64>,
+    /// Deal end epoch.
+    pub end_epoch: Option<i64>,
+    /// Head epoch of the observation.
+    pub head: i64,
+}
+
+/// The verdict on one deal (lotus-api notes §3.3, correct before and after nv22).
+pub fn verdict(o: &DealObservation) -> HealthReport {
+    let mut report = HealthReport {
+        deal_id: o.deal_id,
+        health: DealHealth::Missing,
+        epochs_since_proven: None,
+        fault_check: FaultCheck::NotApplicable,
+        provider: None,
+        sector: None,
+        start_epoch: None,
+        end_epoch: o.known_end_epoch,
+        head: o.head,
+    };
+    let Some(deal) = &o.deal else {
+        // Since nv22 a terminated deal is deleted at once and a settled one after its end:
+        // only the end epoch recorded at deal time can tell them apart.
+        report.health = match o.known_end_epoch {
+            Some(end) if o.head >= end => DealHealth::Expired,
+            Some(_) => DealHealth::Terminated,
+            None => DealHealth::Missing,
+        };
+        return report;
+    };
+    let (p, s) = (&deal.proposal, &deal.state);
+    report.provider = actor_id(&p.provider);
+    report.start_epoch = Some(p.start_epoch);
+    report.end_epoch = Some(p.end_epoch);
+    if s.sector_start_epoch < 0 {
+        // Activation after the start epoch is impossible: the deal will be purged.
+        report.health = if o.head < p.start_epoch {
+            DealHealth::NotActivated
+        } else {
+            DealHealth::Missing
+        };
+        return report;
+    }
+    report.sector = Some(s.sector_number);
+    if s.slash_epoch >= 0 {
+        report.health = DealHealth::Terminated;
+        return report;
+    }
+    if o.head >= p.end_epoch {
+        // Ended deals linger until settled, looking healthy: the end epoch decides.
+        report.health = DealHealth::Expired;
+        return report;
+    }
+    match &o.sector {
+        SectorView::NotChecked | SectorView::Unavailable => {
+            report.health = DealHealth::Active;
+            report.fault_check = FaultCheck::Unavailable;
+        }
+        SectorView::Gone => {
+            report.health = DealHealth::Terminated;
+            report.fault_check = FaultCheck::Checked;
+        }
+        SectorView::Partition {
+            live,
+            active,
+            faulty,
+            deadline,
+            fault_early,
+            proving,
+        } => {
+            report.fault_check = FaultCheck::Checked;
+            if !live {
+                report.health = DealHealth::Terminated;
+            } else if *faulty {
+                let since = fault_early.filter(|&e| e > 0).map(|e| e - FAULT_MAX_AGE);
+                report.health = DealHealth::Faulty { since };
+                report.epochs_since_proven = since.map(|f| (o.head - f).max(0));
+            } else if *active {
+                report.health = DealHealth::Active;
+                report.epochs_since_proven =
+                    proving.map(|pd| (o.head - last_close(*deadline, &pd)).max(0));
+            } else {
+                // Live, not yet proven by WindowPoSt: proven by its activation.
+                report.health = DealHealth::Active;
+                report.epochs_since_proven = Some((o.head - s.sector_start_epoch).max(0));
+            }
+        }
+    }
+    report
+}
+
+/// Epoch at which `deadline` last closed, given the miner's current proving deadline.
+fn last_close(deadline: u64, pd: &ProvingDeadline) -> i64 {
+    let close = pd.period_start + (deadline as i64 + 1) * DEADLINE_EPOCHS;
+    if deadline < pd.index {
+        close
+    } else {
+        close - PROVING_PERIOD
+    }
+}
+
+/// Health of many deals. `known_end_epochs[i]` (if any) is the end recorded for
+/// `deal_ids[i]`. One result per deal, in order.
+pub async fn check_deals(
+    lotus: &LotusClient,
+    deal_ids: &[u64],
+    known_end_epochs: &[Option<i64>],
+) -> Result<Vec<Result<HealthReport, LotusError>>, LotusError> {
+    let head = lotus.chain_head().await?;
+    let tipset: &[CidJson] = &head.cids;
+    let deals = lotus.market_deals(deal_ids, Some(tipset)).await?;
+
+    // Sectors of the deals that are active at the market level.
+    let mut wanted: BTreeSet<(u64, u64)> = BTreeSet::new();
+    for deal in deals.iter().flatten() {
+        let s = &deal.state;
+        if s.sector_start_epoch >= 0 && s.slash_epoch < 0 && head.height < deal.proposal.end_epoch {
+            if let Some(provider) = actor_id(&deal.proposal.provider) {
+                wanted.insert((provider, s.sector_number));
+            }
+        }
+    }
+    let sectors = read_sectors(lotus, &wanted).await?;
+
+    Ok(deal_ids
+        .iter()
+        .zip(deals)
+        .enumerate()
+        .map(|(i, (&deal_id, deal))| {
+            let deal = match deal {
+                Ok(d) => Some(d),
+                Err(LotusError::DealNotFound { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            let sector = deal
+                .as_ref()
+                .and_then(|d| Some((actor_id(&d.proposal.provider)?, d.state.sector_number)))
+                .and_then(|key| sectors.get(&key).cloned())
+                .unwrap_or(SectorView::NotChecked);
+            Ok(verdict(&DealObservation {
+                deal_id,
+                head: head.height,
+                deal,
+                sector,
+                known_end_epoch: known_end_epochs.get(i).copied().flatten(),
+            }))
+        })
+        .collect())
+}
+
+/// Partition bits (and fault dates) of each wanted (miner, sector), in batched reads.
+async fn read_sectors(
+    lotus: &LotusClient,
+    wanted: &BTreeSet<(u64, u64)>,
+) -> Result<BTreeMap<(u64, u64), SectorView>, LotusError> {
+    let mut views = BTreeMap::new();
+    if wanted.is_empty() {
+        return Ok(views);
+    }
+    let keys: Vec<(u64, u64)> = wanted.iter().copied().collect();
+    let locations = lotus.sector_partitions(&keys).await?;
+    if locations
+        .iter()
+        .any(|l| matches!(l, Err(LotusError::MethodNotAvailable { .. })))
+    {
+        return Ok(keys
+            .into_iter()
+            .map(|k| (k, SectorView::Unavailable))
+            .collect());
+    }
+    let mut located = Vec::new();
+    for (key, loc) in keys.into_iter().zip(locations) {
+        match loc {
+            Ok(loc) => located.push((key, loc)),
+            // "sector N not due at any deadline": unknown to the miner, so gone.
+            Err(LotusError::Rpc { ref message, .. })
+                if message.contains("not due at any deadline") =>
+            {
+                views.insert(key, SectorView::Gone);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let deadlines: Vec<(u64, u64)> = located
+        .iter()
+        .map(|((m, _), l)| (*m, l.deadline))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let partitions = lotus.miner_partitions_many(&deadlines).await?;
+    let partitions: BTreeMap<(u64, u64), Vec<_>> = deadlines
+        .iter()
+        .copied()
+        .zip(partitions)
+        .map(|(k, p)| p.map(|p| (k, p)))
+        .collect::<Result<_, _>>()?;
+    let miners: Vec<u64> = located
+        .iter()
+        .map(|((m, _), _)| *m)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let proving = lotus
+        .call_many::<ProvingDeadline>(
+            "Filecoin.StateMinerProvingDeadline",
+            miners
+                .iter()
+                .map(|m| serde_json::json!([format!("f0{m}"), null]))
+                .collect(),
+        )
+        .await?;
+    let proving: BTreeMap<u64, ProvingDeadline> = miners
+        .iter()
+        .copied()
+        .zip(proving)
+        .filter_map(|(m, p)| Some((m, p.ok()?)))
+        .collect();
+
+    let mut faulty = Vec::new();
+    for ((miner, sector), loc) in &located {
+        let part = partitions
+            .get(&(*miner, loc.deadline))
+            .and_then(|ps| ps.get(loc.partition as usize));
+        let view = match part {
+            None => SectorView::Gone,
+            Some(p) => {
+                let is_faulty = p.faulty_sectors.contains(*sector);
+                if is_faulty {
+                    faulty.push((*miner, *sector));
+                }
+                SectorView::Partition {
+                    live: p.live_sectors.contains(*sector),
+                    active: p.active_sectors.contains(*sector),
+                    faulty: is_faulty,
+                    deadline: loc.deadline,
+                    fault_early: None,
+                    proving: proving.get(miner).copied(),
+                }
+            }
+        };
+        views.insert((*miner, *sector), view);
+    }
+    if !faulty.is_empty() {
+        let params = faulty
+            .iter()
+            .map(|(m, s)| serde_json::json!([format!("f0{m}"), s, null]))
+            .collect();
+        let expirations = lotus
+            .call_many::<super::lotus::types::SectorExpiration>(
+                "Filecoin.StateSectorExpiration",
+                params,
+            )
+            .await?;
+        for (key, exp) in faulty.into_iter().zip(expirations) {
+            if let (Ok(exp), Some(SectorView::Partition { fault_early, .. })) =
+                (exp, views.get_mut(&key))
+            {
+                *fault_early = Some(exp.early).filter(|&e| e > 0);
+            }
+        }
+    }
+    Ok(views)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::lotus::types::{CidJson, DealProposal, DealState};
+    use super::*;
+
+    const START: i64 = 1_000;
+    const END: i64 = 600_000;
+
+    fn deal(sector_start: i64, slash: i64) -> Option<MarketDeal> {
+        Some(MarketDeal {
+            proposal: DealProposal {
+                piece_cid: CidJson {
+                    cid: "baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq".into(),
+                },
+                piece_size: 1 << 35,
+                verified_deal: true,
+                client: "f01000".into(),
+                provider: "f02620".into(),
+                label: String::new(),
+                start_epoch: START,
+                end_epoch: END,
+                storage_price_per_epoch: "0".into(),
+            },
+            state: DealState {
+                sector_number: 7,
+                sector_start_epoch: sector_start,
+                last_updated_epoch: -1,
+                slash_epoch: slash,
+            },
+        })
+    }
+
+    fn part(live: bool, active: bool, faulty: bool, early: Option<i64>) -> SectorView {
+        SectorView::Partition {
+            live,
+            active,
+            faulty,
+            deadline: 10,
+            fault_early: early,
+            proving: Some(ProvingDeadline {
+                current_epoch: 0,
+                period_start: 100_000,
+                index: 20,
+            }),
+        }
+    }
+
+    fn obs(
+        head: i64,
+        deal: Option<MarketDeal>,
+        sector: SectorView,
+        known_end: Option<i64>,
+    ) -> DealObservation {
+        DealObservation {
+            deal_id: 42,
+            head,
+            deal,
+            sector,
+            known_end_epoch: known_end,
+        }
+    }
+
+    #[test]
+    fn every_state_and_its_boundaries() {
+        use DealHealth::*;
+        let cases: Vec<(&str, DealObservation, DealHealth, Option<i64>, FaultCheck)> = vec![
+            (
+                "not found, nothing known",
+                obs(5_000, None, SectorView::NotChecked, None),
+                Missing,
+                None,
+                FaultCheck::NotApplicable,
+            ),
+            (
+                "not found before recorded end",
+                obs(5_000, None, SectorView::NotChecked, Some(END)),
+                Terminated,
+                None,
+                FaultCheck::NotApplicable,
+            ),
+            (
+                "not found at recorded end",
+                obs(END, None, SectorView::NotChecked, Some(END)),
+                Expired,
+                None,
+                FaultCheck::NotApplicable,
+            ),
+            (
+                "published, before start",
+                obs(START - 1, deal(-1, -1), SectorView::NotChecked, None),
+                NotActivated,
+                None,
+                FaultCheck::NotApplicable,
+            ),
+            (
+                "published, start passed",
+                obs(START, deal(-1, -1), SectorView::NotChecked, None),
+                Missing,
+                None,
+                FaultCheck::NotApplicable,
+            ),
+            (
+                "legacy slashed",
+                obs(5_000, deal(900, 4_000), SectorView::NotChecked, None),
+                Terminated,
+                None,
+                FaultCheck::NotApplicable,
+            ),
+            (
+                "ended, unsettled",
+                obs(END, deal(900, -1), part(true, true, false, None), None),
+                Expired,
+                None,
+                FaultCheck::NotApplicable,
+            ),
+            (
+                "one epoch before end",
+                obs(END - 1, deal(900, -1), part(true, true, false, None), None),
+                Active,
+                Some(END - 1 - (100_000 + 11 * 60)),
+                FaultCheck::Checked,
+            ),
+            (
+                "active, deadline already closed this period",
+                obs(101_000, deal(900, -1), part(true, true, false, None), None),
+                Active,
+                Some(101_000 - 100_660),
+                FaultCheck::Checked,
+            ),
+            (
+                "faulty",
+                obs(
+                    200_000,
+                    deal(900, -1),
+                    part(true, false, true, Some(150_000 + FAULT_MAX_AGE)),
+                    None,
+                ),
+                Faulty {
+                    since: Some(150_000),
+                },
+                Some(50_000),
+                FaultCheck::Checked,
+            ),
+            (
+                "faulty, no expiration known",
+                obs(200_000, deal(900, -1), part(true, false, true, None), None),
+                Faulty { since: None },
+                None,
+                FaultCheck::Checked,
+            ),
+            (
+                "live, not yet proven",
+                obs(5_000, deal(900, -1), part(true, false, false, None), None),
+                Active,
+                Some(4_100),
+                FaultCheck::Checked,
+            ),
+            (
+                "sector terminated",
+                obs(5_000, deal(900, -1), part(false, false, false, None), None),
+                Terminated,
+                None,
+                FaultCheck::Checked,
+            ),
+            (
+                "sector unknown to the miner",
+                obs(5_000, deal(900, -1), SectorView::Gone, None),
+                Terminated,
+                None,
+                FaultCheck::Checked,
+            ),
+            (
+                "gateway without fault methods",
+                obs(5_000, deal(900, -1), SectorView::Unavailable, None),
+                Active,
+                None,
+                FaultCheck::Unavailable,
+            ),
+        ];
+        for (name, o, health, since, check) in cases {
+            let r = verdict(&o);
+            assert_eq!(r.health, health, "{name}");
+            assert_eq!(r.epochs_since_proven, since, "{name}");
+            assert_eq!(r.fault_check, check, "{name}");
+        }
+    }
+
+    #[test]
+    fn deadline_close_before_and_after_the_open_one() {
+        let pd = ProvingDeadline {
+            current_epoch: 0,
+            period_start: 100_000,
+            index: 20,
+        };
+        assert_eq!(last_close(19, &pd), 100_000 + 20 * 60);
+        assert_eq!(last_close(20, &pd), 100_000 + 21 * 60 - 2880);
+    }
+}

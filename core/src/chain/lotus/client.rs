@@ -1,0 +1,471 @@
+//! JSON-RPC 2.0 client of Lotus (`/rpc/v1`): Bearer token, per-call timeout, retries with
+//! backoff and jitter for transient failures only, batch requests, bounded concurrency.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use super::error::LotusError;
+use super::types::*;
+use crate::error::ErrorCode;
+use crate::rt;
+
+/// Settings of a [`LotusClient`].
+#[derive(Clone)]
+pub struct LotusConfig {
+    /// Endpoint, e.g. `http://127.0.0.1:1234/rpc/v1`.
+    pub url: String,
+    /// API token (JWT); read methods need none. Never logged.
+    pub token: Option<String>,
+    /// Time limit of one HTTP request.
+    pub timeout: Duration,
+    /// Retries of a transient failure (timeout, network, HTTP 429/5xx).
+    pub retries: u32,
+    /// First backoff; doubles per retry, with jitter.
+    pub retry_base: Duration,
+    /// Backoff ceiling.
+    pub retry_max: Duration,
+    /// Calls per JSON-RPC batch.
+    pub batch_size: usize,
+    /// Batches in flight at once.
+    pub concurrency: usize,
+}
+
+impl std::fmt::Debug for LotusConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LotusConfig")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LotusConfig {
+    /// Defaults for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        LotusConfig {
+            url: url.into(),
+            token: None,
+            timeout: Duration::from_secs(30),
+            retries: 3,
+            retry_base: Duration::from_millis(200),
+            retry_max: Duration::from_secs(5),
+            batch_size: 100,
+            concurrency: 4,
+        }
+    }
+}
+
+/// One call of a batch: method, params, and the deal id it is about (for error messages).
+struct Call {
+    params: Value,
+    deal_id: Option<u64>,
+}
+
+/// Client of a Lotus (or Forest) node or gateway.
+pub struct LotusClient {
+    http: reqwest::Client,
+    url: reqwest::Url,
+    auth: Option<String>,
+    cfg: LotusConfig,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for LotusClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LotusClient")
+            .field("config", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+fn miner(id: u64) -> String {
+    format!("f0{id}")
+}
+
+impl LotusClient {
+    /// A client for `config.url`.
+    pub fn new(config: LotusConfig) -> Result<Self, LotusError> {
+        let url: reqwest::Url = config
+            .url
+            .parse()
+            .map_err(|e| LotusError::InvalidUrl(format!("{e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(LotusError::InvalidUrl(format!(
+                "unsupported scheme {:?}",
+                url.scheme()
+            )));
+        }
+        let auth = config
+            .token
+            .as_ref()
+            .map(|t| format!("Bearer {}", t.trim()));
+        Ok(LotusClient {
+            http: reqwest::Client::new(),
+            url,
+            auth,
+            cfg: LotusConfig {
+                batch_size: config.batch_size.clamp(1, 10_000),
+                concurrency: config.concurrency.clamp(1, 64),
+                ..config
+            },
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// Calls `method` with positional `params`, retrying transient failures.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        params: Value,
+    ) -> Result<T, LotusError> {
+        self.call_about(method, params, None).await
+    }
+
+    async fn call_about<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        params: Value,
+        deal_id: Option<u64>,
+    ) -> Result<T, LotusError> {
+        let value = self
+            .retrying(|| async {
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+                let reply = self.post(method, &body).await?;
+                parse_reply(method, reply, deal_id)
+            })
+            .await?;
+        decode(method, value)
+    }
+
+    /// Calls `method` once per params entry, `batch_size` per JSON-RPC batch, `concurrency`
+    /// batches in flight. One result per entry, in order.
+    pub async fn call_many<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        params: Vec<Value>,
+    ) -> Result<Vec<Result<T, LotusError>>, LotusError> {
+        let calls = params
+            .into_iter()
+            .map(|params| Call {
+                params,
+                deal_id: None,
+            })
+            .collect();
+        self.batch(method, calls).await
+    }
+
+    async fn batch<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        calls: Vec<Call>,
+    ) -> Result<Vec<Result<T, LotusError>>, LotusError> {
+        let mut chunks = Vec::new();
+        let mut calls = calls.into_iter().peekable();
+        while calls.peek().is_some() {
+            chunks.push(calls.by_ref().take(self.cfg.batch_size).collect::<Vec<_>>());
+        }
+        let replies: Vec<Result<Vec<Result<Value, LotusError>>, LotusError>> = stream::iter(chunks)
+            .map(|chunk| async move { self.retrying(|| self.send_batch(method, &chunk)).await })
+            .buffered(self.cfg.concurrency)
+            .collect()
+            .await;
+        let mut out = Vec::new();
+        for chunk in replies {
+            out.extend(
+                chunk?
+                    .into_iter()
+                    .map(|r| r.and_then(|v| decode(method, v))),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn send_batch(
+        &self,
+        method: &'static str,
+        chunk: &[Call],
+    ) -> Result<Vec<Result<Value, LotusError>>, LotusError> {
+        let first = self
+            .next_id
+            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        let body: Vec<Value> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, c)| json!({"jsonrpc": "2.0", "id": first + i as u64, "method": method, "params": c.params}))
+            .collect();
+        let reply = self.post(method, &Value::Array(body)).await?;
+        let Value::Array(items) = reply else {
+            // A server that does not do batches answers with a single error object.
+            return Err(parse_reply(method, reply, None)
+                .err()
+                .unwrap_or(LotusError::Malformed {
+                    method,
+                    reason: "batch answered with a single object".into(),
+                }));
+        };
+        // Replies may come in any order: match them to calls by id.
+        let mut slots: Vec<Option<Result<Value, LotusError>>> =
+            (0..chunk.len()).map(|_| None).collect();
+        for item in items {
+            let index = item
+                .get("id")
+                .and_then(Value::as_u64)
+                .and_then(|id| id.checked_sub(first));
+            let Some(index) = index
+                .filter(|&i| (i as usize) < chunk.len())
+                .map(|i| i as usize)
+            else {
+                return Err(LotusError::Malformed {
+                    method,
+                    reason: "batch reply with an unknown id".into(),
+                });
+            };
+            slots[index] = Some(parse_reply(method, item, chunk[index].deal_id));
+        }
+        Ok(slots
+            .into_iter()
+            .map(|s| {
+                s.unwrap_or(Err(LotusError::Malformed {
+                    method,
+                    reason: "batch reply missing an id".into(),
+                }))
+            })
+            .collect())
+    }
+
+    /// One HTTP round trip, with the per-request time limit.
+    async fn post(&self, method: &'static str, body: &Value) -> Result<Value, LotusError> {
+        let millis = self.cfg.timeout.as_millis() as u64;
+        rt::timeout(self.cfg.timeout, async {
+            let mut req = self.http.post(self.url.clone()).json(body);
+            if let Some(auth) = &self.auth {
+                req = req.header("Authorization", auth);
+            }
+            let resp = req.send().await.map_err(|e| LotusError::Network {
+                method,
+                reason: without_url(&e),
+            })?;
+            let status = resp.status().as_u16();
+            if status == 401 || status == 403 {
+                return Err(LotusError::Unauthorized { method });
+            }
+            let bytes = resp.bytes().await.map_err(|e| LotusError::Network {
+                method,
+                reason: without_url(&e),
+            })?;
+            // Protocol errors come with HTTP 500 and a JSON-RPC body: prefer the body.
+            match serde_json::from_slice::<Value>(&bytes) {
+                Ok(v) => Ok(v),
+                Err(_) if status >= 400 => Err(LotusError::Http { method, status }),
+                Err(e) => Err(LotusError::Malformed {
+                    method,
+                    reason: format!("not JSON: {e}"),
+                }),
+            }
+        })
+        .await
+        .unwrap_or(Err(LotusError::Timeout { method, millis }))
+    }
+
+    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T, LotusError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, LotusError>>,
+    {
+        let mut tries = 0;
+        loop {
+            match attempt().await {
+                Err(e) if e.is_retryable() && tries < self.cfg.retries => {
+                    let exp = self.cfg.retry_base.saturating_mul(1 << tries.min(16));
+                    let capped = exp.min(self.cfg.retry_max);
+                    // Equal jitter: half fixed, half random, so retries of many callers spread.
+                    rt::sleep(capped.mul_f64(0.5 + rt::jitter() / 2.0)).await;
+                    tries += 1;
+                    tracing::debug!(code = e.code(), tries, "retrying Lotus call");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// `Filecoin.ChainHead`.
+    pub async fn chain_head(&self) -> Result<TipSet, LotusError> {
+        self.call("Filecoin.ChainHead", json!([])).await
+    }
+
+    /// `Filecoin.StateNetworkVersion` at the head.
+    pub async fn network_version(&self) -> Result<u32, LotusError> {
+        self.call("Filecoin.StateNetworkVersion", json!([null]))
+            .await
+    }
+
+    /// `Filecoin.StateLookupID`: the actor id of any address.
+    pub async fn lookup_id(&self, address: &str) -> Result<u64, LotusError> {
+        let id: String = self
+            .call("Filecoin.StateLookupID", json!([address, null]))
+            .await?;
+        actor_id(&id).ok_or(LotusError::Malformed {
+            method: "Filecoin.StateLookupID",
+            reason: format!("{id:?} is not an ID address"),
+        })
+    }
+
+    /// `Filecoin.StateMarketStorageDeal` at `tipset` (head when `None`).
+    pub async fn market_deal(
+        &self,
+        deal_id: u64,
+        tipset: Option<&[CidJson]>,
+    ) -> Result<MarketDeal, LotusError> {
+        self.call_about(
+            "Filecoin.StateMarketStorageDeal",
+            json!([deal_id, tipset]),
+            Some(deal_id),
+        )
+        .await
+    }
+
+    /// Many deals in batches; a missing deal is `DEAL_NOT_FOUND` in its own slot.
+    pub async fn market_deals(
+        &self,
+        deal_ids: &[u64],
+        tipset: Option<&[CidJson]>,
+    ) -> Result<Vec<Result<MarketDeal, LotusError>>, LotusError> {
+        let calls = deal_ids
+            .iter()
+            .map(|&id| Call {
+                params: json!([id, tipset]),
+                deal_id: Some(id),
+            })
+            .collect();
+        self.batch("Filecoin.StateMarketStorageDeal", calls).await
+    }
+
+    /// `Filecoin.StateSectorPartition`: where a sector is proven.
+    pub async fn sector_partition(
+        &self,
+        miner_id: u64,
+        sector: u64,
+    ) -> Result<SectorLocation, LotusError> {
+        self.call(
+            "Filecoin.StateSectorPartition",
+            json!([miner(miner_id), sector, null]),
+        )
+        .await
+    }
+
+    /// `Filecoin.StateSectorPartition` for many (miner, sector) pairs.
+    pub async fn sector_partitions(
+        &self,
+        sectors: &[(u64, u64)],
+    ) -> Result<Vec<Result<SectorLocation, LotusError>>, LotusError> {
+        let params = sectors
+            .iter()
+            .map(|&(m, s)| json!([miner(m), s, null]))
+            .collect();
+        self.call_many("Filecoin.StateSectorPartition", params)
+            .await
+    }
+
+    /// `Filecoin.StateMinerPartitions` of one deadline.
+    pub async fn miner_partitions(
+        &self,
+        miner_id: u64,
+        deadline: u64,
+    ) -> Result<Vec<Partition>, LotusError> {
+        self.call(
+            "Filecoin.StateMinerPartitions",
+            json!([miner(miner_id), deadline, null]),
+        )
+        .await
+    }
+
+    /// `Filecoin.StateMinerPartitions` for many (miner, deadline) pairs.
+    pub async fn miner_partitions_many(
+        &self,
+        deadlines: &[(u64, u64)],
+    ) -> Result<Vec<Result<Vec<Partition>, LotusError>>, LotusError> {
+        let params = deadlines
+            .iter()
+            .map(|&(m, d)| json!([miner(m), d, null]))
+            .collect();
+        self.call_many("Filecoin.StateMinerPartitions", params)
+            .await
+    }
+
+    /// `Filecoin.StateSectorExpiration` (`Early` ≠ 0 while faulty).
+    pub async fn sector_expiration(
+        &self,
+        miner_id: u64,
+        sector: u64,
+    ) -> Result<SectorExpiration, LotusError> {
+        self.call(
+            "Filecoin.StateSectorExpiration",
+            json!([miner(miner_id), sector, null]),
+        )
+        .await
+    }
+
+    /// `Filecoin.StateMinerProvingDeadline`.
+    pub async fn proving_deadline(&self, miner_id: u64) -> Result<ProvingDeadline, LotusError> {
+        self.call(
+            "Filecoin.StateMinerProvingDeadline",
+            json!([miner(miner_id), null]),
+        )
+        .await
+    }
+}
+
+/// reqwest errors can carry the URL, which may hold credentials: keep only the kind.
+fn without_url(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection failed".into()
+    } else if e.is_body() || e.is_decode() {
+        "reading the reply failed".into()
+    } else {
+        "request failed".into()
+    }
+}
+
+/// Splits a JSON-RPC reply object into its result or its classified error.
+fn parse_reply(
+    method: &'static str,
+    reply: Value,
+    deal_id: Option<u64>,
+) -> Result<Value, LotusError> {
+    let Value::Object(mut obj) = reply else {
+        return Err(LotusError::Malformed {
+            method,
+            reason: "reply is not an object".into(),
+        });
+    };
+    if let Some(err) = obj.remove("error").filter(|e| !e.is_null()) {
+        let code = err.get("code").and_then(Value::as_i64).unwrap_or(0);
+        let message = err
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        return Err(LotusError::from_rpc(method, code, message, deal_id));
+    }
+    obj.remove("result").ok_or(LotusError::Malformed {
+        method,
+        reason: "neither result nor error".into(),
+    })
+}
+
+fn decode<T: DeserializeOwned>(method: &'static str, v: Value) -> Result<T, LotusError> {
+    serde_json::from_value(v).map_err(|e| LotusError::Malformed {
+        method,
+        reason: e.to_string(),
+    })
+}
