@@ -21,7 +21,7 @@ const input = {
     // paris: no PUSH0, runs on FEVM and anvil alike
     evmVersion: 'paris',
     optimizer: { enabled: true, runs: 200 },
-    outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] } },
+    outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object', 'evm.methodIdentifiers'] } },
   },
 }
 const result = JSON.parse(solc.compile(JSON.stringify(input)))
@@ -34,8 +34,8 @@ for (const [file, contracts] of Object.entries(result.contracts)) {
   for (const [name, c] of Object.entries(contracts)) {
     // interfaces, and libraries whose functions are all inlined, have nothing to deploy
     if (!c.evm.bytecode.object || c.abi.length === 0) continue
-    artifacts[name] = { source: file, abi: c.abi, bytecode: '0x' + c.evm.bytecode.object,
-      deployedBytecode: '0x' + c.evm.deployedBytecode.object }
+    artifacts[name] = { source: file, abi: c.abi, methods: c.evm.methodIdentifiers,
+      bytecode: '0x' + c.evm.bytecode.object, deployedBytecode: '0x' + c.evm.deployedBytecode.object }
   }
 }
 const text = JSON.stringify(artifacts, null, 1) + '\n'

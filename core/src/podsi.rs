@@ -145,93 +145,123 @@ fn max_index_entries(size_pa: u128) -> u128 {
     (size_pa / 2048 / ENTRY_SIZE).next_power_of_two().max(4)
 }
 
+/// A proof as aggregators publish it (Lighthouse `get_proof`: hex without `0x`, indexes
+/// and sizes as hex strings). `0x` prefixes are accepted too.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedProof {
+    /// The sub-piece.
+    pub verifier_data: PublishedVerifier,
+    /// The two Merkle proofs.
+    pub inclusion_proof: PublishedInclusion,
+}
+
+/// `verifierData` of a published proof.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedVerifier {
+    /// Binary piece CID, hex.
+    pub comm_pc: String,
+    /// Padded size, hex.
+    pub size_pc: String,
+}
+
+/// `inclusionProof` of a published proof.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedInclusion {
+    /// Subtree proof.
+    pub proof_subtree: PublishedPath,
+    /// Index proof.
+    pub proof_index: PublishedPath,
+}
+
+/// One Merkle path of a published proof.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct PublishedPath {
+    /// Leaf index, hex.
+    pub index: String,
+    /// Sibling nodes, 32-byte hex each.
+    pub path: Vec<String>,
+}
+
+impl PublishedProof {
+    /// Converts to typed proof data, rejecting malformed hex (`INVALID_PROOF`).
+    pub fn to_typed(&self) -> Result<(InclusionProof, VerifierData), PodsiError> {
+        let path = |p: &PublishedPath| -> Result<ProofData, PodsiError> {
+            Ok(ProofData {
+                index: hex_u64(&p.index)?,
+                path: p
+                    .path
+                    .iter()
+                    .map(|h| {
+                        alloy::hex::decode(h)
+                            .ok()
+                            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                            .ok_or(PodsiError::Invalid("path node is not 32 bytes of hex"))
+                    })
+                    .collect::<Result<_, _>>()?,
+            })
+        };
+        let proof = InclusionProof {
+            proof_subtree: path(&self.inclusion_proof.proof_subtree)?,
+            proof_index: path(&self.inclusion_proof.proof_index)?,
+        };
+        let verifier = VerifierData {
+            comm_pc: alloy::hex::decode(&self.verifier_data.comm_pc)
+                .map_err(|_| PodsiError::Invalid("commPc is not hex"))?,
+            size_pc: hex_u64(&self.verifier_data.size_pc)?,
+        };
+        Ok((proof, verifier))
+    }
+}
+
+fn hex_u64(s: &str) -> Result<u64, PodsiError> {
+    let digits = s.strip_prefix("0x").unwrap_or(s);
+    u64::from_str_radix(digits, 16).map_err(|_| PodsiError::Invalid("index or size is not hex"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn h32(s: &str) -> [u8; 32] {
-        let v = hex(s);
-        v.try_into().unwrap()
-    }
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s = s.trim_start_matches("0x");
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+    /// Reference vectors: raas-starter-kit's contract test and a Lighthouse sample.
+    pub(crate) fn vectors() -> Vec<(InclusionProof, VerifierData, serde_json::Value)> {
+        let all: Vec<serde_json::Value> =
+            serde_json::from_str(include_str!("../tests/fixtures/podsi-vectors.json")).unwrap();
+        all.into_iter()
+            .map(|v| {
+                let published: PublishedProof = serde_json::from_value(v["proof"].clone()).unwrap();
+                let (proof, verifier) = published.to_typed().unwrap();
+                (proof, verifier, v)
+            })
             .collect()
     }
 
-    /// raas-starter-kit's contract test: a 512 MiB sub-piece in a 32 GiB aggregate.
-    pub(crate) fn reference_vector() -> (InclusionProof, VerifierData) {
-        let subtree = [
-            "0d0e0a0100020000000000000000000000000000000000000000000000000000",
-            "0d0e0a0100040000000000000000000000000000000000000000000000000000",
-            "b6a5c5d0cbaabd7e63de256c819d84623fde6f53d616120508667b12659f7c3e",
-            "2df9cf74cb24e6349b809399b3a046640219dce8b97954eec43bf605dcc59b2d",
-            "d8610218425ab5e95b1ca6239d29a2e420d706a96f373e2f9c9a91d759d19b01",
-            "d628c4e101d5ca9aa4b341e4d0f028be8636fd7a0c3bf691cef16113b8d97932",
-        ];
-        let index = [
-            "ca99a41370d2dd04f7d97b0fed8a9833031291a6f7c825d7245b428fef8b2734",
-            "2bc4f6cafd6a8366d032dfc7fceefd0ff2fb34dd2ea910da454773057333dd2a",
-            "578b81a6596624f326b1d31e2e3db91062545d2f819d605cc4afef3377151800",
-            "0e067c9486c9d41ff6cfeaf2d4b330d432e6aefa18eacbb5ce072ca197760215",
-            "1f7ac9595510e09ea41c460b176430bb322cd6fb412ec57cb17d989a4310372f",
-            "fc7e928296e516faade986b28f92d44a4f24b935485223376a799027bc18f833",
-            "08c47b38ee13bc43f41b915c0eed9911a26086b3ed62401bf9d58b8d19dff624",
-            "b2e47bfb11facd941f62af5c750f3ea5cc4df517d5c4f16db2b4d77baec1a32f",
-            "f9226160c8f927bfdcc418cdf203493146008eaefb7d02194d5e548189005108",
-            "2c1a964bb90b59ebfe0f6da29ad65ae3e417724a8f7c11745a40cac1e5e74011",
-            "fee378cef16404b199ede0b13e11b624ff9d784fbbed878d83297e795e024f02",
-            "8e9e2403fa884cf6237f60df25f83ee40dca9ed879eb6f6352d15084f5ad0d3f",
-            "752d9693fa167524395476e317a98580f00947afb7a30540d625a9291cc12a07",
-            "7022f60f7ef6adfa17117a52619e30cea82c68075adf1c667786ec506eef2d19",
-            "d99887b973573a96e11393645236c17b1f4c7034d723c7a99f709bb4da61162b",
-            "d0b530dbb0b4f25c5d2f2a28dfee808b53412a02931f18c499f5a254086b1326",
-            "84c0421ba0685a01bf795a2344064fe424bd52a9d24377b394ff4c4b4568e811",
-            "65f29e5d98d246c38b388cfc06db1f6b021303c5a289000bdce832a9c3ec421c",
-            "a2247508285850965b7e334b3127b0c042b1d046dc54402137627cd8799ce13a",
-            "dafdab6da9364453c26d33726b9fefe343be8f81649ec009aad3faff50617508",
-            "d941d5e0d6314a995c33ffbd4fbe69118d73d4e5fd2cd31f0f7c86ebdd14e706",
-            "514c435c3d04d349a5365fbd59ffc713629111785991c1a3c53af22079741a2f",
-            "ad06853969d37d34ff08e09f56930a4ad19a89def60cbfee7e1d3381c1e71c37",
-            "39560e7b13a93b07a243fd2720ffa7cb3e1d2e505ab3629e79f46313512cda06",
-            "ccc3c012f5b05e811a2bbfdd0f6833b84275b47bf229c0052a82484f3c1a5b3d",
-            "7df29b69773199e8f2b40b77919d048509eed768e2c7297b1f1437034fc3c62c",
-            "66ce05a3667552cf45c02bcc4e8392919bdeac35de2ff56271848e9f7b675107",
-            "d8610218425ab5e95b1ca6239d29a2e420d706a96f373e2f9c9a91d759d19b01",
-            "d0eef6d1bccabc5b5b9e3af2fea8ea9d184f08f43ac2071bdc635d44bbe35115",
-        ];
-        (
-            InclusionProof {
-                proof_subtree: ProofData { index: 5, path: subtree.iter().map(|s| h32(s)).collect() },
-                proof_index: ProofData {
-                    index: 0x1ffc0003,
-                    path: index.iter().map(|s| h32(s)).collect(),
-                },
-            },
-            VerifierData {
-                comm_pc: hex("0181e2039220200d0e0a0100030000000000000000000000000000000000000000000000000000"),
-                size_pc: 0x2000_0000,
-            },
-        )
-    }
-
     #[test]
-    fn reference_contract_vector_verifies() {
-        let (proof, verifier) = reference_vector();
-        let aux = verify(&proof, &verifier).unwrap();
+    fn reference_vectors_verify() {
+        let vs = vectors();
+        let (proof, verifier, v) = &vs[0];
+        let aux = verify(proof, verifier).unwrap();
         assert_eq!(
-            aux.comm_pa,
-            hex("0181e2039220203f46bc645b07a3ea2c04f066f939ddf7e269dd77671f9e1e61a3a3797e665127")
+            alloy::hex::encode(&aux.comm_pa),
+            v["expected"]["commPa"].as_str().unwrap()
         );
         assert_eq!(aux.size_pa, 0x8_0000_0000);
+
+        let (proof, verifier, v) = &vs[1];
+        let aux = verify(proof, verifier).unwrap();
+        assert_eq!(aux.size_pa, 34_359_738_368);
+        let aggregate = cid::Cid::try_from(aux.comm_pa.as_slice()).unwrap();
+        assert_eq!(
+            aggregate.to_string(),
+            v["aggregatePieceCid"].as_str().unwrap()
+        );
     }
 
     #[test]
     fn tampering_is_detected() {
-        let (proof, verifier) = reference_vector();
+        let (proof, verifier, _) = vectors().swap_remove(0);
         let mut swapped = proof.clone();
         std::mem::swap(&mut swapped.proof_subtree, &mut swapped.proof_index);
         assert!(
@@ -255,5 +285,26 @@ mod tests {
             ..verifier
         };
         assert_eq!(verify(&proof, &odd).unwrap_err().code(), "INVALID_PROOF");
+    }
+
+    #[test]
+    fn malformed_published_proofs_are_rejected() {
+        let bad = PublishedProof {
+            verifier_data: PublishedVerifier {
+                comm_pc: "zz".into(),
+                size_pc: "20".into(),
+            },
+            inclusion_proof: PublishedInclusion {
+                proof_subtree: PublishedPath {
+                    index: "5".into(),
+                    path: vec![],
+                },
+                proof_index: PublishedPath {
+                    index: "x".into(),
+                    path: vec![],
+                },
+            },
+        };
+        assert_eq!(bad.to_typed().unwrap_err().code(), "INVALID_PROOF");
     }
 }

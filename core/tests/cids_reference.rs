@@ -1,5 +1,6 @@
 //! A payload over 100 MiB, hashed from a file and from a generated stream, must give the
 //! identifiers the independent npm implementations give (`tests/helpers/reference.mjs`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
 use std::io::{Read, Write};
 use std::path::Path;

@@ -104,6 +104,7 @@ pub struct DealStatusClient {
     timeout: Duration,
     gas_margin_percent: u64,
     signer: Option<Address>,
+    send_lock: std::sync::Arc<futures::lock::Mutex<()>>,
 }
 
 impl std::fmt::Debug for DealStatusClient {
@@ -165,6 +166,7 @@ impl DealStatusClient {
             timeout: config.timeout,
             gas_margin_percent: config.gas_margin_percent.min(200),
             signer: signer_address,
+            send_lock: Default::default(),
         })
     }
 
@@ -469,6 +471,8 @@ impl DealStatusClient {
         if self.signer.is_none() {
             return Err(EvmError::NoSigner(method));
         }
+        // One transaction at a time per client: each takes the next nonce from the chain.
+        let _turn = self.send_lock.lock().await;
         let estimate = self
             .timed(method, async {
                 call.estimate_gas()

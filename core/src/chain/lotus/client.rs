@@ -425,12 +425,17 @@ impl LotusClient {
 
 /// reqwest errors can carry the URL, which may hold credentials: keep only the kind.
 fn without_url(e: &reqwest::Error) -> String {
+    #[cfg(not(target_family = "wasm"))]
+    if e.is_connect() {
+        return "connection failed".into();
+    }
     if e.is_timeout() {
         "timed out".into()
-    } else if e.is_connect() {
-        "connection failed".into()
     } else if e.is_body() || e.is_decode() {
         "reading the reply failed".into()
+    } else if cfg!(target_family = "wasm") {
+        // fetch reports CORS refusals and unreachable hosts alike, without detail.
+        "request failed (unreachable, or the endpoint refuses cross-origin requests)".into()
     } else {
         "request failed".into()
     }

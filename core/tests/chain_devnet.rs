@@ -1,0 +1,498 @@
+//! The chain layer against real parts: our DealStatus contract on anvil (market actor
+//! double at the FEVM precompile address, Multicall3 at its canonical address) and the
+//! Lotus test server playing the same chain.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+mod common;
+
+use std::time::Duration;
+
+use alloy::sol_types::{SolCall, SolEvent};
+use common::{repo, Devnet};
+use raas_core::chain::evm::{
+    CidKeyEncoding, Deal, DealStatusClient, DealStatusConfig, EventCursor, IDealStatus,
+};
+use raas_core::chain::health::{check_deals, DealHealth, FaultCheck};
+use raas_core::chain::lotus::{LotusClient, LotusConfig, LotusError};
+use raas_core::podsi::PublishedProof;
+use raas_core::ErrorCode;
+use serde_json::{json, Value};
+
+const CID_A: &str = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+const CID_B: &str = "bafybeihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+
+fn reference_proof() -> (
+    raas_core::podsi::InclusionProof,
+    raas_core::podsi::VerifierData,
+) {
+    let v: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("core/tests/fixtures/podsi-vectors.json")).unwrap(),
+    )
+    .unwrap();
+    let p: PublishedProof = serde_json::from_value(v[0]["proof"].clone()).unwrap();
+    p.to_typed().unwrap()
+}
+
+fn client(d: &Devnet, key: Option<String>) -> DealStatusClient {
+    let cfg = DealStatusConfig::new(d.evm(), d.deal_status());
+    match key {
+        Some(k) => DealStatusClient::with_signer(cfg, &k).unwrap(),
+        None => DealStatusClient::new(cfg).unwrap(),
+    }
+}
+
+#[test]
+fn selectors_and_topics_equal_the_reference_abi() {
+    // From raas-starter-kit's DealStatus (reference notes §2.3-2.4).
+    assert_eq!(
+        alloy::hex::encode(IDealStatus::submitCall::SELECTOR),
+        "ef7fa71b"
+    );
+    assert_eq!(
+        alloy::hex::encode(IDealStatus::submitRaaSCall::SELECTOR),
+        "de52f264"
+    );
+    assert_eq!(
+        alloy::hex::encode(IDealStatus::completeCall::SELECTOR),
+        "60b93184"
+    );
+    assert_eq!(
+        alloy::hex::encode(IDealStatus::getAllDealsCall::SELECTOR),
+        "496a9d21"
+    );
+    assert_eq!(
+        alloy::hex::encode(IDealStatus::getAllCIDsCall::SELECTOR),
+        "3410e7ce"
+    );
+    assert_eq!(
+        alloy::hex::encode(IDealStatus::getActiveDealsCall::SELECTOR),
+        "f5034301"
+    );
+    assert_eq!(
+        alloy::hex::encode(IDealStatus::getExpiringDealsCall::SELECTOR),
+        "81bcd88c"
+    );
+    assert_eq!(
+        IDealStatus::SubmitAggregatorRequest::SIGNATURE_HASH.to_string(),
+        "0x104e370246a6acb34978d26af9fb437cb9f46e15e94cc27f24f305528db420a1"
+    );
+    assert_eq!(
+        IDealStatus::SubmitAggregatorRequestWithRaaS::SIGNATURE_HASH.to_string(),
+        "0xc0e29b40de38cfd5b8266e5afb21298b2c180d25d2ad808406c21f3db0c3530a"
+    );
+    assert_eq!(
+        IDealStatus::CompleteAggregatorRequest::SIGNATURE_HASH.to_string(),
+        "0xfcfb278ce1c62d14ce854540f204ef9fc7d58f09adc7bd773da126dd906bb980"
+    );
+    // Our compiled contract exposes exactly these selectors for the seven functions.
+    let artifacts: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("contracts/artifacts.json")).unwrap(),
+    )
+    .unwrap();
+    let methods = &artifacts["DealStatus"]["methods"];
+    for (sig, sel) in [
+        ("submit(bytes)", "ef7fa71b"),
+        ("submitRaaS(bytes,uint256,uint256,uint256)", "de52f264"),
+        ("complete(uint256,uint64,uint64,((uint64,bytes32[]),(uint64,bytes32[])),(bytes,uint64))", "60b93184"),
+        ("getAllDeals(bytes)", "496a9d21"),
+        ("getAllCIDs()", "3410e7ce"),
+        ("getActiveDeals(bytes)", "f5034301"),
+        ("getExpiringDeals(bytes,uint64)", "81bcd88c"),
+    ] {
+        assert_eq!(methods[sig], sel, "{sig}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_completion_and_access_control_on_anvil() {
+    let d = Devnet::start();
+    let owner = client(&d, Some(d.key(0)));
+    let stranger = client(&d, Some(d.key(1)));
+    let reader = client(&d, None);
+
+    let a = owner.submit(CID_A).await.unwrap();
+    let b = owner.submit_raas(CID_B, 3, 2880, 86_400).await.unwrap();
+    assert_eq!((a.request_id, b.request_id), (1, 2));
+
+    // Event intake: everything once, behind the confirmation depth, resumable.
+    let scan = reader
+        .scan_requests(EventCursor::default(), 0, 1_000_000_000)
+        .await
+        .unwrap();
+    assert!(scan.caught_up);
+    assert_eq!(scan.requests.len(), 2);
+    assert_eq!(scan.requests[0].cid.as_deref(), Some(CID_A));
+    assert!(scan.requests[0].raas.is_none());
+    let raas = scan.requests[1].raas.unwrap();
+    assert_eq!(
+        (
+            raas.replication_target,
+            raas.repair_threshold,
+            raas.renew_threshold
+        ),
+        (3, 2880, 86_400)
+    );
+    let again = reader
+        .scan_requests(scan.cursor, 0, 1_000_000)
+        .await
+        .unwrap();
+    assert!(again.requests.is_empty());
+    let deep = reader
+        .scan_requests(EventCursor::default(), 1_000, 1_000_000)
+        .await
+        .unwrap();
+    assert!(deep.requests.is_empty(), "unconfirmed blocks are not read");
+    let small = reader
+        .scan_requests(
+            EventCursor {
+                next_block: a.block_number,
+            },
+            0,
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(small.requests.len(), 1);
+    assert_eq!(small.cursor.next_block, a.block_number + 1);
+
+    let (proof, verifier) = reference_proof();
+    let done = owner
+        .complete(a.request_id, 1234, 4321, &proof, &verifier)
+        .await
+        .unwrap();
+    assert!(done.recorded);
+    assert_eq!(done.aux.size_pa, 0x8_0000_0000);
+    let dup = owner
+        .complete(a.request_id, 1234, 4321, &proof, &verifier)
+        .await
+        .unwrap();
+    assert!(!dup.recorded, "a duplicate records and emits nothing");
+    assert_eq!(
+        reader.all_deals(CID_A).await.unwrap(),
+        vec![Deal {
+            deal_id: 1234,
+            miner_id: 4321
+        }]
+    );
+
+    let err = stranger
+        .complete(a.request_id, 99, 4321, &proof, &verifier)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "TX_REVERTED");
+    assert!(err.to_string().contains("NotAggregator"), "{err}");
+    let err = owner
+        .complete(0, 99, 4321, &proof, &verifier)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("InvalidRequestId(0)"), "{err}");
+    let err = owner
+        .complete(a.request_id, 0, 4321, &proof, &verifier)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("InvalidDealId"), "{err}");
+    let mut bad = proof.clone();
+    bad.proof_index.path[0][0] ^= 1;
+    let err = owner
+        .complete(a.request_id, 5, 4321, &bad, &verifier)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "INVALID_PROOF");
+    let err = reader.submit(CID_A).await.unwrap_err();
+    assert_eq!(err.code(), "NO_SIGNER");
+    let err = reader.all_deals("not-a-cid").await.unwrap_err();
+    assert_eq!(err.code(), "INVALID_CID");
+
+    // The owner manages the allow-list.
+    let me = stranger.signer_address().unwrap();
+    owner.set_aggregator(&me, true).await.unwrap();
+    assert!(
+        stranger
+            .complete(a.request_id, 77, 1, &proof, &verifier)
+            .await
+            .unwrap()
+            .recorded
+    );
+
+    assert_eq!(
+        reader.all_cids().await.unwrap(),
+        vec![CID_A.to_string(), CID_B.to_string()]
+    );
+    assert_eq!(
+        reader.max_replications().await.unwrap(),
+        None,
+        "not a Lighthouse contract"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn active_and_expiring_deals_follow_the_market() {
+    let d = Devnet::start();
+    let owner = client(&d, Some(d.key(0)));
+    let h = d.start_epoch();
+    let (proof, verifier) = reference_proof();
+    let req = owner.submit(CID_A).await.unwrap().request_id;
+    // 11: active long; 12: active, ends soon; 13: never activated; 14: terminated;
+    // 15: ended but unsettled (still answers activation); 16 unknown to the market.
+    d.add_deal(11, 1000, 1, h, h + 600_000).await;
+    d.add_deal(12, 1000, 2, h, h + 5_000).await;
+    d.add_deal(13, 1001, 3, h + 10, h + 600_000).await;
+    d.add_deal(14, 1001, 4, h, h + 600_000).await;
+    d.add_deal(15, 1002, 5, h - 1_000, h + 200).await;
+    for id in [11, 12, 14, 15] {
+        d.control("Devnet.Activate", json!([id])).await;
+    }
+    d.control("Devnet.Terminate", json!([14])).await;
+    for (id, miner) in [
+        (11, 1000),
+        (12, 1000),
+        (13, 1001),
+        (14, 1001),
+        (15, 1002),
+        (16, 1003),
+    ] {
+        owner
+            .complete(req, id, miner, &proof, &verifier)
+            .await
+            .unwrap();
+    }
+    let ids = |v: Vec<Deal>| v.into_iter().map(|x| x.deal_id).collect::<Vec<_>>();
+    let reader = client(&d, None);
+    assert_eq!(
+        ids(reader.all_deals(CID_A).await.unwrap()),
+        vec![11, 12, 13, 14, 15, 16]
+    );
+    assert_eq!(
+        ids(reader.active_deals(CID_A).await.unwrap()),
+        vec![11, 12, 15]
+    );
+    assert_eq!(
+        ids(reader.expiring_deals(CID_A, 10_000).await.unwrap()),
+        vec![12, 15]
+    );
+    assert_eq!(
+        ids(reader.expiring_deals(CID_A, 100).await.unwrap()),
+        Vec::<u64>::new()
+    );
+
+    d.control("Devnet.Advance", json!([300])).await;
+    assert_eq!(
+        ids(reader.active_deals(CID_A).await.unwrap()),
+        vec![11, 12],
+        "15 ended, unsettled"
+    );
+
+    // Batched: the same answers through Multicall3, one entry per CID, in order.
+    let many = reader
+        .active_deals_many(&[CID_A.to_string(), CID_B.to_string(), CID_A.to_string()])
+        .await
+        .unwrap();
+    assert_eq!(ids(many[0].as_ref().unwrap().clone()), vec![11, 12]);
+    assert!(many[1].as_ref().unwrap().is_empty());
+    assert_eq!(many[2].as_ref().unwrap(), many[0].as_ref().unwrap());
+
+    // Binary keys are a different key space.
+    let binary = DealStatusClient::new(DealStatusConfig {
+        key_encoding: CidKeyEncoding::Binary,
+        ..DealStatusConfig::new(d.evm(), d.deal_status())
+    })
+    .unwrap();
+    assert!(binary.all_deals(CID_A).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lotus_client_shapes_errors_and_transport() {
+    let d = Devnet::start();
+    let h = d.start_epoch();
+    d.add_deal(21, 2000, 9, h + 100, h + 10_000).await;
+    let lotus = LotusClient::new(LotusConfig::new(d.lotus())).unwrap();
+
+    let head = lotus.chain_head().await.unwrap();
+    assert!(
+        head.height > h,
+        "the head follows anvil, which mined the deal's transaction"
+    );
+    assert_eq!(lotus.network_version().await.unwrap(), 28);
+    assert_eq!(lotus.lookup_id("f02000").await.unwrap(), 2000);
+    let deal = lotus.market_deal(21, Some(&head.cids)).await.unwrap();
+    assert_eq!(deal.proposal.provider, "f02000");
+    assert_eq!(deal.state.sector_start_epoch, -1);
+    assert_eq!(
+        lotus.market_deal(999, None).await.unwrap_err(),
+        LotusError::DealNotFound { deal_id: 999 }
+    );
+    let err = lotus.sector_partition(2000, 9).await.unwrap_err();
+    assert!(err.to_string().contains("not due at any deadline"), "{err}");
+    let err = lotus.sector_partition(777, 1).await.unwrap_err();
+    assert_eq!(err.code(), "ACTOR_NOT_FOUND");
+    let err = lotus
+        .call::<Value>("Filecoin.ClientQueryAsk", json!([]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "METHOD_NOT_AVAILABLE");
+    let err = lotus
+        .call::<Value>("Filecoin.StateMarketStorageDeal", json!([21]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("wrong param count"), "{err}");
+
+    // Batches keep order and per-entry errors.
+    let many = lotus.market_deals(&[21, 998, 21], None).await.unwrap();
+    assert!(many[0].is_ok() && many[2].is_ok());
+    assert_eq!(many[1].as_ref().unwrap_err().code(), "DEAL_NOT_FOUND");
+
+    // Transient failures are retried; the rest are not.
+    d.control("Devnet.ResetStats", json!([])).await;
+    d.control("Devnet.SetBehaviour", json!([{"failNext": 2}]))
+        .await;
+    assert_eq!(lotus.chain_head().await.unwrap().height, head.height);
+    assert_eq!(
+        d.control("Devnet.Stats", json!([])).await["requests"],
+        3,
+        "two failures, one success"
+    );
+    d.control("Devnet.SetBehaviour", json!([{"garbageNext": 1}]))
+        .await;
+    assert_eq!(
+        lotus.chain_head().await.unwrap_err().code(),
+        "MALFORMED_REPLY"
+    );
+    let impatient = LotusClient::new(LotusConfig {
+        timeout: Duration::from_millis(100),
+        retries: 1,
+        ..LotusConfig::new(d.lotus())
+    })
+    .unwrap();
+    d.control("Devnet.SetBehaviour", json!([{"delayMs": 400}]))
+        .await;
+    assert_eq!(
+        impatient.chain_head().await.unwrap_err().code(),
+        "RPC_TIMEOUT"
+    );
+    d.control(
+        "Devnet.SetBehaviour",
+        json!([{"delayMs": 0, "token": "s3cret"}]),
+    )
+    .await;
+    let wrong = LotusClient::new(LotusConfig {
+        token: Some("nope".into()),
+        ..LotusConfig::new(d.lotus())
+    })
+    .unwrap();
+    let err = wrong.chain_head().await.unwrap_err();
+    assert_eq!(err.code(), "UNAUTHORIZED");
+    assert!(
+        !err.to_string().contains("nope"),
+        "the token never appears in errors"
+    );
+    let right = LotusClient::new(LotusConfig {
+        token: Some("s3cret".into()),
+        ..LotusConfig::new(d.lotus())
+    })
+    .unwrap();
+    assert!(right.chain_head().await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deal_health_through_a_lifecycle() {
+    let d = Devnet::start();
+    let h = d.start_epoch();
+    let lotus = LotusClient::new(LotusConfig::new(d.lotus())).unwrap();
+    d.add_deal(31, 3000, 1, h + 50, h + 20_000).await; // activates
+    d.add_deal(32, 3000, 2, h + 50, h + 20_000).await; // never activates
+    d.add_deal(33, 3001, 3, h + 50, h + 5_000).await; // activates, then expires
+    let ids = [31, 32, 33, 34];
+    let ends = [Some(h + 20_000), None, Some(h + 5_000), Some(h + 9_000)];
+    let health = |reports: Vec<Result<raas_core::chain::health::HealthReport, LotusError>>| {
+        reports
+            .into_iter()
+            .map(|r| r.unwrap().health)
+            .collect::<Vec<_>>()
+    };
+
+    let r = health(check_deals(&lotus, &ids, &ends).await.unwrap());
+    assert_eq!(
+        r,
+        [
+            DealHealth::NotActivated,
+            DealHealth::NotActivated,
+            DealHealth::NotActivated,
+            DealHealth::Terminated
+        ]
+    );
+
+    d.control("Devnet.Activate", json!([31])).await;
+    d.control("Devnet.Activate", json!([33])).await;
+    d.control("Devnet.Advance", json!([100])).await;
+    let reports = check_deals(&lotus, &ids, &ends).await.unwrap();
+    let first = reports[0].as_ref().unwrap();
+    assert_eq!(first.health, DealHealth::Active);
+    assert_eq!(first.fault_check, FaultCheck::Checked);
+    assert!(first.epochs_since_proven.unwrap() <= 2880);
+    assert_eq!(
+        reports[1].as_ref().unwrap().health,
+        DealHealth::Missing,
+        "start passed unactivated"
+    );
+
+    // Scheduled: 31 faults in 10 epochs, recovers 500 later.
+    let now = lotus.chain_head().await.unwrap().height;
+    d.control("Devnet.Schedule", json!([now + 10, "fault", [31]]))
+        .await;
+    d.control("Devnet.Schedule", json!([now + 510, "recover", [31]]))
+        .await;
+    d.control("Devnet.Advance", json!([200])).await;
+    let r = check_deals(&lotus, &[31], &[None])
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    assert_eq!(
+        r.health,
+        DealHealth::Faulty {
+            since: Some(now + 10)
+        }
+    );
+    assert_eq!(r.epochs_since_proven, Some(r.head - (now + 10)));
+    assert!(r.epochs_since_proven.unwrap() >= 190);
+    d.control("Devnet.Advance", json!([400])).await;
+    assert_eq!(
+        check_deals(&lotus, &[31], &[None]).await.unwrap()[0]
+            .as_ref()
+            .unwrap()
+            .health,
+        DealHealth::Active
+    );
+
+    d.control("Devnet.Advance", json!([5_000])).await;
+    assert_eq!(
+        check_deals(&lotus, &[33], &[None]).await.unwrap()[0]
+            .as_ref()
+            .unwrap()
+            .health,
+        DealHealth::Expired
+    );
+
+    d.control("Devnet.Terminate", json!([31])).await;
+    let r = health(
+        check_deals(&lotus, &[31, 31], &[Some(h + 20_000), None])
+            .await
+            .unwrap(),
+    );
+    assert_eq!(r, [DealHealth::Terminated, DealHealth::Missing]);
+
+    // A gateway without the fault methods: the verdict says so instead of guessing.
+    d.add_deal(35, 3002, 7, h, h + 90_000).await;
+    d.control("Devnet.Activate", json!([35])).await;
+    d.control("Devnet.SetBehaviour", json!([{"gateway": true}]))
+        .await;
+    let r = check_deals(&lotus, &[35], &[None])
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    assert_eq!(
+        (r.health, r.fault_check, r.epochs_since_proven),
+        (DealHealth::Active, FaultCheck::Unavailable, None)
+    );
+}

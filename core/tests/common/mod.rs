@@ -1,0 +1,106 @@
+//! The shared devnet (`tests/devnet/devnet.mjs`) driven from Rust tests: anvil with our
+//! contracts and the market-actor double, plus the Lotus test server.
+#![allow(
+    dead_code,
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{json, Value};
+
+pub struct Devnet {
+    child: Child,
+    pub info: Value,
+    http: reqwest::Client,
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+impl Devnet {
+    pub fn start() -> Devnet {
+        let mut child = Command::new("node")
+            .arg(repo().join("tests/devnet/devnet.mjs"))
+            .current_dir(repo())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node must be installed (scripts/setup.sh)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let info: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("devnet did not start ({e}): {line:?}"));
+        Devnet {
+            child,
+            info,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn evm(&self) -> String {
+        self.info["evmRpc"].as_str().unwrap().to_string()
+    }
+
+    pub fn lotus(&self) -> String {
+        self.info["lotusRpc"].as_str().unwrap().to_string()
+    }
+
+    pub fn deal_status(&self) -> String {
+        self.info["dealStatus"].as_str().unwrap().to_string()
+    }
+
+    pub fn key(&self, i: usize) -> String {
+        self.info["accounts"][i]["privateKey"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub fn start_epoch(&self) -> i64 {
+        self.info["startEpoch"].as_i64().unwrap()
+    }
+
+    /// Calls a `Devnet.*` control method of the Lotus test server.
+    pub async fn control(&self, method: &str, params: Value) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let reply: Value = self
+            .http
+            .post(self.lotus())
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(reply.get("error").is_none(), "{method}: {reply}");
+        reply["result"].clone()
+    }
+
+    /// Publishes a deal on both the market double (anvil) and the Lotus chain.
+    pub async fn add_deal(&self, id: u64, provider: u64, sector: u64, start: i64, end: i64) {
+        let spec = json!({"id": id, "provider": provider, "sector": sector, "startEpoch": start,
+            "endEpoch": end, "pieceSize": 34359738368u64,
+            "pieceCid": "baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq"});
+        self.control("Devnet.AddDeal", json!([spec])).await;
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        // Closing stdin stops the devnet cleanly; kill in case it hangs.
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
