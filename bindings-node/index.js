@@ -836,6 +836,8 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.CidHasher = nativeBinding.CidHasher
+module.exports.DealStatusClient = nativeBinding.DealStatusClient
+module.exports.LotusClient = nativeBinding.LotusClient
 module.exports.computeCids = nativeBinding.computeCids
 module.exports.computeCidsFromFile = nativeBinding.computeCidsFromFile
 module.exports.computePieceCid = nativeBinding.computePieceCid

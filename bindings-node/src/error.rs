@@ -40,3 +40,20 @@ pub fn to_js_in_env<E: ErrorCode>(env: &napi::Env, err: E) -> napi::Error {
         Err(e) => e,
     }
 }
+
+/// Runs `fut` on napi's tokio runtime and returns a Promise of its serialised result; a
+/// failure rejects with a JS error carrying its code.
+pub fn spawn<'env, T, E, F>(
+    env: &'env napi::Env,
+    fut: F,
+) -> napi::Result<napi::bindgen_prelude::PromiseRaw<'env, serde_json::Value>>
+where
+    F: std::future::Future<Output = std::result::Result<T, E>> + Send + 'static,
+    T: serde::Serialize + Send + 'static,
+    E: ErrorCode + Send + 'static,
+{
+    env.spawn_future_with_callback(async move { Ok(fut.await) }, |env, out| match out {
+        Ok(v) => serde_json::to_value(v).map_err(|e| napi::Error::from_reason(e.to_string())),
+        Err(e) => Err(to_js_in_env(env, e)),
+    })
+}

@@ -6,7 +6,9 @@
 //! // { cid: 'bafkrei…', pieceCid: 'bafkzcib…', commP: 'baga6ea4seaq…', pieceSize: 128, size: 12 }
 //! ```
 
+mod chain;
 mod cids;
 pub mod error;
 
+pub use chain::*;
 pub use cids::*;

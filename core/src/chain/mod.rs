@@ -4,3 +4,5 @@
 pub mod evm;
 pub mod health;
 pub mod lotus;
+pub mod options;
+pub mod views;

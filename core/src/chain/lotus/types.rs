@@ -13,9 +13,10 @@ pub struct CidJson {
 
 /// A tipset (`ChainHead`, `ChainGetTipSetByHeight`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all(deserialize = "PascalCase", serialize = "camelCase"))]
 pub struct TipSet {
     /// The tipset key: pass it to later calls to read one consistent state.
+    #[serde(serialize_with = "cid_strings")]
     pub cids: Vec<CidJson>,
     /// The epoch.
     pub height: i64,
@@ -23,7 +24,7 @@ pub struct TipSet {
 
 /// `StateMarketStorageDeal` reply.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all(deserialize = "PascalCase", serialize = "camelCase"))]
 pub struct MarketDeal {
     /// What was agreed.
     pub proposal: DealProposal,
@@ -33,10 +34,13 @@ pub struct MarketDeal {
 
 /// A deal proposal.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all(deserialize = "PascalCase", serialize = "camelCase"))]
 pub struct DealProposal {
     /// Piece CID v1 of the data.
-    #[serde(rename = "PieceCID")]
+    #[serde(
+        rename(deserialize = "PieceCID", serialize = "pieceCid"),
+        serialize_with = "cid_string"
+    )]
     pub piece_cid: CidJson,
     /// Padded piece size.
     pub piece_size: u64,
@@ -61,7 +65,7 @@ pub struct DealProposal {
 
 /// Deal state. Every field may be absent in some Lotus version: -1 / 0 defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all(deserialize = "PascalCase", serialize = "camelCase"))]
 pub struct DealState {
     /// Sector holding the deal (nv22+); trust only when `sector_start_epoch >= 0`.
     #[serde(default)]
@@ -77,13 +81,21 @@ pub struct DealState {
     pub slash_epoch: i64,
 }
 
+fn cid_string<S: serde::Serializer>(c: &CidJson, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&c.cid)
+}
+
+fn cid_strings<S: serde::Serializer>(cids: &[CidJson], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(cids.iter().map(|c| c.cid.as_str()))
+}
+
 fn minus_one() -> i64 {
     -1
 }
 
 /// `StateSectorPartition` reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all(deserialize = "PascalCase", serialize = "camelCase"))]
 pub struct SectorLocation {
     /// Proving deadline index (0..48).
     pub deadline: u64,
@@ -93,7 +105,7 @@ pub struct SectorLocation {
 
 /// `StateSectorExpiration` reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all(deserialize = "PascalCase", serialize = "camelCase"))]
 pub struct SectorExpiration {
     /// Scheduled expiration.
     pub on_time: i64,
@@ -103,7 +115,7 @@ pub struct SectorExpiration {
 
 /// `StateMinerProvingDeadline` reply (the fields used).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all(deserialize = "PascalCase", serialize = "camelCase"))]
 pub struct ProvingDeadline {
     /// Epoch the reply describes.
     pub current_epoch: i64,
@@ -115,7 +127,7 @@ pub struct ProvingDeadline {
 
 /// One partition of `StateMinerPartitions`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all(deserialize = "PascalCase", serialize = "camelCase"))]
 pub struct Partition {
     /// Every sector ever in the partition.
     pub all_sectors: RleBitField,
