@@ -14,6 +14,7 @@ if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown;
   step "clippy (wasm32)"
   cargo clippy -p raas-core -p raas-wasm --target wasm32-unknown-unknown --target-dir target/wasm -- -D warnings
 fi
+step "contract artifact matches its sources"; node contracts/compile.mjs --check
 step "build napi addon"; npm run -s build:node
 step "build wasm";       npm run -s build:wasm
 step "typecheck .d.ts";  npx tsc --noEmit -p tests/tsconfig.json

@@ -14,3 +14,12 @@ const hasherShape: Same<ReturnType<Node.CidHasher["finish"]>, ReturnType<Web.Cid
 const pieceShape: Same<ReturnType<typeof Node.computePieceCid>, ReturnType<typeof Web.computePieceCid>> = true
 const unixfsShape: Same<ReturnType<typeof Node.computeUnixfsCid>, ReturnType<typeof Web.computeUnixfsCid>> = true
 export { pieceShape, unixfsShape, sanity, cidsShape, infoShape, computeShape, hasherShape }
+
+// The chain clients: same methods, same result shapes.
+type NodeDs = Node.DealStatusClient
+type WebDs = Web.DealStatusClient
+const activeShape: Same<ReturnType<NodeDs['activeDeals']>, ReturnType<WebDs['activeDeals']>> = true
+const manyShape: Same<ReturnType<NodeDs['activeDealsMany']>, ReturnType<WebDs['activeDealsMany']>> = true
+const healthShape: Same<ReturnType<Node.LotusClient['dealHealth']>, ReturnType<Web.LotusClient['dealHealth']>> = true
+const headShape: Same<ReturnType<Node.LotusClient['chainHead']>, ReturnType<Web.LotusClient['chainHead']>> = true
+export { activeShape, manyShape, healthShape, headShape }

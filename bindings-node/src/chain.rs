@@ -33,7 +33,9 @@ impl DealStatusClient {
     #[napi(constructor, ts_args_type = "options: DealStatusOptions")]
     pub fn new(options: Value) -> Result<Self> {
         let opts = options::DealStatusOptions::from_json(options).map_err(to_js)?;
-        Ok(DealStatusClient { inner: opts.build().map_err(to_js)? })
+        Ok(DealStatusClient {
+            inner: opts.build().map_err(to_js)?,
+        })
     }
 
     /// Every deal recorded for `cid`.
@@ -112,8 +114,10 @@ impl DealStatusClient {
 
     /// `complete(requestId, dealId, minerId, proof)` with a proof as aggregators publish it
     /// (Lighthouse `get_proof`); verified before sending (`INVALID_PROOF`).
-    #[napi(ts_args_type = "requestId: number, dealId: number, minerId: number, proof: PublishedProof",
-        ts_return_type = "Promise<CompleteReceipt>")]
+    #[napi(
+        ts_args_type = "requestId: number, dealId: number, minerId: number, proof: PublishedProof",
+        ts_return_type = "Promise<CompleteReceipt>"
+    )]
     pub fn complete<'env>(
         &self,
         env: &'env Env,
@@ -130,15 +134,20 @@ impl DealStatusClient {
             let published: PublishedProof = serde_json::from_value(proof)
                 .map_err(|e| raas_core::error::invalid_argument("proof", e))?;
             let (proof, verifier) = published.to_typed().map_err(coded)?;
-            let receipt = c.complete(request, deal, miner, &proof, &verifier).await.map_err(coded)?;
+            let receipt = c
+                .complete(request, deal, miner, &proof, &verifier)
+                .await
+                .map_err(coded)?;
             Ok::<_, CodedError>(views::CompleteView::from(receipt))
         })
     }
 
     /// Reads aggregation requests from `cursor` up to `head - confirmations`, at most
     /// `maxRange` blocks; persist the returned cursor.
-    #[napi(ts_args_type = "cursor: EventCursor, confirmations: number, maxRange: number",
-        ts_return_type = "Promise<RequestScan>")]
+    #[napi(
+        ts_args_type = "cursor: EventCursor, confirmations: number, maxRange: number",
+        ts_return_type = "Promise<RequestScan>"
+    )]
     pub fn scan_requests<'env>(
         &self,
         env: &'env Env,
@@ -152,7 +161,9 @@ impl DealStatusClient {
                 .map_err(|e| raas_core::error::invalid_argument("cursor", e))?;
             let confirmations = integer_arg("confirmations", confirmations)?;
             let max_range = integer_arg("maxRange", max_range)?;
-            c.scan_requests(cursor, confirmations, max_range).await.map_err(coded)
+            c.scan_requests(cursor, confirmations, max_range)
+                .await
+                .map_err(coded)
         })
     }
 }
@@ -174,7 +185,9 @@ impl LotusClient {
     #[napi(constructor, ts_args_type = "options: LotusOptions")]
     pub fn new(options: Value) -> Result<Self> {
         let opts = options::LotusOptions::from_json(options).map_err(to_js)?;
-        Ok(LotusClient { inner: Arc::new(opts.build().map_err(to_js)?) })
+        Ok(LotusClient {
+            inner: Arc::new(opts.build().map_err(to_js)?),
+        })
     }
 
     /// The chain head.
@@ -197,13 +210,24 @@ impl LotusClient {
     /// The health of one deal. `knownEndEpoch` (recorded when the deal was made) tells a
     /// completed deal from a terminated one once the market has deleted it.
     #[napi(ts_return_type = "Promise<HealthReport>")]
-    pub fn deal_health<'env>(&self, env: &'env Env, deal_id: f64, known_end_epoch: Option<f64>) -> Promise<'env> {
+    pub fn deal_health<'env>(
+        &self,
+        env: &'env Env,
+        deal_id: f64,
+        known_end_epoch: Option<f64>,
+    ) -> Promise<'env> {
         let c = self.inner.clone();
         spawn(env, async move {
             let id = integer_arg("dealId", deal_id)?;
-            let end = known_end_epoch.map(|e| integer_arg("knownEndEpoch", e)).transpose()?;
-            let mut all = health::check_deals(&c, &[id], &[end.map(|e| e as i64)]).await.map_err(coded)?;
-            all.pop().unwrap_or(Err(lotus::LotusError::DealNotFound { deal_id: id })).map_err(coded)
+            let end = known_end_epoch
+                .map(|e| integer_arg("knownEndEpoch", e))
+                .transpose()?;
+            let mut all = health::check_deals(&c, &[id], &[end.map(|e| e as i64)])
+                .await
+                .map_err(coded)?;
+            all.pop()
+                .unwrap_or(Err(lotus::LotusError::DealNotFound { deal_id: id }))
+                .map_err(coded)
         })
     }
 
@@ -217,11 +241,17 @@ impl LotusClient {
     ) -> Promise<'env> {
         let c = self.inner.clone();
         spawn(env, async move {
-            let ids = deal_ids.iter().map(|&d| integer_arg("dealIds", d)).collect::<std::result::Result<Vec<_>, _>>()?;
+            let ids = deal_ids
+                .iter()
+                .map(|&d| integer_arg("dealIds", d))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
             let ends = known_end_epochs
                 .unwrap_or_default()
                 .into_iter()
-                .map(|e| e.map(|e| integer_arg("knownEndEpochs", e).map(|v| v as i64)).transpose())
+                .map(|e| {
+                    e.map(|e| integer_arg("knownEndEpochs", e).map(|v| v as i64))
+                        .transpose()
+                })
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             let results = health::check_deals(&c, &ids, &ends).await.map_err(coded)?;
             Ok::<_, CodedError>(views::health_results(&ids, results))

@@ -6,7 +6,9 @@
 //! const ids = await computeCids(file, (done) => progress.value = done / file.size)
 //! ```
 
+mod chain;
 mod cids;
 mod error;
 
+pub use chain::*;
 pub use cids::*;

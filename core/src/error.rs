@@ -35,12 +35,18 @@ impl ErrorCode for CodedError {
 
 /// Flattens any coded error (for `map_err`).
 pub fn coded<E: ErrorCode>(e: E) -> CodedError {
-    CodedError { code: e.code(), message: e.to_string() }
+    CodedError {
+        code: e.code(),
+        message: e.to_string(),
+    }
 }
 
 /// An argument that is not what the function takes (code `INVALID_ARGUMENT`).
 pub fn invalid_argument(field: &str, reason: impl std::fmt::Display) -> CodedError {
-    CodedError { code: "INVALID_ARGUMENT", message: format!("invalid {field}: {reason}") }
+    CodedError {
+        code: "INVALID_ARGUMENT",
+        message: format!("invalid {field}: {reason}"),
+    }
 }
 
 /// A JS number that must be a non-negative integer (deal ids, epochs): exact up to 2^53.
@@ -48,6 +54,9 @@ pub fn integer_arg(field: &str, v: f64) -> Result<u64, CodedError> {
     if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 9_007_199_254_740_991.0 {
         Ok(v as u64)
     } else {
-        Err(invalid_argument(field, format!("expected a non-negative integer, got {v}")))
+        Err(invalid_argument(
+            field,
+            format!("expected a non-negative integer, got {v}"),
+        ))
     }
 }

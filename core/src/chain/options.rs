@@ -55,7 +55,10 @@ impl std::fmt::Debug for DealStatusOptions {
         f.debug_struct("DealStatusOptions")
             .field("rpc_url", &self.rpc_url)
             .field("address", &self.address)
-            .field("private_key", &self.private_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "private_key",
+                &self.private_key.as_ref().map(|_| "<redacted>"),
+            )
             .finish_non_exhaustive()
     }
 }
