@@ -14,10 +14,10 @@ import {Podsi} from "./Podsi.sol";
 /// - `complete` is open only to allow-listed aggregators, rejects request and deal id 0,
 ///   and emits nothing for a deal already recorded; the PoDSI inclusion check stays.
 contract DealStatus is IAggregatorOracle {
-    uint256 private transactionId;
-    mapping(uint256 => bytes) private txIdToCid;
-    mapping(bytes => Deal[]) private cidToDeals;
-    mapping(bytes => mapping(uint64 => bool)) private recorded;
+    uint256 internal transactionId;
+    mapping(uint256 => bytes) internal txIdToCid;
+    mapping(bytes => Deal[]) internal cidToDeals;
+    mapping(bytes => mapping(uint64 => bool)) internal recorded;
 
     /// Who manages the aggregator allow-list.
     address public owner;

@@ -27,7 +27,8 @@ export async function freePort() {
 export async function startAnvil({ startEpoch = 3_900_000, chainId = 31415926 } = {}) {
   const port = await freePort()
   const child = spawn(anvilPath(), ['--port', String(port), '--host', '127.0.0.1', '--number',
-    String(startEpoch), '--chain-id', String(chainId), '--silent', '--code-size-limit', '100000'],
+    String(startEpoch), '--chain-id', String(chainId), '--silent', '--code-size-limit', '100000',
+    '--gas-limit', '1000000000'],
   { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (d) => (stderr += d))

@@ -39,7 +39,8 @@ function setDealData(d, activated) {
   return call('MarketState', 'setDeal(uint64,int64,int64,int64,uint64,uint64,bytes,uint64)', ...head, bytesTail(hex))
 }
 
-export async function startDevnet({ startEpoch = 3_900_000, lotusToken = null } = {}) {
+/** `contract: 'DealStatusSeeder'` deploys the bench variant with a bulk loader. */
+export async function startDevnet({ startEpoch = 3_900_000, lotusToken = null, contract = 'DealStatus' } = {}) {
   const anvil = await startAnvil({ startEpoch })
   const url = anvil.url
   // The devnet's own writes come from the last dev account, so they never race the nonces
@@ -53,7 +54,7 @@ export async function startDevnet({ startEpoch = 3_900_000, lotusToken = null } 
     const multicall = await deploy(url, owner, artifacts.Multicall3.bytecode)
     await rpc(url, 'anvil_setCode', [MULTICALL3, await rpc(url, 'eth_getCode', [multicall, 'latest'])])
     // Owned by the first account, whose key tests get.
-    const dealStatus = await deploy(url, devAccounts[0], artifacts.DealStatus.bytecode)
+    const dealStatus = await deploy(url, devAccounts[0], artifacts[contract].bytecode)
 
     const height = Number(BigInt(await rpc(url, 'eth_blockNumber')))
     const chain = new Chain({ height })
@@ -80,7 +81,7 @@ export async function startDevnet({ startEpoch = 3_900_000, lotusToken = null } 
     return {
       info: { evmRpc: url, lotusRpc, chainId: 31415926, startEpoch: height, dealStatus, multicall3: MULTICALL3,
         marketState, marketActor: CALL_ACTOR_ID, accounts: ACCOUNTS },
-      chain, lotus, anvil,
+      chain, lotus, anvil, owner, devAccounts, artifacts, call,
       async stop() {
         await lotus.close()
         anvil.stop()

@@ -22,8 +22,8 @@ export function bytesTail(hex) {
 }
 
 /** Sends a transaction from an unlocked account and waits for its receipt. */
-export async function send(url, from, to, data) {
-  const hash = await rpc(url, 'eth_sendTransaction', [{ from, to, data, gas: '0x1c9c380' }])
+export async function send(url, from, to, data, gas = '0x1c9c380') {
+  const hash = await rpc(url, 'eth_sendTransaction', [{ from, to, data, gas }])
   for (let i = 0; i < 200; i++) {
     const receipt = await rpc(url, 'eth_getTransactionReceipt', [hash])
     if (receipt) {
