@@ -7,7 +7,7 @@ use napi::bindgen_prelude::PromiseRaw;
 use napi::Env;
 use napi_derive::napi;
 use raas_core::chain::{evm, health, lotus, options, views};
-use raas_core::error::{coded, integer_arg, CodedError};
+use raas_core::error::{coded, epochs_arg, integer_arg, CodedError};
 use raas_core::podsi::PublishedProof;
 use serde_json::Value;
 
@@ -219,15 +219,10 @@ impl LotusClient {
         let c = self.inner.clone();
         spawn(env, async move {
             let id = integer_arg("dealId", deal_id)?;
-            let end = known_end_epoch
-                .map(|e| integer_arg("knownEndEpoch", e))
-                .transpose()?;
-            let mut all = health::check_deals(&c, &[id], &[end.map(|e| e as i64)])
-                .await
-                .map_err(coded)?;
-            all.pop()
-                .unwrap_or(Err(lotus::LotusError::DealNotFound { deal_id: id }))
-                .map_err(coded)
+            let end = epochs_arg("knownEndEpoch", vec![known_end_epoch])?
+                .pop()
+                .flatten();
+            health::check_deal(&c, id, end).await.map_err(coded)
         })
     }
 
@@ -245,14 +240,7 @@ impl LotusClient {
                 .iter()
                 .map(|&d| integer_arg("dealIds", d))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            let ends = known_end_epochs
-                .unwrap_or_default()
-                .into_iter()
-                .map(|e| {
-                    e.map(|e| integer_arg("knownEndEpochs", e).map(|v| v as i64))
-                        .transpose()
-                })
-                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let ends = epochs_arg("knownEndEpochs", known_end_epochs.unwrap_or_default())?;
             let results = health::check_deals(&c, &ids, &ends).await.map_err(coded)?;
             Ok::<_, CodedError>(views::health_results(&ids, results))
         })

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::rc::Rc;
 
 use raas_core::chain::{evm, health, lotus, options, views};
-use raas_core::error::{coded, integer_arg, CodedError};
+use raas_core::error::{coded, epochs_arg, integer_arg, CodedError};
 use raas_core::ErrorCode;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -151,15 +151,10 @@ impl LotusClient {
         let c = self.inner.clone();
         promise(async move {
             let id = integer_arg("dealId", deal_id)?;
-            let end = known_end_epoch
-                .map(|e| integer_arg("knownEndEpoch", e))
-                .transpose()?;
-            let mut all = health::check_deals(&c, &[id], &[end.map(|e| e as i64)])
-                .await
-                .map_err(coded)?;
-            all.pop()
-                .unwrap_or(Err(lotus::LotusError::DealNotFound { deal_id: id }))
-                .map_err(coded)
+            let end = epochs_arg("knownEndEpoch", vec![known_end_epoch])?
+                .pop()
+                .flatten();
+            health::check_deal(&c, id, end).await.map_err(coded)
         })
     }
 
@@ -184,13 +179,7 @@ impl LotusClient {
                     serde_wasm_bindgen::from_value(known_end_epochs)
                         .map_err(|e| raas_core::error::invalid_argument("knownEndEpochs", e))?
                 };
-            let ends = ends
-                .into_iter()
-                .map(|e| {
-                    e.map(|e| integer_arg("knownEndEpochs", e).map(|v| v as i64))
-                        .transpose()
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let ends = epochs_arg("knownEndEpochs", ends)?;
             let results = health::check_deals(&c, &ids, &ends).await.map_err(coded)?;
             Ok::<_, CodedError>(views::health_results(&ids, results))
         })

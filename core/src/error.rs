@@ -60,3 +60,14 @@ pub fn integer_arg(field: &str, v: f64) -> Result<u64, CodedError> {
         ))
     }
 }
+
+/// Optional JS epochs (`null` allowed per entry), each a non-negative integer.
+pub fn epochs_arg(field: &str, values: Vec<Option<f64>>) -> Result<Vec<Option<i64>>, CodedError> {
+    values
+        .into_iter()
+        .map(|v| {
+            v.map(|e| integer_arg(field, e).map(|e| e as i64))
+                .transpose()
+        })
+        .collect()
+}

@@ -262,6 +262,17 @@ pub async fn check_deals(
         .collect())
 }
 
+/// Health of one deal (see [`check_deals`]).
+pub async fn check_deal(
+    lotus: &LotusClient,
+    deal_id: u64,
+    known_end_epoch: Option<i64>,
+) -> Result<HealthReport, LotusError> {
+    let mut all = check_deals(lotus, &[deal_id], &[known_end_epoch]).await?;
+    all.pop()
+        .unwrap_or(Err(LotusError::DealNotFound { deal_id }))
+}
+
 /// Partition bits (and fault dates) of each wanted (miner, sector), in batched reads.
 async fn read_sectors(
     lotus: &LotusClient,
