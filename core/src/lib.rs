@@ -20,6 +20,7 @@
 pub mod chain;
 pub mod cid;
 pub mod error;
+pub mod jobs;
 pub mod podsi;
 pub mod rt;
 
