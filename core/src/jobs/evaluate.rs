@@ -167,7 +167,12 @@ mod tests {
 
     const H: i64 = 100_000;
 
-    type Case = (&'static str, JobSpec, Vec<DealView>, Option<(ShortfallReason, u32)>);
+    type Case = (
+        &'static str,
+        JobSpec,
+        Vec<DealView>,
+        Option<(ShortfallReason, u32)>,
+    );
 
     #[test]
     fn verdicts_table() {
