@@ -275,6 +275,12 @@ async fn active_and_expiring_deals_follow_the_market() {
         Vec::<u64>::new()
     );
 
+    assert_eq!(
+        reader.deal_expiry(12).await.unwrap(),
+        Some((h, h + 5_000)),
+        "end = start + duration"
+    );
+    assert_eq!(reader.deal_expiry(16).await.unwrap(), None);
     d.control("Devnet.Advance", json!([300])).await;
     assert_eq!(
         ids(reader.active_deals(CID_A).await.unwrap()),
@@ -314,14 +320,25 @@ async fn lotus_client_shapes_errors_and_transport() {
     );
     assert_eq!(lotus.network_version().await.unwrap(), 28);
     assert_eq!(lotus.lookup_id("f02000").await.unwrap(), 2000);
+    assert_eq!(
+        lotus.sector_info(2000, 9).await.unwrap(),
+        None,
+        "not sealed yet"
+    );
+    d.control("Devnet.Activate", json!([21])).await;
+    let info = lotus.sector_info(2000, 9).await.unwrap().unwrap();
+    assert_eq!((info.sector_number, info.seal_proof), (9, 8));
+    assert!(lotus.miner_faults(2000).await.unwrap().is_empty());
+    d.control("Devnet.Fault", json!([21])).await;
+    assert!(lotus.miner_faults(2000).await.unwrap().contains(9));
     let deal = lotus.market_deal(21, Some(&head.cids)).await.unwrap();
     assert_eq!(deal.proposal.provider, "f02000");
-    assert_eq!(deal.state.sector_start_epoch, -1);
+    assert!(deal.state.sector_start_epoch > 0);
     assert_eq!(
         lotus.market_deal(999, None).await.unwrap_err(),
         LotusError::DealNotFound { deal_id: 999 }
     );
-    let err = lotus.sector_partition(2000, 9).await.unwrap_err();
+    let err = lotus.sector_partition(2000, 10).await.unwrap_err();
     assert!(err.to_string().contains("not due at any deadline"), "{err}");
     let err = lotus.sector_partition(777, 1).await.unwrap_err();
     assert_eq!(err.code(), "ACTOR_NOT_FOUND");
@@ -342,10 +359,11 @@ async fn lotus_client_shapes_errors_and_transport() {
     assert_eq!(many[1].as_ref().unwrap_err().code(), "DEAL_NOT_FOUND");
 
     // Transient failures are retried; the rest are not.
+    let now = lotus.chain_head().await.unwrap().height;
     d.control("Devnet.ResetStats", json!([])).await;
     d.control("Devnet.SetBehaviour", json!([{"failNext": 2}]))
         .await;
-    assert_eq!(lotus.chain_head().await.unwrap().height, head.height);
+    assert_eq!(lotus.chain_head().await.unwrap().height, now);
     assert_eq!(
         d.control("Devnet.Stats", json!([])).await["requests"],
         3,
@@ -495,4 +513,134 @@ async fn deal_health_through_a_lifecycle() {
         (r.health, r.fault_check, r.epochs_since_proven),
         (DealHealth::Active, FaultCheck::Unavailable, None)
     );
+}
+
+alloy::sol! {
+    #[sol(rpc)]
+    interface IPrecompileProbe {
+        function viaDelegatecall(bytes input) external returns (bool ok, bytes out);
+        function viaCall(bytes input) external returns (bool ok, bytes out);
+        function viaStaticcall(bytes input) external view returns (bool ok, bytes out);
+    }
+}
+
+fn words(ws: &[&str]) -> Vec<u8> {
+    ws.iter()
+        .flat_map(|w| alloy::hex::decode(format!("{w:0>64}")).unwrap())
+        .collect()
+}
+
+/// The market double answers exactly as the FEVM precompile + market actor do
+/// (fevm-actor-calls notes §1.2-§3.3), byte for byte.
+#[tokio::test(flavor = "multi_thread")]
+async fn market_double_answers_byte_for_byte() {
+    use alloy::providers::ProviderBuilder;
+    let d = Devnet::start();
+    let provider = ProviderBuilder::new().connect_http(d.evm().parse().unwrap());
+    let probe_address = d.info["precompileProbe"].as_str().unwrap().parse().unwrap();
+    let probe = IPrecompileProbe::new(probe_address, provider);
+    let h = d.start_epoch();
+    d.add_deal(1234, 2000, 1, h + 10, h + 10 + 518_400).await;
+
+    // §3.1: GetDealActivation(1234), 256 bytes, no selector.
+    let activation = |method: &str, codec: &str, actor: &str, cbor: &str, len: &str| {
+        words(&[
+            method,
+            "0",
+            "1",
+            codec,
+            "c0",
+            actor,
+            len,
+            &format!("{cbor:0<64}"),
+        ])
+    };
+    let input = activation("9904f2ff", "51", "5", "1904d2", "3");
+    assert_eq!(input.len(), 256);
+    let call = |bytes: Vec<u8>| {
+        let p = &probe;
+        async move { p.viaDelegatecall(bytes.into()).call().await.unwrap() }
+    };
+
+    // Published, not activated: [-1, -1] = 82 20 20.
+    let r = call(input.clone()).await;
+    assert!(r.ok);
+    assert_eq!(
+        r.out.to_vec(),
+        words(&["0", "51", "60", "3", &format!("{:0<64}", "822020")])
+    );
+
+    // Activated at epoch A: [A, -1] = 82 1a <A as u32> 20.
+    d.control("Devnet.Activate", json!([1234])).await;
+    let lotus = LotusClient::new(LotusConfig::new(d.lotus())).unwrap();
+    let a = lotus
+        .market_deal(1234, None)
+        .await
+        .unwrap()
+        .state
+        .sector_start_epoch;
+    let r = call(input.clone()).await;
+    let cbor = format!("821a{a:08x}20");
+    assert_eq!(
+        r.out.to_vec(),
+        words(&["0", "51", "60", "7", &format!("{cbor:0<64}")])
+    );
+
+    // GetDealTerm: [start, duration] (the second field is the duration).
+    let r = call(activation("09c30b20", "51", "5", "1904d2", "3")).await;
+    let cbor = format!("821a{:08x}1a{:08x}", h + 10, 518_400);
+    assert_eq!(
+        r.out.to_vec(),
+        words(&["0", "51", "60", "b", &format!("{cbor:0<64}")])
+    );
+
+    // §3.3: unknown deal (17) and terminated deal (32): 128 bytes, codec 0, no data.
+    let r = call(activation("9904f2ff", "51", "5", "1904d3", "3")).await;
+    assert_eq!(r.out.to_vec(), words(&["11", "0", "60", "0"]));
+    d.control("Devnet.Terminate", json!([1234])).await;
+    let r = call(input.clone()).await;
+    assert_eq!(r.out.to_vec(), words(&["20", "0", "60", "0"]));
+
+    // No actor with that id: exit -6.
+    let r = call(activation("9904f2ff", "51", "6", "1904d2", "3")).await;
+    assert_eq!(
+        r.out.to_vec(),
+        words(&[
+            "fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa",
+            "0",
+            "60",
+            "0"
+        ])
+    );
+    // Params that are not a bare CBOR uint: 21; no params: 16; unexported method: 22.
+    let r = call(activation("9904f2ff", "51", "5", "811904d2", "4")).await;
+    assert_eq!(r.out.to_vec()[..32], words(&["15"])[..]);
+    let r = call(words(&["9904f2ff", "0", "1", "0", "c0", "5", "0"])).await;
+    assert_eq!(r.out.to_vec()[..32], words(&["10"])[..]);
+    let r = call(activation("12345678", "51", "5", "1904d2", "3")).await;
+    assert_eq!(r.out.to_vec()[..32], words(&["16"])[..]);
+
+    // Refused outright (call fails, no data): reserved method, DAG-CBOR codec, flags > 1,
+    // and any call kind but DELEGATECALL.
+    for bad in [
+        activation("2", "51", "5", "1904d2", "3"),
+        activation("9904f2ff", "71", "5", "1904d2", "3"),
+        words(&[
+            "9904f2ff",
+            "0",
+            "2",
+            "51",
+            "c0",
+            "5",
+            "3",
+            &format!("{:0<64}", "1904d2"),
+        ]),
+    ] {
+        let r = call(bad).await;
+        assert!(!r.ok && r.out.is_empty());
+    }
+    let r = probe.viaCall(input.clone().into()).call().await.unwrap();
+    assert!(!r.ok && r.out.is_empty());
+    let r = probe.viaStaticcall(input.into()).call().await.unwrap();
+    assert!(!r.ok && r.out.is_empty());
 }

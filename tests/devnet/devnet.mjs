@@ -51,6 +51,7 @@ export async function startDevnet({ startEpoch = 3_900_000, lotusToken = null, c
     const marketState = await deploy(url, owner, artifacts.MarketState.bytecode)
     const shim = await deploy(url, owner, artifacts.MarketActorShim.bytecode, addressWord(marketState))
     await rpc(url, 'anvil_setCode', [CALL_ACTOR_ID, await rpc(url, 'eth_getCode', [shim, 'latest'])])
+    const probe = await deploy(url, owner, artifacts.PrecompileProbe.bytecode)
     const multicall = await deploy(url, owner, artifacts.Multicall3.bytecode)
     await rpc(url, 'anvil_setCode', [MULTICALL3, await rpc(url, 'eth_getCode', [multicall, 'latest'])])
     // Owned by the first account, whose key tests get.
@@ -80,7 +81,7 @@ export async function startDevnet({ startEpoch = 3_900_000, lotusToken = null, c
     const lotusRpc = await lotus.listen()
     return {
       info: { evmRpc: url, lotusRpc, chainId: 31415926, startEpoch: height, dealStatus, multicall3: MULTICALL3,
-        marketState, marketActor: CALL_ACTOR_ID, accounts: ACCOUNTS },
+        marketState, marketActor: CALL_ACTOR_ID, precompileProbe: probe, accounts: ACCOUNTS },
       chain, lotus, anvil, owner, devAccounts, artifacts, call,
       async stop() {
         await lotus.close()

@@ -356,6 +356,26 @@ impl DealStatusClient {
         }
     }
 
+    /// Start and end epoch of a deal through the contract's `getDealExpiry` (our contract and
+    /// Lighthouse's have it); `None` when the contract lacks it or the market has no term.
+    pub async fn deal_expiry(&self, deal_id: u64) -> Result<Option<(i64, i64)>, EvmError> {
+        let c = self.contract();
+        let reply = self
+            .timed("getDealExpiry", async {
+                Ok(c.getDealExpiry(deal_id).call().await)
+            })
+            .await?;
+        match reply {
+            Ok(r) => Ok(Some((r.start, r.end))),
+            Err(e) => match EvmError::from_contract("getDealExpiry", e) {
+                EvmError::Reverted { .. }
+                | EvmError::NoContract { .. }
+                | EvmError::Malformed { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
     /// `submit(cid)`: a new aggregation request.
     pub async fn submit(&self, cid: &str) -> Result<SubmitReceipt, EvmError> {
         let key = self.key(cid)?;

@@ -348,6 +348,26 @@ impl LotusClient {
         self.batch("Filecoin.StateMarketStorageDeal", calls).await
     }
 
+    /// `Filecoin.StateSectorGetInfo`: `None` when the miner has no such sector. Terminated
+    /// sectors are still returned until compacted: existence is not liveness.
+    pub async fn sector_info(
+        &self,
+        miner_id: u64,
+        sector: u64,
+    ) -> Result<Option<SectorOnChainInfo>, LotusError> {
+        self.call(
+            "Filecoin.StateSectorGetInfo",
+            json!([miner(miner_id), sector, null]),
+        )
+        .await
+    }
+
+    /// `Filecoin.StateMinerFaults`: every faulty sector of a miner (not on gateways).
+    pub async fn miner_faults(&self, miner_id: u64) -> Result<RleBitField, LotusError> {
+        self.call("Filecoin.StateMinerFaults", json!([miner(miner_id), null]))
+            .await
+    }
+
     /// `Filecoin.StateSectorPartition`: where a sector is proven.
     pub async fn sector_partition(
         &self,

@@ -93,6 +93,20 @@ fn minus_one() -> i64 {
     -1
 }
 
+/// `StateSectorGetInfo` reply (the fields used; others vary by network version).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all(deserialize = "PascalCase", serialize = "camelCase"))]
+pub struct SectorOnChainInfo {
+    /// Sector number.
+    pub sector_number: u64,
+    /// Seal proof type (8/9: 32/64 GiB).
+    pub seal_proof: i64,
+    /// Activation epoch.
+    pub activation: i64,
+    /// Scheduled expiration (inaccurate while faulty: see `StateSectorExpiration`).
+    pub expiration: i64,
+}
+
 /// `StateSectorPartition` reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all(deserialize = "PascalCase", serialize = "camelCase"))]
