@@ -7,14 +7,14 @@ cd "$(dirname "$0")/.."
 target=wasm32-unknown-unknown
 target_dir=target/wasm
 if rustup target list --installed 2>/dev/null | grep -qx "$target"; then
-  cargo build -p raas-wasm --release --target "$target" --target-dir "$target_dir"
+  cargo build -p raas-wasm --profile wasm-release --target "$target" --target-dir "$target_dir"
 else
   RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-19 \
-    /usr/bin/cargo build -p raas-wasm --release --target "$target" --target-dir "$target_dir" \
+    /usr/bin/cargo build -p raas-wasm --profile wasm-release --target "$target" --target-dir "$target_dir" \
     -Zbuild-std=std,panic_abort
 fi
-wasm="$target_dir/$target/release/raas_wasm.wasm"
+wasm="$target_dir/$target/wasm-release/raas_wasm.wasm"
 export PATH="$HOME/.cargo/bin:$PATH"
 wasm-bindgen --target web --out-dir bindings-wasm/pkg/web "$wasm"
 wasm-bindgen --target nodejs --out-dir bindings-wasm/pkg/node "$wasm"
