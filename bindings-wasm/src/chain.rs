@@ -11,16 +11,10 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::error::{coded as coded_js, to_js};
+use crate::error::{coded as coded_js, to_js, to_js_value};
 
 #[wasm_bindgen(typescript_custom_section)]
 const CHAIN_TYPES: &'static str = include_str!("../../bindings-node/chain-types.d.ts");
-
-fn to_value<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| coded_js("INTERNAL", &e.to_string()))
-}
 
 /// A Promise of the serialised result; a failure rejects with a coded JS error.
 fn promise<T, E, F>(fut: F) -> js_sys::Promise
@@ -31,7 +25,7 @@ where
 {
     future_to_promise(async move {
         match fut.await {
-            Ok(v) => to_value(&v),
+            Ok(v) => to_js_value(&v),
             Err(e) => Err(to_js(e)),
         }
     })

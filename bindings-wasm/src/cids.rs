@@ -7,7 +7,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::error::{coded, invalid_argument, to_js};
+use crate::error::{coded, invalid_argument, to_js, to_js_value};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
@@ -79,15 +79,8 @@ struct CidInfoJs {
     digest_size: u8,
 }
 
-/// Plain JS objects (not `Map`s), numbers for sizes.
-fn to_value<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| coded("INTERNAL", &e.to_string()))
-}
-
 fn cids_to_js(d: DataCids) -> Result<JsValue, JsValue> {
-    to_value(&CidsJs {
+    to_js_value(&CidsJs {
         cid: d.cid.to_string(),
         piece_cid: d.piece_cid.to_string(),
         comm_p: d.comm_p.to_string(),
@@ -162,7 +155,7 @@ async fn hash_blob(
 #[wasm_bindgen(js_name = computePieceCid, unchecked_return_type = "PieceCids")]
 pub fn compute_piece_cid(data: &[u8]) -> Result<JsValue, JsValue> {
     let piece = cid::compute_piece(data);
-    to_value(&PieceCidsJs {
+    to_js_value(&PieceCidsJs {
         piece_cid: piece.piece_cid_v2().to_string(),
         comm_p: piece.comm_p().to_string(),
         piece_size: piece.padded_size,
@@ -180,7 +173,7 @@ pub fn compute_unixfs_cid(data: &[u8]) -> String {
 #[wasm_bindgen(js_name = parseCid, unchecked_return_type = "CidInfo")]
 pub fn parse_cid(cid: &str) -> Result<JsValue, JsValue> {
     let info = cid::parse_cid(cid).map_err(to_js)?;
-    to_value(&CidInfoJs {
+    to_js_value(&CidInfoJs {
         cid: info.cid.to_string(),
         version: info.version,
         codec: info.codec,

@@ -21,3 +21,11 @@ pub(crate) fn to_js<E: ErrorCode>(err: E) -> JsValue {
 pub(crate) fn invalid_argument(message: &str) -> JsValue {
     coded("INVALID_ARGUMENT", message)
 }
+
+/// A result as a plain JS value (objects, not `Map`s; numbers for sizes), shared by every
+/// export so both packages' shapes come from the core's serde types.
+pub(crate) fn to_js_value<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| coded("INTERNAL", &e.to_string()))
+}
