@@ -23,5 +23,7 @@ pub mod error;
 pub mod jobs;
 pub mod podsi;
 pub mod rt;
+#[cfg(not(target_family = "wasm"))]
+pub mod store;
 
 pub use error::ErrorCode;

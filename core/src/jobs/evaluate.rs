@@ -5,7 +5,7 @@
 //! deals still counted healthy, copies needed), so checking the same situation again yields
 //! the same key and a deal request is made once per shortfall.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::spec::JobSpec;
@@ -24,7 +24,7 @@ pub struct DealView {
 }
 
 /// Why copies are needed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ShortfallReason {
     /// Fewer active deals than the target.
@@ -33,6 +33,27 @@ pub enum ShortfallReason {
     Renewal,
     /// Deals are terminated, gone, or not proven for the repair threshold.
     Repair,
+}
+
+impl ShortfallReason {
+    /// Its name as stored and sent (`replication`, `renewal`, `repair`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShortfallReason::Replication => "replication",
+            ShortfallReason::Renewal => "renewal",
+            ShortfallReason::Repair => "repair",
+        }
+    }
+
+    /// The reason of a name given by [`ShortfallReason::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "replication" => ShortfallReason::Replication,
+            "renewal" => ShortfallReason::Renewal,
+            "repair" => ShortfallReason::Repair,
+            _ => return None,
+        })
+    }
 }
 
 /// Copies a job needs now.

@@ -14,6 +14,8 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
 
+pub mod stores;
+
 pub struct Devnet {
     child: Child,
     pub info: Value,

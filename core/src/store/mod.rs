@@ -1,0 +1,263 @@
+//! Persistence of jobs, their check history, the deal-request outbox and event cursors.
+//!
+//! One [`Store`] over two backends with the same schema ([`schema`]): an embedded SQLite
+//! file (the default, zero set-up, WAL) for one node, and PostgreSQL for several nodes that
+//! share the work through leases (`FOR UPDATE SKIP LOCKED`). Every change that belongs
+//! together (a verdict, its history entry and its deal request) is one transaction, so a
+//! crash at any point leaves either all of it or none.
+
+mod jobs;
+mod outbox;
+mod records;
+mod schema;
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
+
+pub use jobs::{CheckOutcome, CheckWrite, RecordSummary};
+pub use records::{
+    CheckRecord, DealRequest, JobFilter, JobRecord, JobState, JobStatus, OutboxRecord,
+    RequestState, StoreStats,
+};
+
+use crate::error::ErrorCode;
+
+/// The default store: a SQLite file next to the process.
+pub const DEFAULT_STORE_URL: &str = "sqlite:./raas.db";
+
+/// A store operation that failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store URL is not one we open (`INVALID_STORE_URL`).
+    #[error("invalid store: {reason}")]
+    InvalidUrl {
+        /// Why.
+        reason: String,
+    },
+    /// The database cannot be reached or opened (`STORE_UNAVAILABLE`).
+    #[error("store unavailable: {reason}")]
+    Unavailable {
+        /// Why (never the URL: it may hold a password).
+        reason: String,
+    },
+    /// A query failed (`STORE_ERROR`).
+    #[error("store error in {op}: {reason}")]
+    Query {
+        /// The operation.
+        op: &'static str,
+        /// The database's message.
+        reason: String,
+    },
+    /// Stored data that does not decode (`STORE_CORRUPT`).
+    #[error("stored {what} is not valid: {reason}")]
+    Corrupt {
+        /// What.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl ErrorCode for StoreError {
+    fn code(&self) -> &'static str {
+        match self {
+            StoreError::InvalidUrl { .. } => "INVALID_STORE_URL",
+            StoreError::Unavailable { .. } => "STORE_UNAVAILABLE",
+            StoreError::Query { .. } => "STORE_ERROR",
+            StoreError::Corrupt { .. } => "STORE_CORRUPT",
+        }
+    }
+
+    fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable { .. } | StoreError::Query { .. }
+        )
+    }
+}
+
+pub(crate) fn query_err(op: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| StoreError::Query {
+        op,
+        reason: e.to_string(),
+    }
+}
+
+/// Which database a store is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file (one node).
+    Sqlite,
+    /// PostgreSQL (one or many nodes).
+    Postgres,
+}
+
+/// The store of one node (cheap to clone: a connection pool).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `url`: `sqlite:PATH` (the file is created),
+    /// `sqlite::memory:`, or `postgres://…`. Migrations run before it is returned.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            if rest.is_empty() {
+                return Err(StoreError::InvalidUrl {
+                    reason: "sqlite: needs a path, e.g. sqlite:./raas.db".into(),
+                });
+            }
+            let url = if rest.contains("mode=") {
+                url.to_string()
+            } else if rest.contains('?') {
+                format!("{url}&mode=rwc")
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (Backend::Sqlite, url)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(StoreError::InvalidUrl {
+                reason: "expected sqlite:PATH or postgres://… (the default is sqlite:./raas.db)"
+                    .into(),
+            });
+        };
+        // One direct connection first: a wrong address fails now, not after the pool's
+        // acquire timeout of retries.
+        let probe = AnyConnection::connect(&url)
+            .await
+            .map_err(|e| StoreError::Unavailable {
+                reason: redact(&e.to_string(), &url),
+            })?;
+        let _ = probe.close().await;
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        let options = match backend {
+            // One connection: SQLite has one writer anyway, and a single connection never
+            // meets SQLITE_BUSY on a read-to-write upgrade.
+            Backend::Sqlite => options.max_connections(1).after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => options.max_connections(8),
+        };
+        let pool = options
+            .connect(&url)
+            .await
+            .map_err(|e| StoreError::Unavailable {
+                reason: redact(&e.to_string(), &url),
+            })?;
+        schema::migrator()
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Unavailable {
+                reason: format!("migration failed: {}", redact(&e.to_string(), &url)),
+            })?;
+        Ok(Store { pool, backend })
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool (waits for connections in use).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The last value stored under cursor `name` (for example the next block of event
+    /// intake).
+    pub async fn cursor(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT value FROM raas_cursors WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("cursor"))?;
+        row.map(|r| r.try_get::<i64, _>("value"))
+            .transpose()
+            .map_err(query_err("cursor"))
+    }
+
+    /// Stores cursor `name`.
+    pub async fn set_cursor(&self, name: &str, value: i64, now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO raas_cursors (name, value, updated_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("set_cursor"))?;
+        Ok(())
+    }
+
+    /// Counts of jobs and deal requests by state.
+    pub async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let mut s = StoreStats::default();
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM raas_jobs GROUP BY state")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("stats"))?;
+        for r in rows {
+            let (state, n) = state_count(&r)?;
+            match JobState::parse(&state) {
+                Some(JobState::Active) => s.active = n,
+                Some(JobState::Cancelled) => s.cancelled = n,
+                Some(JobState::Retired) => s.retired = n,
+                Some(JobState::Dead) => s.dead = n,
+                None => {}
+            }
+        }
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM raas_outbox GROUP BY state")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("stats"))?;
+        for r in rows {
+            let (state, n) = state_count(&r)?;
+            match RequestState::parse(&state) {
+                Some(RequestState::Pending) => s.requests_pending = n,
+                Some(RequestState::Delivered) => s.requests_delivered = n,
+                Some(RequestState::Dead) => s.requests_dead = n,
+                _ => {}
+            }
+        }
+        Ok(s)
+    }
+
+    /// Deletes check history older than `before_ms` (the verdict on each job stays).
+    pub async fn prune_checks(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM raas_checks WHERE checked_ms < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("prune_checks"))?;
+        Ok(r.rows_affected())
+    }
+}
+
+fn state_count(r: &AnyRow) -> Result<(String, i64), StoreError> {
+    Ok((
+        r.try_get("state").map_err(query_err("stats"))?,
+        r.try_get("n").map_err(query_err("stats"))?,
+    ))
+}
+
+/// Drops the URL (and so any password in it) from a driver message.
+fn redact(message: &str, url: &str) -> String {
+    message.replace(url, "<store url>")
+}

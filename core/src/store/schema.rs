@@ -1,0 +1,83 @@
+//! The schema, as numbered migrations run by sqlx's migrator. One text serves SQLite and
+//! PostgreSQL: only portable types (`TEXT`, `BIGINT`) and statements are used, so both
+//! stores have exactly the same tables.
+
+use std::borrow::Cow;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::SqlSafeStr;
+
+/// Jobs, their check history, the deal-request outbox and event cursors.
+const V1: &str = r#"
+CREATE TABLE raas_jobs (
+    job_id          TEXT PRIMARY KEY,
+    cid             TEXT NOT NULL,
+    spec            TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    created_ms      BIGINT NOT NULL,
+    updated_ms      BIGINT NOT NULL,
+    next_due_ms     BIGINT NOT NULL,
+    due_epoch       BIGINT,
+    lease_owner     TEXT,
+    lease_until_ms  BIGINT,
+    failures        BIGINT NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    checks          BIGINT NOT NULL DEFAULT 0,
+    last_checked_ms BIGINT,
+    status          TEXT,
+    shortfall_key   TEXT,
+    verdict         TEXT
+);
+CREATE INDEX raas_jobs_due ON raas_jobs (state, next_due_ms);
+CREATE INDEX raas_jobs_cid ON raas_jobs (cid);
+
+CREATE TABLE raas_checks (
+    job_id      TEXT NOT NULL,
+    seq         BIGINT NOT NULL,
+    node_id     TEXT NOT NULL,
+    checked_ms  BIGINT NOT NULL,
+    head        BIGINT,
+    status      TEXT NOT NULL,
+    detail      TEXT,
+    PRIMARY KEY (job_id, seq)
+);
+CREATE INDEX raas_checks_time ON raas_checks (checked_ms);
+
+CREATE TABLE raas_outbox (
+    idempotency_key TEXT PRIMARY KEY,
+    job_id          TEXT NOT NULL,
+    cid             TEXT NOT NULL,
+    reason          TEXT NOT NULL,
+    copies_needed   BIGINT NOT NULL,
+    replacing       TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    created_ms      BIGINT NOT NULL,
+    attempts        BIGINT NOT NULL DEFAULT 0,
+    next_attempt_ms BIGINT NOT NULL,
+    lease_owner     TEXT,
+    lease_until_ms  BIGINT,
+    last_error      TEXT,
+    delivered_ms    BIGINT,
+    delivered_by    TEXT,
+    receipt         TEXT
+);
+CREATE INDEX raas_outbox_due ON raas_outbox (state, next_attempt_ms);
+CREATE INDEX raas_outbox_job ON raas_outbox (job_id);
+
+CREATE TABLE raas_cursors (
+    name       TEXT PRIMARY KEY,
+    value      BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL
+);
+"#;
+
+/// The migrator for both backends.
+pub(super) fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        Cow::Borrowed("jobs, checks, outbox, cursors"),
+        MigrationType::Simple,
+        V1.into_sql_str(),
+        false,
+    )])
+}
