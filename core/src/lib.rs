@@ -19,6 +19,8 @@
 
 pub mod chain;
 pub mod cid;
+#[cfg(not(target_family = "wasm"))]
+pub mod engine;
 pub mod error;
 pub mod jobs;
 pub mod podsi;

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::lotus::types::{actor_id, CidJson, MarketDeal, ProvingDeadline};
+use super::lotus::types::{actor_id, CidJson, MarketDeal, ProvingDeadline, TipSet};
 use super::lotus::{LotusClient, LotusError};
 
 /// Epochs per WindowPoSt deadline.
@@ -221,6 +221,16 @@ pub async fn check_deals(
     known_end_epochs: &[Option<i64>],
 ) -> Result<Vec<Result<HealthReport, LotusError>>, LotusError> {
     let head = lotus.chain_head().await?;
+    check_deals_at(lotus, &head, deal_ids, known_end_epochs).await
+}
+
+/// [`check_deals`] at a head the caller already read (one head for a whole sweep).
+pub async fn check_deals_at(
+    lotus: &LotusClient,
+    head: &TipSet,
+    deal_ids: &[u64],
+    known_end_epochs: &[Option<i64>],
+) -> Result<Vec<Result<HealthReport, LotusError>>, LotusError> {
     let tipset: &[CidJson] = &head.cids;
     let deals = lotus.market_deals(deal_ids, Some(tipset)).await?;
 

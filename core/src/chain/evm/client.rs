@@ -30,6 +30,27 @@ pub struct Deal {
     pub miner_id: u64,
 }
 
+/// One deal read of a CID, for [`DealStatusClient::deals_many`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DealRead {
+    /// `getAllDeals`.
+    All,
+    /// `getActiveDeals`.
+    Active,
+    /// `getExpiringDeals(cid, epochs)`.
+    Expiring(u64),
+}
+
+impl DealRead {
+    fn method(self) -> &'static str {
+        match self {
+            DealRead::All => "getAllDeals",
+            DealRead::Active => "getActiveDeals",
+            DealRead::Expiring(_) => "getExpiringDeals",
+        }
+    }
+}
+
 /// Settings of a [`DealStatusClient`].
 #[derive(Debug, Clone)]
 pub struct DealStatusConfig {
@@ -280,31 +301,53 @@ impl DealStatusClient {
         &self,
         cids: &[String],
     ) -> Result<Vec<Result<Vec<Deal>, EvmError>>, EvmError> {
-        let keys = cids
+        let reads: Vec<(String, DealRead)> =
+            cids.iter().map(|c| (c.clone(), DealRead::Active)).collect();
+        self.deals_many(&reads).await
+    }
+
+    /// Any mix of deal reads (all, active, expiring) of many CIDs, `batch_size` reads per
+    /// Multicall3 round trip, `concurrency` round trips in flight. One entry per read, in
+    /// order; a read that reverts gets its own error.
+    pub async fn deals_many(
+        &self,
+        reads: &[(String, DealRead)],
+    ) -> Result<Vec<Result<Vec<Deal>, EvmError>>, EvmError> {
+        let calls = reads
             .iter()
-            .map(|c| self.key(c))
-            .collect::<Result<Vec<_>, _>>()?;
-        let batches: Vec<Vec<Bytes>> = keys.chunks(self.batch_size).map(<[_]>::to_vec).collect();
+            .map(|(cid, read)| {
+                let key = self.key(cid)?;
+                let data: Vec<u8> = match *read {
+                    DealRead::All => IDealStatus::getAllDealsCall { _cid: key }.abi_encode(),
+                    DealRead::Active => IDealStatus::getActiveDealsCall { _cid: key }.abi_encode(),
+                    DealRead::Expiring(epochs) => {
+                        IDealStatus::getExpiringDealsCall { _cid: key, epochs }.abi_encode()
+                    }
+                };
+                Ok((*read, data))
+            })
+            .collect::<Result<Vec<_>, EvmError>>()?;
+        let batches: Vec<Vec<(DealRead, Vec<u8>)>> =
+            calls.chunks(self.batch_size).map(<[_]>::to_vec).collect();
         let results: Vec<Vec<Result<Vec<Deal>, EvmError>>> = stream::iter(batches)
-            .map(|batch| self.active_batch(batch))
+            .map(|batch| self.deals_batch(batch))
             .buffered(self.concurrency)
             .try_collect()
             .await?;
         Ok(results.into_iter().flatten().collect())
     }
 
-    async fn active_batch(
+    async fn deals_batch(
         &self,
-        keys: Vec<Bytes>,
+        batch: Vec<(DealRead, Vec<u8>)>,
     ) -> Result<Vec<Result<Vec<Deal>, EvmError>>, EvmError> {
-        let calls: Vec<IMulticall3::Call3> = keys
+        let kinds: Vec<DealRead> = batch.iter().map(|(k, _)| *k).collect();
+        let calls: Vec<IMulticall3::Call3> = batch
             .into_iter()
-            .map(|key| IMulticall3::Call3 {
+            .map(|(_, data)| IMulticall3::Call3 {
                 target: self.address,
                 allowFailure: true,
-                callData: IDealStatus::getActiveDealsCall { _cid: key }
-                    .abi_encode()
-                    .into(),
+                callData: data.into(),
             })
             .collect();
         let multicall = IMulticall3::new(self.multicall, &self.provider);
@@ -317,19 +360,28 @@ impl DealStatusClient {
                     .map_err(|e| EvmError::from_contract("aggregate3", e))
             })
             .await?;
+        if replies.len() != kinds.len() {
+            return Err(EvmError::Malformed {
+                what: "aggregate3",
+                reason: format!("{} replies to {} calls", replies.len(), kinds.len()),
+            });
+        }
         Ok(replies
             .into_iter()
-            .map(|r| {
+            .zip(kinds)
+            .map(|(r, kind)| {
+                let method = kind.method();
                 if !r.success {
                     return Err(EvmError::Reverted {
-                        method: "getActiveDeals",
+                        method,
                         reason: super::error::revert_reason(&r.returnData),
                     });
                 }
-                IDealStatus::getActiveDealsCall::abi_decode_returns(&r.returnData)
+                // The three reads return the same `Deal[]`.
+                IDealStatus::getAllDealsCall::abi_decode_returns(&r.returnData)
                     .map(clean)
                     .map_err(|e| EvmError::Malformed {
-                        what: "getActiveDeals",
+                        what: method,
                         reason: e.to_string(),
                     })
             })

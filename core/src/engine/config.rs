@@ -1,0 +1,321 @@
+//! Configuration of a RaaS node, as hosts pass it (camelCase JSON), validated once with
+//! errors naming the field.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::chain::options::{DealStatusOptions, LotusOptions, OptionsError};
+use crate::jobs::JobLimits;
+use crate::store::DEFAULT_STORE_URL;
+
+/// What a host passes to open a node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeConfigInput {
+    /// `sqlite:PATH` (default `sqlite:./raas.db`) or `postgres://…`.
+    #[serde(default)]
+    pub store: Option<String>,
+    /// The DealStatus contract and its FEVM endpoint (replication and renewal reads).
+    pub deal_status: DealStatusOptions,
+    /// Lotus (repair reads and exact deal ends); needed for repair jobs.
+    #[serde(default)]
+    pub lotus: Option<LotusOptions>,
+    /// This node's name in leases and history (default: host-pid-random).
+    #[serde(default)]
+    pub node_id: Option<String>,
+    /// Seconds between two checks of a job that needs nothing sooner (default 3600).
+    #[serde(default)]
+    pub check_interval_secs: Option<u64>,
+    /// Milliseconds between polls for due jobs when idle (default 1000).
+    #[serde(default)]
+    pub poll_interval_ms: Option<u64>,
+    /// Jobs claimed and checked together (default 1000).
+    #[serde(default)]
+    pub batch_size: Option<u32>,
+    /// Batches checked at once (default 2).
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// Seconds a node holds claimed work before another may take it (default 300).
+    #[serde(default)]
+    pub lease_secs: Option<u64>,
+    /// Failed checks in a row before a job is dead (default 8).
+    #[serde(default)]
+    pub max_failures: Option<u32>,
+    /// First retry delay after a failure, seconds (default 30; doubles up to the max).
+    #[serde(default)]
+    pub backoff_base_secs: Option<u64>,
+    /// Longest retry delay, seconds (default 3600).
+    #[serde(default)]
+    pub backoff_max_secs: Option<u64>,
+    /// Delivery attempts of a deal request before it is dead (default 12).
+    #[serde(default)]
+    pub max_delivery_attempts: Option<u32>,
+    /// Seconds a hook may take (default 120).
+    #[serde(default)]
+    pub hook_timeout_secs: Option<u64>,
+    /// Seconds per chain epoch (default 30), to turn epochs into check times.
+    #[serde(default)]
+    pub epoch_secs: Option<u64>,
+    /// Most copies a job may ask for (default 10).
+    #[serde(default)]
+    pub max_replication_target: Option<u32>,
+    /// Days of check history kept (default 7).
+    #[serde(default)]
+    pub history_days: Option<u32>,
+    /// A built-in hook for deal requests (a host callback replaces it).
+    #[serde(default)]
+    pub hook: Option<HookConfig>,
+}
+
+/// Built-in deal-request hooks.
+#[derive(Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum HookConfig {
+    /// `submitRaaS(cid, copiesNeeded, 0, 0)` on the DealStatus contract, signed with the
+    /// key of `dealStatus.privateKey`, confirmed by its receipt.
+    SubmitRaaS,
+    /// A Lighthouse-style pin request: `POST endpoint` with `Authorization: Bearer token`
+    /// and `{"cid", "raas": {"network", "copies", "idempotencyKey"}}`.
+    #[serde(rename_all = "camelCase")]
+    Pin {
+        /// The pin endpoint.
+        endpoint: String,
+        /// API token (never logged).
+        #[serde(default)]
+        token: Option<String>,
+        /// Network name sent to the service (default `calibration`).
+        #[serde(default)]
+        network: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for HookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HookConfig::SubmitRaaS => f.write_str("SubmitRaaS"),
+            HookConfig::Pin {
+                endpoint, network, ..
+            } => f
+                .debug_struct("Pin")
+                .field("endpoint", endpoint)
+                .field("network", network)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// Validated settings of the scheduler and delivery.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Node name.
+    pub node_id: String,
+    /// Recheck interval.
+    pub check_interval: Duration,
+    /// Idle poll interval.
+    pub poll_interval: Duration,
+    /// Jobs per batch.
+    pub batch_size: u32,
+    /// Batches in flight.
+    pub concurrency: usize,
+    /// Lease length.
+    pub lease: Duration,
+    /// Failures before dead.
+    pub max_failures: u32,
+    /// First backoff.
+    pub backoff_base: Duration,
+    /// Longest backoff.
+    pub backoff_max: Duration,
+    /// Delivery attempts before dead.
+    pub max_delivery_attempts: u32,
+    /// Hook time limit.
+    pub hook_timeout: Duration,
+    /// Seconds per epoch.
+    pub epoch: Duration,
+    /// Job bounds.
+    pub limits: JobLimits,
+    /// History kept.
+    pub history: Duration,
+}
+
+/// A validated node configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Store URL.
+    pub store: String,
+    /// DealStatus options.
+    pub deal_status: DealStatusOptions,
+    /// Lotus options.
+    pub lotus: Option<LotusOptions>,
+    /// Scheduler settings.
+    pub settings: EngineSettings,
+    /// Built-in hook.
+    pub hook: Option<HookConfig>,
+}
+
+fn range(field: &str, v: Option<u64>, lo: u64, hi: u64, default: u64) -> Result<u64, OptionsError> {
+    match v {
+        None => Ok(default),
+        Some(x) if (lo..=hi).contains(&x) => Ok(x),
+        Some(x) => Err(OptionsError(format!(
+            "{field} must be in {lo}..={hi}, got {x}"
+        ))),
+    }
+}
+
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into());
+    let mut r = [0u8; 3];
+    let _ = getrandom::fill(&mut r);
+    format!("{host}-{}-{}", std::process::id(), alloy::hex::encode(r))
+}
+
+impl NodeConfig {
+    /// Parses and validates a configuration from JSON.
+    pub fn from_json(v: serde_json::Value) -> Result<NodeConfig, OptionsError> {
+        let input: NodeConfigInput = serde_path_to_error::deserialize(v).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." {
+                OptionsError(e.inner().to_string())
+            } else {
+                OptionsError(format!("{path}: {}", e.inner()))
+            }
+        })?;
+        Self::validate(input)
+    }
+
+    /// Validates parsed input.
+    pub fn validate(i: NodeConfigInput) -> Result<NodeConfig, OptionsError> {
+        let u32r = |field: &str, v: Option<u32>, lo: u64, hi: u64, d: u64| {
+            range(field, v.map(u64::from), lo, hi, d)
+        };
+        let node_id = match i.node_id {
+            Some(id) if id.is_empty() || id.len() > 128 => {
+                return Err(OptionsError(format!(
+                    "nodeId must be 1 to 128 characters, got {}",
+                    id.len()
+                )))
+            }
+            Some(id) => id,
+            None => default_node_id(),
+        };
+        if matches!(i.hook, Some(HookConfig::SubmitRaaS)) && i.deal_status.private_key.is_none() {
+            return Err(OptionsError(
+                "hook: submitRaaS needs dealStatus.privateKey to sign with".into(),
+            ));
+        }
+        let settings = EngineSettings {
+            node_id,
+            check_interval: Duration::from_secs(range(
+                "checkIntervalSecs",
+                i.check_interval_secs,
+                1,
+                30 * 86_400,
+                3_600,
+            )?),
+            poll_interval: Duration::from_millis(range(
+                "pollIntervalMs",
+                i.poll_interval_ms,
+                10,
+                600_000,
+                1_000,
+            )?),
+            batch_size: u32r("batchSize", i.batch_size, 1, 10_000, 1_000)? as u32,
+            concurrency: u32r("concurrency", i.concurrency, 1, 32, 2)? as usize,
+            lease: Duration::from_secs(range("leaseSecs", i.lease_secs, 5, 86_400, 300)?),
+            max_failures: u32r("maxFailures", i.max_failures, 1, 1_000, 8)? as u32,
+            backoff_base: Duration::from_secs(range(
+                "backoffBaseSecs",
+                i.backoff_base_secs,
+                1,
+                86_400,
+                30,
+            )?),
+            backoff_max: Duration::from_secs(range(
+                "backoffMaxSecs",
+                i.backoff_max_secs,
+                1,
+                30 * 86_400,
+                3_600,
+            )?),
+            max_delivery_attempts: u32r(
+                "maxDeliveryAttempts",
+                i.max_delivery_attempts,
+                1,
+                1_000,
+                12,
+            )? as u32,
+            hook_timeout: Duration::from_secs(range(
+                "hookTimeoutSecs",
+                i.hook_timeout_secs,
+                1,
+                3_600,
+                120,
+            )?),
+            epoch: Duration::from_secs(range("epochSecs", i.epoch_secs, 1, 600, 30)?),
+            limits: JobLimits {
+                max_replication_target: u32r(
+                    "maxReplicationTarget",
+                    i.max_replication_target,
+                    1,
+                    1_000,
+                    10,
+                )? as u32,
+            },
+            history: Duration::from_secs(
+                86_400 * u32r("historyDays", i.history_days, 1, 3_650, 7)?,
+            ),
+        };
+        Ok(NodeConfig {
+            store: i.store.unwrap_or_else(|| DEFAULT_STORE_URL.to_string()),
+            deal_status: i.deal_status,
+            lotus: i.lotus,
+            settings,
+            hook: i.hook,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn base() -> serde_json::Value {
+        json!({"dealStatus": {"rpcUrl": "http://127.0.0.1:8545",
+            "address": "0x0000000000000000000000000000000000000001"}})
+    }
+
+    #[test]
+    fn defaults_and_field_errors() {
+        let c = NodeConfig::from_json(base()).unwrap();
+        assert_eq!(c.store, "sqlite:./raas.db");
+        assert_eq!(c.settings.check_interval, Duration::from_secs(3600));
+        assert!(!c.settings.node_id.is_empty());
+        let mut v = base();
+        v["batchSize"] = json!(0);
+        let e = NodeConfig::from_json(v).unwrap_err();
+        assert!(e.0.contains("batchSize"), "{e}");
+        let mut v = base();
+        v["bogus"] = json!(1);
+        assert!(NodeConfig::from_json(v).unwrap_err().0.contains("bogus"));
+        let mut v = base();
+        v["dealStatus"]["rpcUrl"] = json!(5);
+        let e = NodeConfig::from_json(v).unwrap_err();
+        assert!(e.0.contains("dealStatus.rpcUrl"), "{e}");
+        let mut v = base();
+        v["hook"] = json!({"type": "submitRaaS"});
+        assert!(NodeConfig::from_json(v)
+            .unwrap_err()
+            .0
+            .contains("privateKey"));
+        let mut v = base();
+        v["hook"] = json!({"type": "pin", "endpoint": "http://x", "token": "t0ps3cret"});
+        let c = NodeConfig::from_json(v).unwrap();
+        assert!(!format!("{c:?}").contains("t0ps3cret"));
+    }
+}
