@@ -8,30 +8,17 @@ mod common;
 use std::time::Duration;
 
 use alloy::sol_types::{SolCall, SolEvent};
-use common::{repo, Devnet};
+use common::{reference_proof, repo, Devnet};
 use raas_core::chain::evm::{
     CidKeyEncoding, Deal, DealStatusClient, DealStatusConfig, EventCursor, IDealStatus,
 };
 use raas_core::chain::health::{check_deals, DealHealth, FaultCheck};
 use raas_core::chain::lotus::{LotusClient, LotusConfig, LotusError};
-use raas_core::podsi::PublishedProof;
 use raas_core::ErrorCode;
 use serde_json::{json, Value};
 
 const CID_A: &str = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
 const CID_B: &str = "bafybeihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
-
-fn reference_proof() -> (
-    raas_core::podsi::InclusionProof,
-    raas_core::podsi::VerifierData,
-) {
-    let v: Vec<Value> = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("core/tests/fixtures/podsi-vectors.json")).unwrap(),
-    )
-    .unwrap();
-    let p: PublishedProof = serde_json::from_value(v[0]["proof"].clone()).unwrap();
-    p.to_typed().unwrap()
-}
 
 fn client(d: &Devnet, key: Option<String>) -> DealStatusClient {
     let cfg = DealStatusConfig::new(d.evm(), d.deal_status());

@@ -22,6 +22,20 @@ pub struct Devnet {
     http: reqwest::Client,
 }
 
+/// The first PoDSI vector of the fixtures: a proof `complete` accepts.
+pub fn reference_proof() -> (
+    raas_core::podsi::InclusionProof,
+    raas_core::podsi::VerifierData,
+) {
+    let v: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("core/tests/fixtures/podsi-vectors.json")).unwrap(),
+    )
+    .unwrap();
+    let p: raas_core::podsi::PublishedProof =
+        serde_json::from_value(v[0]["proof"].clone()).unwrap();
+    p.to_typed().unwrap()
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }

@@ -1,0 +1,371 @@
+//! The engine against real parts: DealStatus on anvil, the Lotus test server, a SQLite or
+//! PostgreSQL store. A job short of copies gives one deal request; the hook makes the deal
+//! (submit + complete on the contract, the deal published and activated on the chain); the
+//! next check is satisfied. Repair, failures, backoff and dead letters too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::stores::{fresh_postgres, temp_sqlite};
+use common::{reference_proof, Devnet};
+use raas_core::chain::evm::{DealStatusClient, DealStatusConfig};
+use raas_core::engine::{FnHook, HookError, RaasNode, VerdictEvent};
+use raas_core::jobs::ShortfallReason;
+use raas_core::store::{DealRequest, JobState, JobStatus, RequestState};
+use raas_core::ErrorCode;
+use serde_json::{json, Value};
+
+const CID: &str = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+
+fn config(d: &Devnet, store: &str) -> Value {
+    json!({
+        "store": store,
+        "nodeId": "test-node",
+        "dealStatus": {"rpcUrl": d.evm(), "address": d.deal_status(), "privateKey": d.key(0)},
+        "lotus": {"url": d.lotus()},
+        "checkIntervalSecs": 1,
+        "backoffBaseSecs": 1,
+        "pollIntervalMs": 50,
+    })
+}
+
+/// Records a deal for `cid` on the contract (request + complete) and on the chain.
+async fn make_deal(d: &Devnet, owner: &DealStatusClient, cid: &str, id: u64, miner: u64) {
+    let h = d.control("Devnet.Stats", json!([])).await["height"]
+        .as_i64()
+        .unwrap();
+    d.add_deal(id, miner, id, h, h + 500_000).await;
+    d.control("Devnet.Activate", json!([id])).await;
+    let req = owner.submit(cid).await.unwrap().request_id;
+    let (proof, verifier) = reference_proof();
+    owner
+        .complete(req, id, miner, &proof, &verifier)
+        .await
+        .unwrap();
+}
+
+fn owner(d: &Devnet) -> DealStatusClient {
+    DealStatusClient::with_signer(DealStatusConfig::new(d.evm(), d.deal_status()), &d.key(1))
+        .unwrap()
+}
+
+async fn full_loop(d: &Devnet, store: &str) {
+    // Account 1 makes deals (an allowed aggregator); the node's own key is account 0.
+    let admin =
+        DealStatusClient::with_signer(DealStatusConfig::new(d.evm(), d.deal_status()), &d.key(0))
+            .unwrap();
+    let agg = owner(d);
+    admin
+        .set_aggregator(&agg.signer_address().unwrap(), true)
+        .await
+        .unwrap();
+    let node = RaasNode::open_json(config(d, store)).await.unwrap();
+    let mut events = node.subscribe();
+    let reg = node
+        .register_job(json!({"cid": CID, "replicationTarget": 2, "repairThresholdEpochs": 200}))
+        .await
+        .unwrap();
+    assert!(reg.created);
+    let job_id = reg.job.job_id.clone();
+    assert!(
+        !node
+            .register_job(json!({"cid": CID, "replicationTarget": 2, "repairThresholdEpochs": 200}))
+            .await
+            .unwrap()
+            .created
+    );
+    make_deal(d, &agg, CID, 11, 1000).await;
+
+    // Short one copy: one deal request.
+    let r = node.run_cycle().await.unwrap();
+    assert_eq!(
+        (r.jobs_checked, r.short, r.requests_created),
+        (1, 1, 1),
+        "{r:?}"
+    );
+    let ev = events.try_recv().unwrap();
+    assert_eq!((ev.previous, ev.status), (None, JobStatus::Short));
+    let job = node.get_job(&job_id).await.unwrap();
+    assert_eq!(job.status, Some(JobStatus::Short));
+    assert_eq!(job.verdict.as_ref().unwrap()["healthy"], json!([11]));
+    // Seen again before any deal is made: the same shortfall, no second request.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let r = node.run_cycle().await.unwrap();
+    assert_eq!((r.jobs_checked, r.requests_created), (1, 0), "{r:?}");
+    assert!(events.try_recv().is_err(), "no change, no event");
+
+    // The hook makes the deal.
+    let seen: Arc<Mutex<Vec<DealRequest>>> = Arc::default();
+    let (seen2, agg2) = (seen.clone(), agg.clone());
+    let lotus = d.lotus();
+    node.set_hook(Arc::new(FnHook(move |req: DealRequest| {
+        let seen = seen2.clone();
+        let agg = agg2.clone();
+        let lotus = lotus.clone();
+        async move {
+            seen.lock().unwrap().push(req.clone());
+            let http = reqwest::Client::new();
+            let ctl = |method: &str, params: Value| {
+                http.post(&lotus)
+                    .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+                    .send()
+            };
+            let h: Value = ctl("Devnet.Stats", json!([]))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let h = h["result"]["height"].as_i64().unwrap();
+            let spec = json!({"id": 12, "provider": 1001, "sector": 12, "startEpoch": h,
+                "endEpoch": h + 500_000, "pieceSize": 34359738368u64,
+                "pieceCid": "baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq"});
+            ctl("Devnet.AddDeal", json!([spec])).await.unwrap();
+            ctl("Devnet.Activate", json!([12])).await.unwrap();
+            let submitted = agg
+                .submit(&req.cid)
+                .await
+                .map_err(|e| HookError::retry(e.to_string()))?;
+            let (proof, verifier) = reference_proof();
+            agg.complete(submitted.request_id, 12, 1001, &proof, &verifier)
+                .await
+                .map_err(|e| HookError::retry(e.to_string()))?;
+            Ok(json!({"requestId": submitted.request_id}))
+        }
+    })));
+    let del = node.deliver().await.unwrap();
+    assert_eq!(del.delivered, 1, "{del:?}");
+    assert_eq!(node.deliver().await.unwrap().delivered, 0, "delivered once");
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].job_id, job_id);
+        assert_eq!(seen[0].copies_needed, 1);
+        assert_eq!(seen[0].reason, ShortfallReason::Replication);
+    }
+    let reqs = node.list_requests(json!({"jobId": job_id})).await.unwrap();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].state, RequestState::Delivered);
+    assert!(
+        reqs[0].receipt.as_ref().unwrap()["requestId"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+
+    // The next check sees two healthy copies.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let r = node.run_cycle().await.unwrap();
+    assert_eq!((r.satisfied, r.requests_created), (1, 0), "{r:?}");
+    let ev: VerdictEvent = events.try_recv().unwrap();
+    assert_eq!(
+        (ev.previous, ev.status, ev.healthy.clone()),
+        (Some(JobStatus::Short), JobStatus::Satisfied, vec![11, 12])
+    );
+    let status = node.deal_status(CID).await.unwrap();
+    assert_eq!(status.active_deals, 2);
+    assert_eq!(status.jobs.len(), 1);
+    assert_eq!(
+        status.deals[0].health.as_ref().unwrap().health,
+        raas_core::chain::health::DealHealth::Active
+    );
+
+    // Deal 12's sector faults; past the repair threshold it is replaced.
+    d.control("Devnet.Fault", json!([12])).await;
+    d.control("Devnet.Advance", json!([300])).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let r = node.run_cycle().await.unwrap();
+    assert_eq!((r.short, r.requests_created), (1, 1), "{r:?}");
+    let job = node.get_job(&job_id).await.unwrap();
+    let sf = &job.verdict.as_ref().unwrap()["shortfall"];
+    assert_eq!(sf["reason"], json!("repair"));
+    assert_eq!(sf["replacing"], json!([12]));
+    let history = node.job_history(&job_id, 10).await.unwrap();
+    assert_eq!(history.len(), 4);
+    assert!(history.iter().all(|c| c.node_id == "test-node"));
+
+    // Cancelled: never checked again, its pending request withdrawn.
+    node.cancel_job(&job_id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(node.run_cycle().await.unwrap().jobs_checked, 0);
+    let pending = node
+        .list_requests(json!({"jobId": job_id, "state": "pending"}))
+        .await
+        .unwrap();
+    assert!(pending.is_empty());
+    assert_eq!(
+        node.get_job("job_missing").await.unwrap_err().code(),
+        "JOB_NOT_FOUND"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_loop_on_sqlite() {
+    let d = Devnet::start();
+    let (url, _dir) = temp_sqlite();
+    full_loop(&d, &url).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_loop_on_postgres() {
+    let Some(url) = fresh_postgres().await else {
+        return;
+    };
+    let d = Devnet::start();
+    full_loop(&d, &url).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_checks_back_off_then_go_dead_and_bad_input_is_typed() {
+    let d = Devnet::start();
+    let (url, _dir) = temp_sqlite();
+    let mut cfg = config(&d, &url);
+    // Lotus unreachable: repair reads fail.
+    cfg["lotus"] = json!({"url": "http://127.0.0.1:9/rpc/v1", "retries": 0, "timeoutMs": 500});
+    cfg["maxFailures"] = json!(2);
+    let node = RaasNode::open_json(cfg).await.unwrap();
+    // The head comes from Lotus too, so the sweep itself fails: typed, nothing lost.
+    node.register_job(json!({"cid": CID, "replicationTarget": 1, "repairThresholdEpochs": 10}))
+        .await
+        .unwrap();
+    let err = node.run_cycle().await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(node.stats().await.unwrap().active, 1);
+
+    // With Lotus up but the contract unreachable, each job fails, backs off, then dies.
+    let mut cfg = config(&d, &url);
+    cfg["dealStatus"]["rpcUrl"] = json!("http://127.0.0.1:9");
+    cfg["dealStatus"]["timeoutMs"] = json!(500);
+    cfg["maxFailures"] = json!(2);
+    drop(node);
+    let node = RaasNode::open_json(cfg).await.unwrap();
+    let r = node.run_cycle().await.unwrap();
+    assert_eq!((r.failed, r.dead), (1, 0), "{r:?}");
+    let job = node.list_jobs(Value::Null).await.unwrap().remove(0);
+    assert_eq!(job.status, Some(JobStatus::Error));
+    assert!(
+        job.last_error.as_deref().unwrap().starts_with("RPC_"),
+        "{job:?}"
+    );
+    let wait = job.next_due_ms - raas_now();
+    assert!((500..=1_500).contains(&wait), "backoff ~1 s, got {wait} ms");
+    assert_eq!(
+        node.run_cycle().await.unwrap().jobs_checked,
+        0,
+        "backing off"
+    );
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    let r = node.run_cycle().await.unwrap();
+    assert_eq!(r.dead, 1, "{r:?}");
+    let dead = node.list_jobs(json!({"state": "dead"})).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].state, JobState::Dead);
+    // Registering it again revives it.
+    node.register_job(json!({"cid": CID, "replicationTarget": 1, "repairThresholdEpochs": 10}))
+        .await
+        .unwrap();
+    assert_eq!(node.stats().await.unwrap().active, 1);
+
+    for (bad, code, field) in [
+        (
+            json!({"cid": "nope", "replicationTarget": 1}),
+            "INVALID_CID",
+            "",
+        ),
+        (
+            json!({"cid": CID, "replicationTarget": 0}),
+            "INVALID_JOB",
+            "replicationTarget",
+        ),
+        (
+            json!({"cid": CID, "replicationTarget": 1, "colour": 1}),
+            "INVALID_JOB",
+            "colour",
+        ),
+        (
+            json!({"cid": CID, "renewThresholdEpochs": -5}),
+            "INVALID_JOB",
+            "renewThresholdEpochs",
+        ),
+    ] {
+        let e = node.register_job(bad).await.unwrap_err();
+        assert_eq!(e.code(), code, "{e}");
+        assert!(e.to_string().contains(field), "{e}");
+    }
+    let e = node
+        .list_jobs(json!({"state": "sleepy"}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "INVALID_ARGUMENT");
+    assert!(e.to_string().contains("state"), "{e}");
+    assert_eq!(node.stats().await.unwrap().active, 1, "nothing lost");
+
+    // No Lotus: repair jobs are refused up front.
+    let mut cfg = config(&d, &url);
+    cfg.as_object_mut().unwrap().remove("lotus");
+    drop(node);
+    let node = RaasNode::open_json(cfg).await.unwrap();
+    let e = node
+        .register_job(json!({"cid": CID, "repairThresholdEpochs": 10}))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("repairThresholdEpochs"), "{e}");
+}
+
+fn raas_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn started_node_checks_delivers_and_stops_gracefully() {
+    let d = Devnet::start();
+    let (url, _dir) = temp_sqlite();
+    let node = RaasNode::open_json(config(&d, &url)).await.unwrap();
+    let delivered: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = delivered.clone();
+    node.set_hook(Arc::new(FnHook(move |req: DealRequest| {
+        let log = log.clone();
+        async move {
+            log.lock().unwrap().push(req.idempotency_key);
+            Ok(json!({}))
+        }
+    })));
+    let mut events = node.subscribe();
+    for i in 0..20 {
+        let cid = raas_core::cid::compute_cids(format!("loop {i}").as_bytes())
+            .cid
+            .to_string();
+        node.register_job(json!({"cid": cid, "replicationTarget": 1}))
+            .await
+            .unwrap();
+    }
+    node.start().unwrap();
+    let mut shorts = 0;
+    while shorts < 20 {
+        let ev = tokio::time::timeout(Duration::from_secs(20), events.recv())
+            .await
+            .expect("a verdict event")
+            .unwrap();
+        assert_eq!(ev.status, JobStatus::Short);
+        shorts += 1;
+    }
+    // Delivery follows on its own.
+    for _ in 0..100 {
+        if delivered.lock().unwrap().len() == 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    node.stop().await;
+    assert!(!node.is_running());
+    let keys = delivered.lock().unwrap().clone();
+    assert_eq!(keys.len(), 20, "every request delivered once");
+    let stats = node.stats().await.unwrap();
+    assert_eq!((stats.requests_delivered, stats.requests_pending), (20, 0));
+}
