@@ -43,6 +43,12 @@ pub enum EngineError {
         /// Why.
         reason: String,
     },
+    /// A task of the node ended abnormally (`INTERNAL`); its work is retried.
+    #[error("internal error: {reason}")]
+    Internal {
+        /// What happened.
+        reason: String,
+    },
     /// The node was stopped (`NODE_STOPPED`).
     #[error("the node is stopped")]
     Stopped,
@@ -59,6 +65,7 @@ impl ErrorCode for EngineError {
             EngineError::Lotus(e) => e.code(),
             EngineError::JobNotFound { .. } => "JOB_NOT_FOUND",
             EngineError::InvalidArgument { .. } => "INVALID_ARGUMENT",
+            EngineError::Internal { .. } => "INTERNAL",
             EngineError::Stopped => "NODE_STOPPED",
         }
     }

@@ -36,10 +36,9 @@ mod hooks;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch, Notify};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 pub use check::CycleReport;
 pub use config::{EngineSettings, HookConfig, NodeConfig, NodeConfigInput};
@@ -193,6 +192,10 @@ impl RaasNode {
             )),
         };
         let store = Store::open(&config.store).await?;
+        let released = store.release_leases(&config.settings.node_id).await?;
+        if released > 0 {
+            tracing::info!(released, "took back the leases of this node's previous run");
+        }
         let (events, _) = broadcast::channel(4096);
         Ok(RaasNode {
             inner: Arc::new(Inner {
@@ -446,7 +449,9 @@ async fn run_cycle(inner: &Arc<Inner>) -> Result<CycleReport, EngineError> {
         ..Default::default()
     };
     let lease = s.lease.as_millis() as i64;
-    let mut in_flight = FuturesUnordered::new();
+    // Batches run as tasks: each makes progress (and releases its store connection) while
+    // the next batch is being claimed.
+    let mut in_flight: JoinSet<Result<CycleReport, EngineError>> = JoinSet::new();
     let mut exhausted = false;
     let mut first_error = None;
     loop {
@@ -460,18 +465,24 @@ async fn run_cycle(inner: &Arc<Inner>) -> Result<CycleReport, EngineError> {
             } else {
                 let head = head.clone();
                 let inner = inner.clone();
-                in_flight.push(async move { inner.check_batch(jobs, &head).await });
+                in_flight.spawn(async move { inner.check_batch(jobs, &head).await });
             }
         }
-        match in_flight.next().await {
-            Some(Ok(r)) => report.add(&r),
-            Some(Err(e)) => {
+        let outcome = match in_flight.join_next().await {
+            None => break,
+            Some(Ok(r)) => r,
+            Some(Err(join)) => Err(EngineError::Internal {
+                reason: format!("check task ended abnormally: {join}"),
+            }),
+        };
+        match outcome {
+            Ok(r) => report.add(&r),
+            Err(e) => {
                 // The batch's leases expire and its jobs come back; stop claiming more.
                 tracing::warn!("batch failed: {e}");
                 exhausted = true;
                 first_error.get_or_insert(e);
             }
-            None => break,
         }
     }
     report.elapsed_ms = started.elapsed().as_millis() as u64;

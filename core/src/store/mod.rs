@@ -239,6 +239,31 @@ impl Store {
         Ok(s)
     }
 
+    /// Releases every lease held under `node_id`: a node (re)starting under its name has
+    /// nothing in flight, so what its previous run held is due again at once instead of
+    /// after the lease expires.
+    pub async fn release_leases(&self, node_id: &str) -> Result<u64, StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_err("release_leases"))?;
+        let mut n = 0;
+        for sql in [
+            "UPDATE raas_jobs SET lease_owner = NULL, lease_until_ms = NULL WHERE lease_owner = $1",
+            "UPDATE raas_outbox SET lease_owner = NULL, lease_until_ms = NULL WHERE lease_owner = $1",
+        ] {
+            n += sqlx::query(sql)
+                .bind(node_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err("release_leases"))?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(query_err("release_leases"))?;
+        Ok(n)
+    }
+
     /// Deletes check history older than `before_ms` (the verdict on each job stays).
     pub async fn prune_checks(&self, before_ms: i64) -> Result<u64, StoreError> {
         let r = sqlx::query("DELETE FROM raas_checks WHERE checked_ms < $1")

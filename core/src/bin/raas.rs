@@ -1,0 +1,146 @@
+//! `raas`: a RaaS node as a process.
+//!
+//! ```text
+//! raas run CONFIG.json            check and deliver until SIGTERM/SIGINT (graceful)
+//! raas cycle CONFIG.json          one sweep of due jobs and one delivery pass, then exit
+//! raas register CONFIG.json JOB   register a job (JSON text or @file), print it
+//! ```
+//!
+//! CONFIG is the node configuration of `RaasNode.open` (JSON). Verdict changes and sweep
+//! reports are printed as JSON lines on standard output.
+
+use std::process::ExitCode;
+
+use raas_core::engine::RaasNode;
+use raas_core::ErrorCode;
+use serde_json::{json, Value};
+
+fn usage() -> ExitCode {
+    eprintln!("usage: raas run|cycle CONFIG.json | raas register CONFIG.json JOB");
+    ExitCode::from(2)
+}
+
+fn read_json(arg: &str) -> Result<Value, String> {
+    let text = match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?,
+        None if arg.trim_start().starts_with('{') => arg.to_string(),
+        None => std::fs::read_to_string(arg).map_err(|e| format!("{arg}: {e}"))?,
+    };
+    serde_json::from_str(&text).map_err(|e| format!("{arg}: not JSON: {e}"))
+}
+
+fn fail(e: &dyn ErrorCode) -> ExitCode {
+    println!(
+        "{}",
+        json!({"error": {"code": e.code(), "message": e.to_string()}})
+    );
+    ExitCode::FAILURE
+}
+
+async fn run(cmd: &str, args: &[String]) -> ExitCode {
+    let Some(config) = args.first() else {
+        return usage();
+    };
+    let config = match read_json(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let node = match RaasNode::open_json(config).await {
+        Ok(n) => n,
+        Err(e) => return fail(&e),
+    };
+    match cmd {
+        "register" => {
+            let Some(job) = args.get(1) else {
+                return usage();
+            };
+            let job = match read_json(job) {
+                Ok(j) => j,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match node.register_job(job).await {
+                Ok(r) => println!("{}", json!({"registered": r})),
+                Err(e) => return fail(&e),
+            }
+        }
+        "cycle" => {
+            match node.run_cycle().await {
+                Ok(r) => println!("{}", json!({"cycle": r})),
+                Err(e) => return fail(&e),
+            }
+            match node.deliver().await {
+                Ok(r) => println!("{}", json!({"delivery": r})),
+                Err(e) => return fail(&e),
+            }
+        }
+        "run" => {
+            let mut events = node.subscribe();
+            if let Err(e) = node.start() {
+                return fail(&e);
+            }
+            println!("{}", json!({"started": node.node_id()}));
+            let stop = async {
+                #[cfg(unix)]
+                {
+                    use tokio::signal::unix::{signal, SignalKind};
+                    match signal(SignalKind::terminate()) {
+                        Ok(mut term) => {
+                            tokio::select! {
+                                _ = term.recv() => {}
+                                _ = tokio::signal::ctrl_c() => {}
+                            }
+                        }
+                        Err(_) => {
+                            let _ = tokio::signal::ctrl_c().await;
+                        }
+                    }
+                }
+                #[cfg(not(unix))]
+                {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            };
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    ev = events.recv() => match ev {
+                        Ok(ev) => println!("{}", json!({"verdict": ev})),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            println!("{}", json!({"eventsDropped": n}))
+                        }
+                        Err(_) => break,
+                    },
+                }
+            }
+            node.stop().await;
+            println!("{}", json!({"stopped": node.node_id()}));
+        }
+        _ => return usage(),
+    }
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first().cloned() else {
+        return usage();
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(run(&cmd, &args[1..]))
+}
