@@ -122,6 +122,215 @@ export interface HealthReport {
 export interface DealHealthResult { dealId: number; report: HealthReport | null; error: ErrorView | null }
 
 
+/* ---- The RaaS engine (`RaasNode`, Node only) ------------------------------------------ */
+
+/** A built-in deal-request hook (a callback set with `onDealRequest` replaces it). */
+export type HookConfig =
+  /** `submitRaaS(cid, copiesNeeded, 0, 0)` on DealStatus, signed with `dealStatus.privateKey`. */
+  | { type: 'submitRaaS' }
+  /** A Lighthouse-style pin: `POST endpoint`, `Authorization: Bearer token`, `{cid, raas: {network, copies, reason, idempotencyKey}}`. */
+  | { type: 'pin'; endpoint: string; token?: string; network?: string }
+
+/** Configuration of `RaasNode.open`. Unknown fields are rejected (`INVALID_OPTIONS`). */
+export interface RaasNodeConfig {
+  /** `sqlite:PATH` (default `sqlite:./raas.db`) or `postgres://…` (several nodes share it). */
+  store?: string
+  /** The DealStatus contract (replication and renewal reads; `privateKey` for `submitRaaS`). */
+  dealStatus: DealStatusOptions
+  /** Lotus (repair reads, exact deal ends, the head); needed for repair jobs. */
+  lotus?: LotusOptions
+  /** Name in leases and history (default host-pid-random). */
+  nodeId?: string
+  /** Seconds between checks of a job that needs nothing sooner (default 3600). */
+  checkIntervalSecs?: number
+  /** Idle poll for due jobs, ms (default 1000). */
+  pollIntervalMs?: number
+  /** Jobs claimed and checked together (default 1000). */
+  batchSize?: number
+  /** Batches in flight (default 2). */
+  concurrency?: number
+  /** Lease on claimed work, seconds (default 300). */
+  leaseSecs?: number
+  /** Failed checks in a row before a job is dead (default 8). */
+  maxFailures?: number
+  /** First retry delay, seconds (default 30, doubling). */
+  backoffBaseSecs?: number
+  /** Longest retry delay, seconds (default 3600). */
+  backoffMaxSecs?: number
+  /** Delivery attempts before a deal request is dead (default 12). */
+  maxDeliveryAttempts?: number
+  /** Time a hook may take, seconds (default 120). */
+  hookTimeoutSecs?: number
+  /** Seconds per epoch (default 30). */
+  epochSecs?: number
+  /** Most copies a job may ask for (default 10). */
+  maxReplicationTarget?: number
+  /** Days of check history kept (default 7). */
+  historyDays?: number
+  /** A built-in hook. */
+  hook?: HookConfig
+}
+
+/** A job as you register it: at least one of the three kinds. Unknown fields are rejected. */
+export interface JobSpec {
+  /** Any CID form; stored as CIDv1 base32. */
+  cid: string
+  /** Keep at least this many active deals (1..maxReplicationTarget). */
+  replicationTarget?: number
+  /** Replace a deal when it ends within this many epochs. */
+  renewThresholdEpochs?: number
+  /** Replace a deal not proven for this many epochs, or terminated, or gone (needs `lotus`). */
+  repairThresholdEpochs?: number
+  /** Epoch after which the job retires. */
+  endEpoch?: number
+}
+
+export type JobState = 'active' | 'cancelled' | 'retired' | 'dead'
+export type JobStatus = 'satisfied' | 'short' | 'retired' | 'error'
+export type ShortfallReason = 'replication' | 'renewal' | 'repair'
+
+/** Copies a job needs now. */
+export interface Shortfall {
+  reason: ShortfallReason
+  copiesNeeded: number
+  /** Deals that no longer count and are being replaced. */
+  replacing: number[]
+  /** Same situation, same key: one deal request per key. */
+  idempotencyKey: string
+}
+
+/** A job's verdict at a head. */
+export interface JobVerdict {
+  head: number
+  retired: boolean
+  /** Deals counted as copies. */
+  healthy: number[]
+  target: number
+  shortfall: Shortfall | null
+}
+
+/** A stored job. */
+export interface Job {
+  jobId: string
+  /** The normalised spec. */
+  spec: { cid: string; replicationTarget: number | null; renewThresholdEpochs: number | null;
+    repairThresholdEpochs: number | null; endEpoch: number | null }
+  state: JobState
+  createdMs: number
+  updatedMs: number
+  nextDueMs: number
+  dueEpoch: number | null
+  /** Failed checks in a row. */
+  failures: number
+  lastError: string | null
+  checks: number
+  lastCheckedMs: number | null
+  status: JobStatus | null
+  shortfallKey: string | null
+  verdict: JobVerdict | null
+}
+
+export interface Registration { job: Job; created: boolean }
+
+export interface JobFilter {
+  state?: JobState
+  status?: JobStatus
+  /** Any CID form. */
+  cid?: string
+  /** Default 100, at most 1000. */
+  limit?: number
+  /** The last `jobId` of the previous page. */
+  after?: string
+}
+
+export interface CheckRecord {
+  jobId: string
+  seq: number
+  nodeId: string
+  checkedMs: number
+  head: number | null
+  status: JobStatus
+  /** The verdict, or `{ error }`. */
+  detail: JobVerdict | { error: string } | null
+}
+
+/** What your hook is asked: make `copiesNeeded` new deals for `cid`. */
+export interface DealRequest {
+  jobId: string
+  cid: string
+  reason: ShortfallReason
+  copiesNeeded: number
+  replacing: number[]
+  /** Drop a redelivery of a key you already acted on. */
+  idempotencyKey: string
+}
+
+export type RequestState = 'pending' | 'delivered' | 'dead' | 'cancelled'
+
+export interface DealRequestRecord extends DealRequest {
+  state: RequestState
+  createdMs: number
+  attempts: number
+  nextAttemptMs: number
+  lastError: string | null
+  deliveredMs: number | null
+  deliveredBy: string | null
+  /** What the hook resolved with. */
+  receipt: unknown
+}
+
+export interface RequestFilter { jobId?: string; state?: RequestState; limit?: number }
+
+export interface NodeStats {
+  active: number
+  cancelled: number
+  retired: number
+  dead: number
+  requestsPending: number
+  requestsDelivered: number
+  requestsDead: number
+}
+
+export interface CidDeal { dealId: number; minerId: number; active: boolean; health: HealthReport | null }
+
+export interface CidStatus { cid: string; head: number; activeDeals: number; deals: CidDeal[]; jobs: Job[] }
+
+export interface CycleReport {
+  jobsChecked: number
+  satisfied: number
+  short: number
+  retired: number
+  failed: number
+  dead: number
+  requestsCreated: number
+  leaseLost: number
+  batches: number
+  /** Deal reads sent to DealStatus (inside Multicall3 batches). */
+  contractReads: number
+  /** Deals whose health was read from Lotus. */
+  lotusDeals: number
+  head: number | null
+  elapsedMs: number
+}
+
+export interface DeliveryReport { delivered: number; failed: number; dead: number; leaseLost: number }
+
+/** A job's verdict changed. */
+export interface VerdictEvent {
+  jobId: string
+  cid: string
+  nodeId: string
+  previous: JobStatus | null
+  status: JobStatus
+  head: number | null
+  healthy: number[]
+  shortfall: Shortfall | null
+  error: string | null
+  /** Parked as dead by this check. */
+  dead: boolean
+  atMs: number
+}
+
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
  * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every
@@ -214,6 +423,82 @@ export declare class LotusClient {
   dealHealth(dealId: number, knownEndEpoch?: number | undefined | null): Promise<HealthReport>
   /** The health of many deals in a fixed number of batched round trips. */
   dealHealthMany(dealIds: Array<number>, knownEndEpochs?: Array<number | undefined | null> | undefined | null): Promise<DealHealthResult[]>
+}
+
+/**
+ * A RaaS node: registers jobs, checks them when due against DealStatus and Lotus, and
+ * hands each shortfall to your hook once.
+ *
+ * ```js
+ * const node = await RaasNode.open({ dealStatus: { rpcUrl, address }, lotus: { url } })
+ * node.onDealRequest(async (req) => { await makeDeals(req.cid, req.copiesNeeded); return {} })
+ * await node.registerJob({ cid, replicationTarget: 3 })
+ * await node.start()
+ * // … on shutdown
+ * await node.stop()
+ * ```
+ */
+export declare class RaasNode {
+  /**
+   * Opens a node: the store (created and migrated if needed) and the chain clients.
+   * Rejects with `INVALID_OPTIONS`, `INVALID_STORE_URL`, `STORE_UNAVAILABLE`, ….
+   */
+  static open(config: RaasNodeConfig): Promise<RaasNode>
+  /** This node's id (in leases and check history). */
+  get nodeId(): string
+  /**
+   * Validates and registers a job; registering the same job again returns it with
+   * `created: false`. Rejects with `INVALID_JOB` (naming the field) or `INVALID_CID`.
+   */
+  registerJob(spec: JobSpec): Promise<Registration>
+  /** The job with this id. Rejects with `JOB_NOT_FOUND`. */
+  getJob(jobId: string): Promise<Job>
+  /** Jobs matching a filter, ordered by id (page with `after`). */
+  listJobs(filter?: JobFilter): Promise<Job[]>
+  /** Cancels a job: never checked again; its undelivered deal requests are withdrawn. */
+  cancelJob(jobId: string): Promise<Job>
+  /** The last checks of a job, newest first (default 20). */
+  jobHistory(jobId: string, limit?: number | undefined | null): Promise<CheckRecord[]>
+  /** Deal requests in the outbox matching a filter. */
+  listRequests(filter?: RequestFilter): Promise<DealRequestRecord[]>
+  /** Puts a dead deal request back in line; resolves `false` if it was not dead. */
+  retryRequest(idempotencyKey: string): Promise<boolean>
+  /** Counts of jobs and deal requests by state. */
+  stats(): Promise<NodeStats>
+  /**
+   * What the chain says about a CID now (deals, which are active, their health) and its
+   * jobs.
+   */
+  dealStatus(cid: string): Promise<CidStatus>
+  /**
+   * Checks every job due now, once, and resolves with what was done (the started node
+   * does this on its own).
+   */
+  runCycle(): Promise<CycleReport>
+  /**
+   * Delivers the deal requests due now to the hook, once (the started node does this on
+   * its own).
+   */
+  deliver(): Promise<DeliveryReport>
+  /**
+   * Sets the deal-request hook: an async function given `{ jobId, cid, reason,
+   * copiesNeeded, replacing, idempotencyKey }`. Resolving acknowledges the request (the
+   * value is kept as its receipt); rejecting retries it later with backoff. A request
+   * is delivered again only if the node died before recording the acknowledgement, with
+   * the same `idempotencyKey`.
+   */
+  onDealRequest(hook: (request: DealRequest) => Promise<unknown>): void
+  /**
+   * Calls `listener` with every verdict change (a job becoming short, satisfied,
+   * failing, retired) checked by this node.
+   */
+  onVerdict(listener: (event: VerdictEvent) => void): void
+  /** Starts checking and delivering in the background. */
+  start(): void
+  /** Stops gracefully: a sweep or delivery in progress finishes first. */
+  stop(): Promise<void>
+  /** Stops, ends the listeners and closes the store. */
+  close(): Promise<void>
 }
 
 /** A parsed, normalised CID. */

@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.CidHasher = nativeBinding.CidHasher
 module.exports.DealStatusClient = nativeBinding.DealStatusClient
 module.exports.LotusClient = nativeBinding.LotusClient
+module.exports.RaasNode = nativeBinding.RaasNode
 module.exports.computeCids = nativeBinding.computeCids
 module.exports.computeCidsFromFile = nativeBinding.computeCidsFromFile
 module.exports.computePieceCid = nativeBinding.computePieceCid

@@ -3,7 +3,8 @@
 #   - the wasm32 standard library: rustup's target when it can be had, else Debian's
 #     rustc-web toolchain (scripts/build-wasm.sh then builds with -Zbuild-std)
 #   - wasm-bindgen-cli at exactly the version of the wasm-bindgen crate in Cargo.lock
-#   - Debian's chromium for the browser tests, the npm dev dependencies
+#   - Debian's chromium for the browser tests, Debian's postgresql for the shared store,
+#     the npm dev dependencies
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -22,6 +23,8 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknow
   for p in rustc-web cargo-web rust-web-src lld-19; do have_pkg "$p" || apt_packages+=("$p"); done
 fi
 command -v chromium >/dev/null || apt_packages+=(chromium)
+# PostgreSQL: the shared store of multi-node tests (scripts/postgres.sh runs a throw-away cluster).
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || apt_packages+=(postgresql)
 for extra in ${RAAS_SETUP_APT_EXTRA:-}; do have_pkg "$extra" || apt_packages+=("$extra"); done
 
 if ((${#apt_packages[@]})); then

@@ -18,6 +18,10 @@ step "contract artifact matches its sources"; node contracts/compile.mjs --check
 step "build napi addon"; npm run -s build:node
 step "build wasm";       npm run -s build:wasm
 step "typecheck .d.ts";  npx tsc --noEmit -p tests/tsconfig.json
+step "postgresql (throw-away cluster)"
+RAAS_TEST_POSTGRES_URL="$(bash scripts/postgres.sh start)"
+export RAAS_TEST_POSTGRES_URL RAAS_REQUIRE_POSTGRES=1
+trap 'bash scripts/postgres.sh stop' EXIT
 step "rust tests";       cargo test --workspace --exclude raas-node
 step "node tests (napi addon)";   BACKEND=node node --test tests/*.test.mjs
 step "node tests (wasm package)"; BACKEND=wasm node --test tests/*.test.mjs

@@ -9,6 +9,8 @@
 mod chain;
 mod cids;
 pub mod error;
+mod node;
 
 pub use chain::*;
 pub use cids::*;
+pub use node::*;
