@@ -1,0 +1,149 @@
+// RaasNode (the engine, Node only) against the devnet: anvil with our DealStatus and the
+// Lotus test server. A job short of copies produces one deal request; the hook "makes" the
+// deal (the deal is published and activated on the chain, then recorded with `complete` on
+// the contract); the next check sees the job satisfied.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createRequire } from 'node:module'
+import { startDevnet } from './devnet/devnet.mjs'
+
+const require = createRequire(import.meta.url)
+const { backend } = require('./helpers/backend.cjs')
+const { RaasNode, DealStatusClient, computeUnixfsCid } = require('raas-node')
+const PROOF = JSON.parse(readFileSync(new URL('../core/tests/fixtures/podsi-vectors.json', import.meta.url)))[0].proof
+const skip = backend !== 'node' && 'RaasNode is in the Node package only'
+
+let devnet, info, dir, writer
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+before(async () => {
+  if (skip) return
+  devnet = await startDevnet()
+  info = devnet.info
+  dir = mkdtempSync(join(tmpdir(), 'raas-engine-'))
+  writer = new DealStatusClient({ rpcUrl: info.evmRpc, address: info.dealStatus,
+    privateKey: info.accounts[0].privateKey })
+})
+
+after(async () => {
+  if (skip) return
+  await devnet.stop()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+function config(extra = {}) {
+  return {
+    store: `sqlite:${join(dir, 'raas.db')}`,
+    nodeId: 'js-node',
+    dealStatus: { rpcUrl: info.evmRpc, address: info.dealStatus },
+    lotus: { url: info.lotusRpc },
+    checkIntervalSecs: 1,
+    pollIntervalMs: 50,
+    backoffBaseSecs: 1,
+    ...extra,
+  }
+}
+
+async function until(what, fn, ms = 30000) {
+  const t = Date.now()
+  for (;;) {
+    const v = await fn()
+    if (v) return v
+    if (Date.now() - t > ms) throw new Error(`timed out waiting for ${what}`)
+    await sleep(50)
+  }
+}
+
+test('full loop: short → one deal request → the hook makes the deal → satisfied', { skip }, async () => {
+  const node = await RaasNode.open(config())
+  assert.equal(node.nodeId, 'js-node')
+  const cid = computeUnixfsCid(Buffer.from('engine full loop'))
+  const events = []
+  node.onVerdict((ev) => events.push(ev))
+  const calls = []
+  node.onDealRequest(async (req) => {
+    calls.push(req)
+    // The first delivery fails: the request is retried with backoff, not lost.
+    if (calls.length === 1) throw new Error('aggregator busy')
+    const h = devnet.chain.height
+    await devnet.chain.addDeal({ id: 501, provider: 1000, sector: 501, startEpoch: h, endEpoch: h + 500000,
+      pieceCid: 'baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq', pieceSize: 2 ** 35 })
+    await devnet.chain.activate(501)
+    const { requestId } = await writer.submit(req.cid)
+    await writer.complete(requestId, 501, 1000, PROOF)
+    return { requestId }
+  })
+  const reg = await node.registerJob({ cid, replicationTarget: 1, repairThresholdEpochs: 2880 })
+  assert.equal(reg.created, true)
+  assert.equal(reg.job.state, 'active')
+  assert.equal((await node.registerJob({ cid, replicationTarget: 1, repairThresholdEpochs: 2880 })).created, false)
+
+  node.start()
+  await until('satisfied', () => events.find((e) => e.status === 'satisfied'))
+  await node.stop()
+
+  const short = events.find((e) => e.status === 'short')
+  assert.equal(short.jobId, reg.job.jobId)
+  assert.equal(short.shortfall.copiesNeeded, 1)
+  assert.equal(short.shortfall.reason, 'replication')
+  const done = events.find((e) => e.status === 'satisfied')
+  assert.equal(done.previous, 'short')
+  assert.deepEqual(done.healthy, [501])
+  // One shortfall, one request: delivered on the second attempt, never duplicated.
+  assert.equal(calls.length, 2)
+  assert.equal(calls[0].idempotencyKey, calls[1].idempotencyKey)
+  assert.deepEqual(Object.keys(calls[0]).sort(), ['cid', 'copiesNeeded', 'idempotencyKey', 'jobId', 'reason', 'replacing'])
+  const requests = await node.listRequests({ jobId: reg.job.jobId })
+  assert.equal(requests.length, 1)
+  assert.equal(requests[0].state, 'delivered')
+  assert.equal(requests[0].attempts, 2)
+  assert.ok(requests[0].receipt.requestId > 0)
+  const job = await node.getJob(reg.job.jobId)
+  assert.equal(job.status, 'satisfied')
+  assert.deepEqual(job.verdict.healthy, [501])
+  assert.ok(job.checks >= 2)
+  const history = await node.jobHistory(job.jobId)
+  assert.equal(history[0].status, 'satisfied')
+  assert.equal(history.at(-1).status, 'short')
+
+  const status = await node.dealStatus(cid)
+  assert.equal(status.activeDeals, 1)
+  assert.equal(status.deals[0].health.health.status, 'active')
+  assert.equal(status.jobs[0].jobId, job.jobId)
+  const stats = await node.stats()
+  assert.equal(stats.requestsDelivered, 1)
+  assert.equal((await node.listJobs({ status: 'satisfied' })).length, 1)
+  await node.close()
+})
+
+test('jobs survive reopening; cancel; typed errors', { skip }, async () => {
+  let node = await RaasNode.open(config())
+  const cid = computeUnixfsCid(Buffer.from('engine reopen'))
+  const { job } = await node.registerJob({ cid, replicationTarget: 2 })
+  await node.close()
+  node = await RaasNode.open(config())
+  assert.equal((await node.getJob(job.jobId)).spec.replicationTarget, 2)
+  const r = await node.runCycle()
+  assert.ok(r.jobsChecked >= 1)
+  assert.equal(r.requestsCreated, 1, 'the new job is short of 2 copies; the first job is satisfied')
+  const cancelled = await node.cancelJob(job.jobId)
+  assert.equal(cancelled.state, 'cancelled')
+  assert.equal((await node.listRequests({ jobId: job.jobId, state: 'cancelled' })).length, 1)
+
+  await assert.rejects(node.getJob('job_missing'), (e) => e.code === 'JOB_NOT_FOUND')
+  await assert.rejects(node.registerJob({ cid: 'nope', replicationTarget: 1 }), (e) => e.code === 'INVALID_CID')
+  await assert.rejects(node.registerJob({ cid, replicationTarget: 99 }),
+    (e) => e.code === 'INVALID_JOB' && /replicationTarget/.test(e.message))
+  await assert.rejects(node.registerJob({ cid, replicationTarget: 1, colour: 'red' }),
+    (e) => e.code === 'INVALID_JOB' && /colour/.test(e.message))
+  await assert.rejects(node.listJobs({ state: 'asleep' }), (e) => e.code === 'INVALID_ARGUMENT' && /state/.test(e.message))
+  await node.close()
+  await assert.rejects(RaasNode.open({ ...config(), batchSize: 0 }),
+    (e) => e.code === 'INVALID_OPTIONS' && /batchSize/.test(e.message))
+  await assert.rejects(RaasNode.open({ ...config(), store: 'mysql://x' }), (e) => e.code === 'INVALID_STORE_URL')
+  await assert.rejects(RaasNode.open({ ...config(), store: 'postgres://u:hunter2@127.0.0.1:1/db' }),
+    (e) => e.code === 'STORE_UNAVAILABLE' && !e.message.includes('hunter2'))
+})
