@@ -369,3 +369,40 @@ async fn started_node_checks_delivers_and_stops_gracefully() {
     let stats = node.stats().await.unwrap();
     assert_eq!((stats.requests_delivered, stats.requests_pending), (20, 0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_submit_raas_hook_makes_a_confirmed_request_on_chain() {
+    let d = Devnet::start();
+    let (url, _dir) = temp_sqlite();
+    let mut cfg = config(&d, &url);
+    cfg["hook"] = json!({"type": "submitRaaS"});
+    let node = RaasNode::open_json(cfg).await.unwrap();
+    node.register_job(json!({"cid": CID, "replicationTarget": 3}))
+        .await
+        .unwrap();
+    let r = node.run_cycle().await.unwrap();
+    assert_eq!(r.requests_created, 1);
+    let del = node.deliver().await.unwrap();
+    assert_eq!(del.delivered, 1, "{del:?}");
+    let req = node.list_requests(Value::Null).await.unwrap().remove(0);
+    let receipt = req.receipt.unwrap();
+    assert!(receipt["requestId"].as_u64().unwrap() >= 1, "{receipt}");
+    assert!(receipt["txHash"].as_str().unwrap().starts_with("0x"));
+    // The request is on the contract, with the copies asked for in its event.
+    let reader = DealStatusClient::new(DealStatusConfig::new(d.evm(), d.deal_status())).unwrap();
+    assert_eq!(reader.all_cids().await.unwrap(), vec![CID.to_string()]);
+    let block = receipt["blockNumber"].as_u64().unwrap();
+    let scan = reader
+        .scan_requests(
+            raas_core::chain::evm::EventCursor { next_block: block },
+            0,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(scan.requests.len(), 1);
+    assert_eq!(
+        scan.requests[0].raas.as_ref().unwrap().replication_target,
+        3
+    );
+}
