@@ -147,3 +147,19 @@ test('jobs survive reopening; cancel; typed errors', { skip }, async () => {
   await assert.rejects(RaasNode.open({ ...config(), store: 'postgres://u:hunter2@127.0.0.1:1/db' }),
     (e) => e.code === 'STORE_UNAVAILABLE' && !e.message.includes('hunter2'))
 })
+
+test('registerJobs: many in one transaction, all or none', { skip }, async () => {
+  const node = await RaasNode.open(config({ store: `sqlite:${join(dir, 'batch.db')}` }))
+  const specs = Array.from({ length: 50 }, (_, i) => ({ cid: computeUnixfsCid(Buffer.from(`batch ${i}`)), replicationTarget: 2 }))
+  const regs = await node.registerJobs(specs)
+  assert.equal(regs.length, 50)
+  assert.ok(regs.every((r) => r.created))
+  await assert.rejects(node.registerJobs([...specs, { cid: 'nope', replicationTarget: 1 }]),
+    (e) => e.code === 'INVALID_JOB' && /jobs\[50\]\.cid/.test(e.message))
+  await assert.rejects(node.registerJobs([{ cid: specs[0].cid, replicationTarget: 0 }]),
+    (e) => e.code === 'INVALID_JOB' && /jobs\[0\]\.replicationTarget/.test(e.message))
+  const again = await node.registerJobs(specs.slice(0, 10))
+  assert.ok(again.every((r) => !r.created))
+  assert.equal((await node.stats()).active, 50, 'the rejected batch wrote nothing')
+  await node.close()
+})

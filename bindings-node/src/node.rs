@@ -101,6 +101,14 @@ impl RaasNode {
         spawn(env, async move { n.register_job(spec).await })
     }
 
+    /// Registers many jobs in one transaction (all or none, like the `/register_jobs` API of
+    /// a RaaS node); an invalid one rejects with `INVALID_JOB` naming it (`jobs[3].cid`).
+    #[napi(ts_args_type = "specs: JobSpec[]", ts_return_type = "Promise<Registration[]>")]
+    pub fn register_jobs<'env>(&self, env: &'env Env, specs: Vec<Value>) -> JsPromise<'env> {
+        let n = self.inner.clone();
+        spawn(env, async move { n.register_jobs(specs).await })
+    }
+
     /// The job with this id. Rejects with `JOB_NOT_FOUND`.
     #[napi(ts_return_type = "Promise<Job>")]
     pub fn get_job<'env>(&self, env: &'env Env, job_id: String) -> JsPromise<'env> {

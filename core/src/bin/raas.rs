@@ -3,7 +3,8 @@
 //! ```text
 //! raas run CONFIG.json            check and deliver until SIGTERM/SIGINT (graceful)
 //! raas cycle CONFIG.json          one sweep of due jobs and one delivery pass, then exit
-//! raas register CONFIG.json JOB   register a job (JSON text or @file), print it
+//! raas register CONFIG.json JOB   register a job (JSON text or @file), print it; an array,
+//!                                 or @file.jsonl (one job per line), registers them all
 //! ```
 //!
 //! CONFIG is the node configuration of `RaasNode.open` (JSON). Verdict changes and sweep
@@ -18,6 +19,36 @@ use serde_json::{json, Value};
 fn usage() -> ExitCode {
     eprintln!("usage: raas run|cycle CONFIG.json | raas register CONFIG.json JOB");
     ExitCode::from(2)
+}
+
+/// A job list from `@file.jsonl` (one job per line), if the argument names one.
+fn read_jsonl(arg: &str) -> Option<Result<Vec<Value>, String>> {
+    let path = arg.strip_prefix('@').filter(|p| p.ends_with(".jsonl"))?;
+    Some(
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("{path}: {e}"))
+            .and_then(|text| {
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .enumerate()
+                    .map(|(i, l)| {
+                        serde_json::from_str(l).map_err(|e| format!("{path}:{}: {e}", i + 1))
+                    })
+                    .collect()
+            }),
+    )
+}
+
+/// `VmRSS` and `VmHWM` (peak) of this process in KiB (Linux).
+fn memory_kib() -> (Option<u64>, Option<u64>) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 fn read_json(arg: &str) -> Result<Value, String> {
@@ -57,19 +88,35 @@ async fn run(cmd: &str, args: &[String]) -> ExitCode {
             let Some(job) = args.get(1) else {
                 return usage();
             };
-            let job = match read_json(job) {
+            let jobs = match read_jsonl(job).unwrap_or_else(|| {
+                read_json(job).map(|v| match v {
+                    Value::Array(a) => a,
+                    one => vec![one],
+                })
+            }) {
                 Ok(j) => j,
                 Err(e) => {
                     eprintln!("{e}");
                     return ExitCode::from(2);
                 }
             };
-            match node.register_job(job).await {
-                Ok(r) => println!("{}", json!({"registered": r})),
-                Err(e) => return fail(&e),
+            let (mut total, mut created) = (0usize, 0usize);
+            for chunk in jobs.chunks(5_000) {
+                match node.register_jobs(chunk.to_vec()).await {
+                    Ok(r) if jobs.len() == 1 => println!("{}", json!({"registered": r[0]})),
+                    Ok(r) => {
+                        total += r.len();
+                        created += r.iter().filter(|r| r.created).count();
+                    }
+                    Err(e) => return fail(&e),
+                }
+            }
+            if jobs.len() != 1 {
+                println!("{}", json!({"registered": total, "created": created}));
             }
         }
         "cycle" => {
+            let (baseline, _) = memory_kib();
             match node.run_cycle().await {
                 Ok(r) => println!("{}", json!({"cycle": r})),
                 Err(e) => return fail(&e),
@@ -78,6 +125,11 @@ async fn run(cmd: &str, args: &[String]) -> ExitCode {
                 Ok(r) => println!("{}", json!({"delivery": r})),
                 Err(e) => return fail(&e),
             }
+            let (_, peak) = memory_kib();
+            println!(
+                "{}",
+                json!({"memory": {"baselineKiB": baseline, "peakKiB": peak}})
+            );
         }
         "run" => {
             let mut events = node.subscribe();

@@ -230,15 +230,68 @@ impl RaasNode {
 
     /// Registers an already validated job.
     pub async fn register_spec(&self, spec: JobSpec) -> Result<Registration, EngineError> {
-        if spec.repair_threshold_epochs.is_some() && self.inner.lotus.is_none() {
-            return Err(crate::jobs::JobError::Invalid {
-                field: "repairThresholdEpochs".into(),
-                reason: "repair reads Lotus: configure `lotus` on the node".into(),
+        let mut all = self.register_specs(vec![spec]).await?;
+        all.pop().ok_or(EngineError::Internal {
+            reason: "registration returned nothing".into(),
+        })
+    }
+
+    /// Validates and registers many jobs (a JSON array) in one transaction: all or none.
+    /// An invalid one is `INVALID_JOB` naming it by index (`jobs[3].replicationTarget`,
+    /// `jobs[0].cid` for a CID that does not parse).
+    pub async fn register_jobs(
+        &self,
+        specs: Vec<serde_json::Value>,
+    ) -> Result<Vec<Registration>, EngineError> {
+        let limits = self.inner.settings.limits;
+        let specs = specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                JobSpec::from_json(v, &limits).map_err(|e| match e {
+                    crate::jobs::JobError::Invalid { field, reason } => {
+                        crate::jobs::JobError::Invalid {
+                            field: format!("jobs[{i}].{field}"),
+                            reason,
+                        }
+                    }
+                    crate::jobs::JobError::InvalidCid(c) => crate::jobs::JobError::Invalid {
+                        field: format!("jobs[{i}].cid"),
+                        reason: c.to_string(),
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.register_specs(specs).await
+    }
+
+    /// Registers already validated jobs in one transaction.
+    pub async fn register_specs(
+        &self,
+        specs: Vec<JobSpec>,
+    ) -> Result<Vec<Registration>, EngineError> {
+        if self.inner.lotus.is_none() {
+            if let Some(i) = specs
+                .iter()
+                .position(|s| s.repair_threshold_epochs.is_some())
+            {
+                let field = if specs.len() == 1 {
+                    "repairThresholdEpochs".to_string()
+                } else {
+                    format!("jobs[{i}].repairThresholdEpochs")
+                };
+                return Err(crate::jobs::JobError::Invalid {
+                    field,
+                    reason: "repair reads Lotus: configure `lotus` on the node".into(),
+                }
+                .into());
             }
-            .into());
         }
-        let (job, created) = self.inner.store.register_job(&spec, now_ms()).await?;
-        Ok(Registration { job, created })
+        let rows = self.inner.store.register_jobs(&specs, now_ms()).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(job, created)| Registration { job, created })
+            .collect())
     }
 
     /// The job `job_id` (`JOB_NOT_FOUND` if none).

@@ -123,44 +123,63 @@ impl Store {
         spec: &JobSpec,
         now_ms: i64,
     ) -> Result<(JobRecord, bool), StoreError> {
-        let id = spec.job_id();
-        let spec_json = to_json("job spec", spec)?;
+        let mut all = self
+            .register_jobs(std::slice::from_ref(spec), now_ms)
+            .await?;
+        all.pop().ok_or_else(|| StoreError::Query {
+            op: "register_job",
+            reason: "no row written".into(),
+        })
+    }
+
+    /// Registers many jobs in one transaction (all or none), each as
+    /// [`Store::register_job`] does.
+    pub async fn register_jobs(
+        &self,
+        specs: &[JobSpec],
+        now_ms: i64,
+    ) -> Result<Vec<(JobRecord, bool)>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(query_err("register_job"))?;
-        let created = sqlx::query(
-            "INSERT INTO raas_jobs (job_id, cid, spec, state, created_ms, updated_ms, next_due_ms) \
-             VALUES ($1, $2, $3, 'active', $4, $4, $4) ON CONFLICT (job_id) DO NOTHING",
-        )
-        .bind(&id)
-        .bind(&spec.cid)
-        .bind(&spec_json)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(query_err("register_job"))?
-        .rows_affected()
-            == 1;
-        if !created {
-            sqlx::query(
-                "UPDATE raas_jobs SET state = 'active', failures = 0, last_error = NULL, \
-                 next_due_ms = $2, updated_ms = $2, lease_owner = NULL, lease_until_ms = NULL \
-                 WHERE job_id = $1 AND state IN ('cancelled', 'dead')",
+        let mut out = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let id = spec.job_id();
+            let spec_json = to_json("job spec", spec)?;
+            let created = sqlx::query(
+                "INSERT INTO raas_jobs (job_id, cid, spec, state, created_ms, updated_ms, next_due_ms) \
+                 VALUES ($1, $2, $3, 'active', $4, $4, $4) ON CONFLICT (job_id) DO NOTHING",
             )
             .bind(&id)
+            .bind(&spec.cid)
+            .bind(&spec_json)
             .bind(now_ms)
             .execute(&mut *tx)
             .await
+            .map_err(query_err("register_job"))?
+            .rows_affected()
+                == 1;
+            if !created {
+                sqlx::query(
+                    "UPDATE raas_jobs SET state = 'active', failures = 0, last_error = NULL, \
+                     next_due_ms = $2, updated_ms = $2, lease_owner = NULL, lease_until_ms = NULL \
+                     WHERE job_id = $1 AND state IN ('cancelled', 'dead')",
+                )
+                .bind(&id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err("register_job"))?;
+            }
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {JOB_COLS} FROM raas_jobs WHERE job_id = $1"
+            )))
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await
             .map_err(query_err("register_job"))?;
+            out.push((job_from_row(&row)?, created));
         }
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {JOB_COLS} FROM raas_jobs WHERE job_id = $1"
-        )))
-        .bind(&id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(query_err("register_job"))?;
-        let job = job_from_row(&row)?;
         tx.commit().await.map_err(query_err("register_job"))?;
-        Ok((job, created))
+        Ok(out)
     }
 
     /// The job `job_id`, if stored.
