@@ -65,21 +65,22 @@ export const fmt = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${ms.t
 
 /**
  * Seeds `cids` on a `DealStatusSeeder` devnet with `dealsPerCid` deals each (ids from 1), all
- * active on the market double from `startEpoch - 100` for 1 000 000 epochs.
+ * active on the market double from `startEpoch - 100` for 1 000 000 epochs. Big transactions:
+ * anvil's cost per block grows with the state, so fewer blocks seed faster.
  */
-export async function seedDeals(devnet, cids, dealsPerCid) {
+export async function seedDeals(devnet, cids, dealsPerCid, { cidsPerTx = 2000, dealsPerTx = 5000 } = {}) {
   const { info, owner, devAccounts, call } = devnet
   const url = info.evmRpc
   const h = info.startEpoch
   const N = cids.length
-  for (let i = 0; i < N; i += 100) {
-    const batch = cids.slice(i, i + 100).map((c) => Buffer.from(c).toString('hex'))
+  for (let i = 0; i < N; i += cidsPerTx) {
+    const batch = cids.slice(i, i + cidsPerTx).map((c) => Buffer.from(c).toString('hex'))
     const data = call('DealStatusSeeder', 'seed(bytes[],uint64,uint64,uint64)', word(128), word(dealsPerCid),
       word(1 + i * dealsPerCid), word(1000), encodeBytesArray(batch))
     await send(url, devAccounts[0], info.dealStatus, data, '0x3b9aca00')
   }
-  for (let first = 1; first <= N * dealsPerCid; first += 400) {
-    const ids = Array.from({ length: Math.min(400, N * dealsPerCid - first + 1) }, (_, k) => first + k)
+  for (let first = 1; first <= N * dealsPerCid; first += dealsPerTx) {
+    const ids = Array.from({ length: Math.min(dealsPerTx, N * dealsPerCid - first + 1) }, (_, k) => first + k)
     const arrays = [ids, ids.map(() => h - 100), ids.map(() => h - 100), ids.map(() => 1_000_000)].map(encodeArray)
     let offset = 5 * 32
     const heads = arrays.map((a) => { const w = word(offset); offset += a.length / 2; return w })

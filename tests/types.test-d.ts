@@ -23,3 +23,19 @@ const manyShape: Same<ReturnType<NodeDs['activeDealsMany']>, ReturnType<WebDs['a
 const healthShape: Same<ReturnType<Node.LotusClient['dealHealth']>, ReturnType<Web.LotusClient['dealHealth']>> = true
 const headShape: Same<ReturnType<Node.LotusClient['chainHead']>, ReturnType<Web.LotusClient['chainHead']>> = true
 export { activeShape, manyShape, healthShape, headShape }
+
+// The engine (Node only): configuration and job specs are checked, hooks and events typed.
+const nodeConfig: Node.RaasNodeConfig = {
+  dealStatus: { rpcUrl: 'http://127.0.0.1:8545', address: '0x0000000000000000000000000000000000000001' },
+  hook: { type: 'pin', endpoint: 'https://pin.example/api', token: 't' },
+}
+// @ts-expect-error unknown hook type
+const badHook: Node.HookConfig = { type: 'carrierPigeon' }
+const spec: Node.JobSpec = { cid: 'bafy', replicationTarget: 3, renewThresholdEpochs: 86400 }
+type Hook = Parameters<Node.RaasNode['onDealRequest']>[0]
+const hook: Hook = async (req) => ({ cid: req.cid, copies: req.copiesNeeded, key: req.idempotencyKey })
+type Listener = Parameters<Node.RaasNode['onVerdict']>[0]
+const listener: Listener = (ev) => { const s: Node.JobStatus = ev.status; void s; void ev.shortfall?.reason }
+type Reg = Awaited<ReturnType<Node.RaasNode['registerJob']>>
+const regShape: Same<Reg, Node.Registration> = true
+export { nodeConfig, badHook, spec, hook, listener, regShape }

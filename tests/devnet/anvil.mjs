@@ -23,12 +23,16 @@ export async function freePort() {
   })
 }
 
-/** Anvil at mainnet-like epochs (block number = Filecoin epoch). */
-export async function startAnvil({ startEpoch = 3_900_000, chainId = 31415926 } = {}) {
+/**
+ * Anvil at mainnet-like epochs (block number = Filecoin epoch). `pruneHistory: n` keeps only
+ * the last n states in memory (benchmarks that write thousands of blocks of state).
+ */
+export async function startAnvil({ startEpoch = 3_900_000, chainId = 31415926, pruneHistory = null } = {}) {
   const port = await freePort()
+  const prune = pruneHistory ? ['--prune-history', String(pruneHistory)] : []
   const child = spawn(anvilPath(), ['--port', String(port), '--host', '127.0.0.1', '--number',
     String(startEpoch), '--chain-id', String(chainId), '--silent', '--code-size-limit', '100000',
-    '--gas-limit', '1000000000'],
+    '--gas-limit', '1000000000', ...prune],
   { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (d) => (stderr += d))

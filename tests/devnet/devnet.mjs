@@ -39,9 +39,13 @@ function setDealData(d, activated) {
   return call('MarketState', 'setDeal(uint64,int64,int64,int64,uint64,uint64,bytes,uint64)', ...head, bytesTail(hex))
 }
 
-/** `contract: 'DealStatusSeeder'` deploys the bench variant with a bulk loader. */
-export async function startDevnet({ startEpoch = 3_900_000, lotusToken = null, contract = 'DealStatus' } = {}) {
-  const anvil = await startAnvil({ startEpoch })
+/**
+ * `contract: 'DealStatusSeeder'` deploys the bench variant with a bulk loader;
+ * `pruneHistory` is passed to anvil (see startAnvil).
+ */
+export async function startDevnet({ startEpoch = 3_900_000, lotusToken = null, contract = 'DealStatus',
+  pruneHistory = null } = {}) {
+  const anvil = await startAnvil({ startEpoch, pruneHistory })
   const url = anvil.url
   // The devnet's own writes come from the last dev account, so they never race the nonces
   // of the accounts handed to tests.

@@ -114,8 +114,15 @@ impl Devnet {
 
 impl Drop for Devnet {
     fn drop(&mut self) {
-        // Closing stdin stops the devnet cleanly; kill in case it hangs.
+        // Closing stdin stops the devnet cleanly (anvil with it); kill only if it hangs,
+        // since killing it first would orphan anvil.
         drop(self.child.stdin.take());
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

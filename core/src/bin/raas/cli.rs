@@ -1,14 +1,4 @@
-//! `raas`: a RaaS node as a process.
-//!
-//! ```text
-//! raas run CONFIG.json            check and deliver until SIGTERM/SIGINT (graceful)
-//! raas cycle CONFIG.json          one sweep of due jobs and one delivery pass, then exit
-//! raas register CONFIG.json JOB   register a job (JSON text or @file), print it; an array,
-//!                                 or @file.jsonl (one job per line), registers them all
-//! ```
-//!
-//! CONFIG is the node configuration of `RaasNode.open` (JSON). Verdict changes and sweep
-//! reports are printed as JSON lines on standard output.
+//! The commands of `raas` (native only).
 
 use std::process::ExitCode;
 
@@ -179,7 +169,8 @@ async fn run(cmd: &str, args: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn main() -> ExitCode {
+/// Entry point.
+pub(crate) fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first().cloned() else {
         return usage();

@@ -1,0 +1,23 @@
+//! `raas`: a RaaS node as a process.
+//!
+//! ```text
+//! raas run CONFIG.json            check and deliver until SIGTERM/SIGINT (graceful)
+//! raas cycle CONFIG.json          one sweep of due jobs and one delivery pass, then exit
+//! raas register CONFIG.json JOB   register a job (JSON text or @file), print it; an array,
+//!                                 or @file.jsonl (one job per line), registers them all
+//! ```
+//!
+//! CONFIG is the node configuration of `RaasNode.open` (JSON). Verdict changes and sweep
+//! reports are printed as JSON lines on standard output.
+
+#[cfg(not(target_family = "wasm"))]
+mod cli;
+
+#[cfg(not(target_family = "wasm"))]
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
+
+/// The node needs a database and sockets: there is nothing to run in wasm.
+#[cfg(target_family = "wasm")]
+fn main() {}
