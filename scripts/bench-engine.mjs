@@ -34,7 +34,7 @@ const cids = Array.from({ length: N }, (_, i) =>
   CID.createV1(0x55, digest(0x12, createHash('sha256').update(`engine bench ${i}`).digest())).toString())
 
 // Old states pruned: 100 000 CIDs of seeding would otherwise keep every block's state in memory.
-const devnet = await startDevnet({ contract: 'DealStatusSeeder', pruneHistory: 64 })
+const devnet = await startDevnet({ contract: 'DealStatusSeeder', pruneHistory: 2 })
 const { info } = devnet
 process.stdout.write('seeding anvil… ')
 let t = performance.now()

@@ -78,6 +78,7 @@ export async function seedDeals(devnet, cids, dealsPerCid, { cidsPerTx = 2000, d
     const data = call('DealStatusSeeder', 'seed(bytes[],uint64,uint64,uint64)', word(128), word(dealsPerCid),
       word(1 + i * dealsPerCid), word(1000), encodeBytesArray(batch))
     await send(url, devAccounts[0], info.dealStatus, data, '0x3b9aca00')
+    if (N >= 20000 && (i / cidsPerTx) % 10 === 9) process.stdout.write(`${i + cidsPerTx} `)
   }
   for (let first = 1; first <= N * dealsPerCid; first += dealsPerTx) {
     const ids = Array.from({ length: Math.min(dealsPerTx, N * dealsPerCid - first + 1) }, (_, k) => first + k)

@@ -24,7 +24,8 @@ export function bytesTail(hex) {
 /** Sends a transaction from an unlocked account and waits for its receipt. */
 export async function send(url, from, to, data, gas = '0x1c9c380') {
   const hash = await rpc(url, 'eth_sendTransaction', [{ from, to, data, gas }])
-  for (let i = 0; i < 200; i++) {
+  // Big bulk-loading transactions can take seconds to mine: wait up to a minute.
+  for (const started = Date.now(); Date.now() - started < 60_000;) {
     const receipt = await rpc(url, 'eth_getTransactionReceipt', [hash])
     if (receipt) {
       if (receipt.status !== '0x1') throw new Error(`transaction ${hash} reverted`)
