@@ -451,6 +451,11 @@ export declare class RaasNode {
    * `created: false`. Rejects with `INVALID_JOB` (naming the field) or `INVALID_CID`.
    */
   registerJob(spec: JobSpec): Promise<Registration>
+  /**
+   * Registers many jobs in one transaction (all or none, like the `/register_jobs` API of
+   * a RaaS node); an invalid one rejects with `INVALID_JOB` naming it (`jobs[3].cid`).
+   */
+  registerJobs(specs: JobSpec[]): Promise<Registration[]>
   /** The job with this id. Rejects with `JOB_NOT_FOUND`. */
   getJob(jobId: string): Promise<Job>
   /** Jobs matching a filter, ordered by id (page with `after`). */
@@ -493,7 +498,10 @@ export declare class RaasNode {
    * failing, retired) checked by this node.
    */
   onVerdict(listener: (event: VerdictEvent) => void): void
-  /** Starts checking and delivering in the background. */
+  /**
+   * Starts checking and delivering in the background. The process stays alive until
+   * `stop()` or `close()`.
+   */
   start(): void
   /** Stops gracefully: a sweep or delivery in progress finishes first. */
   stop(): Promise<void>

@@ -163,3 +163,25 @@ test('registerJobs: many in one transaction, all or none', { skip }, async () =>
   assert.equal((await node.stats()).active, 50, 'the rejected batch wrote nothing')
   await node.close()
 })
+
+test('a started node keeps the process alive until stop()', { skip }, async () => {
+  const { spawn } = await import('node:child_process')
+  const script = `
+    const { RaasNode } = require('raas-node')
+    RaasNode.open(${JSON.stringify(config({ store: `sqlite:${join(dir, 'alive.db')}`, nodeId: 'alive' }))}).then((n) => {
+      n.start()
+      console.log('started')
+      process.on('SIGTERM', () => n.stop().then(() => console.log('stopped')))
+    })`
+  const child = spawn(process.execPath, ['-e', script], { cwd: new URL('..', import.meta.url).pathname,
+    stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.on('data', (d) => { out += d })
+  await until('start', () => out.includes('started'))
+  await sleep(1000)
+  assert.equal(child.exitCode, null, 'nothing but the node keeps it alive')
+  const exited = new Promise((r) => child.on('exit', r))
+  child.kill('SIGTERM')
+  assert.equal(await exited, 0)
+  assert.match(out, /stopped/)
+})

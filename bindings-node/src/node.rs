@@ -57,7 +57,12 @@ impl DealRequestHook for JsHook {
 pub struct RaasNode {
     inner: Arc<engine::RaasNode>,
     listeners: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// While started, a strong thread-safe function keeps Node's event loop alive (like a
+    /// listening server); `stop()` releases it.
+    keep_alive: Mutex<Option<KeepAlive>>,
 }
+
+type KeepAlive = ThreadsafeFunction<(), (), (), Status, false, false>;
 
 fn node_error(env: &Env, e: EngineError) -> napi::Error {
     to_js_in_env(env, e)
@@ -78,6 +83,7 @@ impl RaasNode {
                 Ok(node) => Ok(RaasNode {
                     inner: Arc::new(node),
                     listeners: Mutex::new(Vec::new()),
+                    keep_alive: Mutex::new(None),
                 }),
                 Err(e) => Err(node_error(env, e)),
             },
@@ -103,7 +109,10 @@ impl RaasNode {
 
     /// Registers many jobs in one transaction (all or none, like the `/register_jobs` API of
     /// a RaaS node); an invalid one rejects with `INVALID_JOB` naming it (`jobs[3].cid`).
-    #[napi(ts_args_type = "specs: JobSpec[]", ts_return_type = "Promise<Registration[]>")]
+    #[napi(
+        ts_args_type = "specs: JobSpec[]",
+        ts_return_type = "Promise<Registration[]>"
+    )]
     pub fn register_jobs<'env>(&self, env: &'env Env, specs: Vec<Value>) -> JsPromise<'env> {
         let n = self.inner.clone();
         spawn(env, async move { n.register_jobs(specs).await })
@@ -229,15 +238,36 @@ impl RaasNode {
         }
     }
 
-    /// Starts checking and delivering in the background.
+    /// Starts checking and delivering in the background. The process stays alive until
+    /// `stop()` or `close()`.
     #[napi]
     pub fn start(&self, env: Env) -> napi::Result<()> {
-        within_runtime_if_available(|| self.inner.start()).map_err(|e| node_error(&env, e))
+        within_runtime_if_available(|| self.inner.start()).map_err(|e| node_error(&env, e))?;
+        let mut keep = self
+            .keep_alive
+            .lock()
+            .map_err(|_| napi::Error::from_reason("keep-alive lock poisoned"))?;
+        if keep.is_none() {
+            let f = env.create_function_from_closure::<(), (), _>("raasKeepAlive", |_| Ok(()))?;
+            *keep = Some(
+                f.build_threadsafe_function::<()>()
+                    .callee_handled::<false>()
+                    .build()?,
+            );
+        }
+        Ok(())
+    }
+
+    fn release_keep_alive(&self) {
+        if let Ok(mut k) = self.keep_alive.lock() {
+            k.take();
+        }
     }
 
     /// Stops gracefully: a sweep or delivery in progress finishes first.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn stop<'env>(&self, env: &'env Env) -> JsPromise<'env> {
+        self.release_keep_alive();
         let n = self.inner.clone();
         spawn(env, async move {
             n.stop().await;
@@ -248,6 +278,7 @@ impl RaasNode {
     /// Stops, ends the listeners and closes the store.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close<'env>(&self, env: &'env Env) -> JsPromise<'env> {
+        self.release_keep_alive();
         let n = self.inner.clone();
         if let Ok(mut l) = self.listeners.lock() {
             for t in l.drain(..) {

@@ -22,7 +22,12 @@ use serde_json::{json, Value};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-async fn control(http: &reqwest::Client, lotus: &str, method: &str, params: Value) -> Result<Value, Error> {
+async fn control(
+    http: &reqwest::Client,
+    lotus: &str,
+    method: &str,
+    params: Value,
+) -> Result<Value, Error> {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
     let reply: Value = http.post(lotus).json(&body).send().await?.json().await?;
     Ok(reply["result"].clone())
@@ -30,10 +35,15 @@ async fn control(http: &reqwest::Client, lotus: &str, method: &str, params: Valu
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Error> {
-    let file = std::env::args().nth(1).unwrap_or_else(|| "README.md".into());
+    let file = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "README.md".into());
     let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let ids = compute_cids_from_file(&file)?;
-    println!("{file}: cid {} (piece {}, {} bytes padded)", ids.cid, ids.comm_p, ids.piece_size);
+    println!(
+        "{file}: cid {} (piece {}, {} bytes padded)",
+        ids.cid, ids.comm_p, ids.piece_size
+    );
 
     // The devnet: anvil + DealStatus + the Lotus test server. It stops when we exit.
     let mut devnet = Command::new("node")
@@ -49,7 +59,10 @@ async fn main() -> Result<(), Error> {
         info["lotusRpc"].as_str().unwrap_or_default().to_string(),
         info["dealStatus"].as_str().unwrap_or_default().to_string(),
     );
-    let key = info["accounts"][0]["privateKey"].as_str().unwrap_or_default().to_string();
+    let key = info["accounts"][0]["privateKey"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     println!("devnet: anvil {evm}, Lotus test server {lotus}, DealStatus {address}");
 
     let dir = format!("{repo}/target/demo");
@@ -66,8 +79,9 @@ async fn main() -> Result<(), Error> {
     println!("node {} on sqlite:{dir}/raas.db", node.node_id());
 
     // The aggregator's side: make the deals asked for.
-    let vectors: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(format!("{repo}/core/tests/fixtures/podsi-vectors.json"))?)?;
+    let vectors: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(format!(
+        "{repo}/core/tests/fixtures/podsi-vectors.json"
+    ))?)?;
     let proof: PublishedProof = serde_json::from_value(vectors[0]["proof"].clone())?;
     let (proof, verifier) = proof.to_typed()?;
     let aggregator = DealStatusClient::with_signer(DealStatusConfig::new(&evm, &address), &key)?;
@@ -101,7 +115,9 @@ async fn main() -> Result<(), Error> {
     })));
 
     let mut events = node.subscribe();
-    let reg = node.register_job(json!({"cid": ids.cid.to_string(), "replicationTarget": 2})).await?;
+    let reg = node
+        .register_job(json!({"cid": ids.cid.to_string(), "replicationTarget": 2}))
+        .await?;
     println!("registered {} (replicationTarget 2)", reg.job.job_id);
     node.start()?;
     let outcome = tokio::time::timeout(Duration::from_secs(60), async {
@@ -122,12 +138,15 @@ async fn main() -> Result<(), Error> {
     .await;
     node.stop().await;
     let status = node.deal_status(&ids.cid.to_string()).await?;
-    println!("deal status: {}", serde_json::to_string_pretty(&json!({
-        "cid": status.cid, "activeDeals": status.active_deals,
-        "deals": status.deals.iter().map(|d| json!({"dealId": d.deal_id, "minerId": d.miner_id,
-            "health": d.health.as_ref().map(|h| h.health)})).collect::<Vec<_>>(),
-        "requests": node.list_requests(Value::Null).await?.len(),
-    }))?);
+    println!(
+        "deal status: {}",
+        serde_json::to_string_pretty(&json!({
+            "cid": status.cid, "activeDeals": status.active_deals,
+            "deals": status.deals.iter().map(|d| json!({"dealId": d.deal_id, "minerId": d.miner_id,
+                "health": d.health.as_ref().map(|h| h.health)})).collect::<Vec<_>>(),
+            "requests": node.list_requests(Value::Null).await?.len(),
+        }))?
+    );
     drop(devnet.stdin.take());
     let _ = devnet.wait();
     if outcome != Ok(true) {
