@@ -38,7 +38,10 @@ async fn main() -> Result<(), Error> {
     let file = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "README.md".into());
-    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let repo = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .canonicalize()?
+        .display()
+        .to_string();
     let ids = compute_cids_from_file(&file)?;
     println!(
         "{file}: cid {} (piece {}, {} bytes padded)",
