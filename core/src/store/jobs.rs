@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::records::{CheckRecord, DealRequest, JobFilter, JobRecord, JobState, JobStatus};
-use super::{query_err, Backend, Store, StoreError};
+use super::{query_err, Store, StoreError};
 use crate::jobs::JobSpec;
 
 const JOB_COLS: &str = "job_id, spec, state, created_ms, updated_ms, next_due_ms, due_epoch, \
@@ -261,11 +261,7 @@ impl Store {
         lease_ms: i64,
         limit: u32,
     ) -> Result<Vec<JobRecord>, StoreError> {
-        // PostgreSQL: rows locked by another node's claim are skipped, not waited for.
-        let lock = match self.backend {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
+        let lock = self.claim_lock();
         let sql = format!(
             "UPDATE raas_jobs SET lease_owner = $1, lease_until_ms = $2 WHERE job_id IN (\
                SELECT job_id FROM raas_jobs WHERE state = 'active' AND next_due_ms <= $3 \
@@ -290,28 +286,6 @@ impl Store {
                 .cmp(&(b.next_due_ms, b.due_epoch.unwrap_or(i64::MAX)))
         });
         Ok(jobs)
-    }
-
-    /// Extends this node's lease on `job_ids` (long checks must not lose their jobs).
-    pub async fn renew_leases(
-        &self,
-        node_id: &str,
-        job_ids: &[String],
-        until_ms: i64,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(query_err("renew_leases"))?;
-        for id in job_ids {
-            sqlx::query(
-                "UPDATE raas_jobs SET lease_until_ms = $3 WHERE job_id = $1 AND lease_owner = $2",
-            )
-            .bind(id)
-            .bind(node_id)
-            .bind(until_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(query_err("renew_leases"))?;
-        }
-        tx.commit().await.map_err(query_err("renew_leases"))
     }
 
     /// Records checks of jobs leased by `node_id`, all in one transaction: for each, the

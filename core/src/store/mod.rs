@@ -168,6 +168,15 @@ impl Store {
         Ok(Store { pool, backend })
     }
 
+    /// The row-lock clause of a claim's inner SELECT: on PostgreSQL, rows another node is
+    /// claiming are skipped, not waited for; SQLite has one writer and needs none.
+    fn claim_lock(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        }
+    }
+
     /// The backend.
     pub fn backend(&self) -> Backend {
         self.backend

@@ -7,7 +7,7 @@ use sqlx::{Any, Transaction};
 
 use super::jobs::{col, to_json as json_text};
 use super::records::{DealRequest, OutboxRecord, RequestState};
-use super::{query_err, Backend, Store, StoreError};
+use super::{query_err, Store, StoreError};
 use crate::jobs::ShortfallReason;
 
 const OUTBOX_COLS: &str = "idempotency_key, job_id, cid, reason, copies_needed, replacing, state, \
@@ -90,10 +90,7 @@ impl Store {
         lease_ms: i64,
         limit: u32,
     ) -> Result<Vec<OutboxRecord>, StoreError> {
-        let lock = match self.backend {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
+        let lock = self.claim_lock();
         let sql = format!(
             "UPDATE raas_outbox SET lease_owner = $1, lease_until_ms = $2, attempts = attempts + 1 \
              WHERE idempotency_key IN (\
