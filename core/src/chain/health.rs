@@ -2,14 +2,17 @@
 //! Lotus), its sector's partition bits and fault state (miner actor), and the head.
 //!
 //! [`verdict`] is pure; [`check_deals`] gathers the observations for many deals in a fixed
-//! number of batched round trips (head, deals, sector locations, partitions, proving
-//! deadlines, fault expirations), whatever the number of deals.
+//! number of batched round trips (head, deals, sector locations, partitions, then proving
+//! deadlines and fault expirations together), whatever the number of deals, all pinned to
+//! one tipset.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::lotus::types::{actor_id, CidJson, MarketDeal, ProvingDeadline, TipSet};
+use super::lotus::types::{
+    actor_id, CidJson, MarketDeal, Partition, ProvingDeadline, SectorExpiration, TipSet,
+};
 use super::lotus::{LotusClient, LotusError};
 
 /// Epochs per WindowPoSt deadline.
@@ -72,9 +75,11 @@ pub enum SectorView {
         faulty: bool,
         /// Its proving deadline.
         deadline: u64,
-        /// `StateSectorExpiration.Early` when faulty (0 or unknown: `None`).
+        /// `StateSectorExpiration.Early` when faulty; `None` only when the chain gives no
+        /// usable `Early` (0). A failed read is not a view but an error of the deal.
         fault_early: Option<i64>,
-        /// The miner's current proving deadline, to date the last proof.
+        /// The miner's current proving deadline, to date the last proof (read for live,
+        /// active, non-faulty sectors only).
         proving: Option<ProvingDeadline>,
     },
 }
@@ -225,6 +230,13 @@ pub async fn check_deals(
 }
 
 /// [`check_deals`] at a head the caller already read (one head for a whole sweep).
+///
+/// Every read is pinned to `head`'s tipset key, so all the facts come from one state.
+/// The outer `Err` means the endpoint failed as a whole (the batch of market deals could
+/// not be read). Anything narrower is an `Err` in the slots it concerns: a deal that could
+/// not be read, or a failed read of a sector's location, of a miner deadline's partitions,
+/// of a faulty sector's expiration or of a miner's proving deadline, in the slot of every
+/// deal whose verdict needs that read. The other deals are unaffected.
 pub async fn check_deals_at(
     lotus: &LotusClient,
     head: &TipSet,
@@ -234,17 +246,12 @@ pub async fn check_deals_at(
     let tipset: &[CidJson] = &head.cids;
     let deals = lotus.market_deals(deal_ids, Some(tipset)).await?;
 
-    // Sectors of the deals that are active at the market level.
-    let mut wanted: BTreeSet<(u64, u64)> = BTreeSet::new();
-    for deal in deals.iter().flatten() {
-        let s = &deal.state;
-        if s.sector_start_epoch >= 0 && s.slash_epoch < 0 && head.height < deal.proposal.end_epoch {
-            if let Some(provider) = actor_id(&deal.proposal.provider) {
-                wanted.insert((provider, s.sector_number));
-            }
-        }
-    }
-    let sectors = read_sectors(lotus, &wanted).await?;
+    let wanted: BTreeSet<SectorKey> = deals
+        .iter()
+        .flatten()
+        .filter_map(|d| sector_to_check(d, head.height))
+        .collect();
+    let sectors = read_sectors(lotus, tipset, &wanted).await;
 
     Ok(deal_ids
         .iter()
@@ -256,11 +263,15 @@ pub async fn check_deals_at(
                 Err(LotusError::DealNotFound { .. }) => None,
                 Err(e) => return Err(e),
             };
-            let sector = deal
+            let sector = match deal
                 .as_ref()
-                .and_then(|d| Some((actor_id(&d.proposal.provider)?, d.state.sector_number)))
-                .and_then(|key| sectors.get(&key).cloned())
-                .unwrap_or(SectorView::NotChecked);
+                .and_then(|d| sector_to_check(d, head.height))
+                .and_then(|key| sectors.get(&key))
+            {
+                Some(Ok(view)) => view.clone(),
+                Some(Err(e)) => return Err(e.clone()),
+                None => SectorView::NotChecked,
+            };
             Ok(verdict(&DealObservation {
                 deal_id,
                 head: head.height,
@@ -283,25 +294,70 @@ pub async fn check_deal(
         .unwrap_or(Err(LotusError::DealNotFound { deal_id }))
 }
 
-/// Partition bits (and fault dates) of each wanted (miner, sector), in batched reads.
+/// A (miner, sector) pair.
+type SectorKey = (u64, u64);
+
+/// What was learnt of a sector, or the read that failed.
+type SectorResult = Result<SectorView, LotusError>;
+
+/// The sector whose state decides the verdict on `deal` at `height`: only for a deal active
+/// at the market level (activated, not slashed, not ended) with an ID-address provider.
+fn sector_to_check(deal: &MarketDeal, height: i64) -> Option<SectorKey> {
+    let s = &deal.state;
+    if s.sector_start_epoch >= 0 && s.slash_epoch < 0 && height < deal.proposal.end_epoch {
+        Some((actor_id(&deal.proposal.provider)?, s.sector_number))
+    } else {
+        None
+    }
+}
+
+/// One result per entry of a batch of `n`: a failure of the batch as a whole is the
+/// failure of each of its entries.
+fn per_entry<T>(
+    method: &'static str,
+    batch: Result<Vec<Result<T, LotusError>>, LotusError>,
+    n: usize,
+) -> Vec<Result<T, LotusError>> {
+    match batch {
+        Ok(mut entries) => {
+            entries.truncate(n);
+            while entries.len() < n {
+                entries.push(Err(LotusError::Malformed {
+                    method,
+                    reason: "batch reply missing an entry".into(),
+                }));
+            }
+            entries
+        }
+        Err(e) => (0..n).map(|_| Err(e.clone())).collect(),
+    }
+}
+
+/// Partition bits (and fault dates) of each wanted (miner, sector) at `tipset`, in batched
+/// reads. A failed read is an `Err` for the sectors it concerns.
 async fn read_sectors(
     lotus: &LotusClient,
-    wanted: &BTreeSet<(u64, u64)>,
-) -> Result<BTreeMap<(u64, u64), SectorView>, LotusError> {
+    tipset: &[CidJson],
+    wanted: &BTreeSet<SectorKey>,
+) -> BTreeMap<SectorKey, SectorResult> {
     let mut views = BTreeMap::new();
     if wanted.is_empty() {
-        return Ok(views);
+        return views;
     }
-    let keys: Vec<(u64, u64)> = wanted.iter().copied().collect();
-    let locations = lotus.sector_partitions(&keys).await?;
+    let keys: Vec<SectorKey> = wanted.iter().copied().collect();
+    let locations = per_entry(
+        "Filecoin.StateSectorPartition",
+        lotus.sector_partitions(&keys, Some(tipset)).await,
+        keys.len(),
+    );
     if locations
         .iter()
         .any(|l| matches!(l, Err(LotusError::MethodNotAvailable { .. })))
     {
-        return Ok(keys
+        return keys
             .into_iter()
-            .map(|k| (k, SectorView::Unavailable))
-            .collect());
+            .map(|k| (k, Ok(SectorView::Unavailable)))
+            .collect();
     }
     let mut located = Vec::new();
     for (key, loc) in keys.into_iter().zip(locations) {
@@ -311,96 +367,155 @@ async fn read_sectors(
             Err(LotusError::Rpc { ref message, .. })
                 if message.contains("not due at any deadline") =>
             {
-                views.insert(key, SectorView::Gone);
+                views.insert(key, Ok(SectorView::Gone));
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                views.insert(key, Err(e));
+            }
         }
     }
+
     let deadlines: Vec<(u64, u64)> = located
         .iter()
         .map(|((m, _), l)| (*m, l.deadline))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let partitions = lotus.miner_partitions_many(&deadlines).await?;
-    let partitions: BTreeMap<(u64, u64), Vec<_>> = deadlines
+    let partitions: BTreeMap<(u64, u64), Result<Vec<Partition>, LotusError>> = deadlines
         .iter()
         .copied()
-        .zip(partitions)
-        .map(|(k, p)| p.map(|p| (k, p)))
-        .collect::<Result<_, _>>()?;
-    let miners: Vec<u64> = located
-        .iter()
-        .map(|((m, _), _)| *m)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
+        .zip(per_entry(
+            "Filecoin.StateMinerPartitions",
+            lotus.miner_partitions_many(&deadlines, Some(tipset)).await,
+            deadlines.len(),
+        ))
         .collect();
-    let proving = lotus
-        .call_many::<ProvingDeadline>(
-            "Filecoin.StateMinerProvingDeadline",
-            miners
-                .iter()
-                .map(|m| serde_json::json!([format!("f0{m}"), null]))
-                .collect(),
-        )
-        .await?;
-    let proving: BTreeMap<u64, ProvingDeadline> = miners
-        .iter()
-        .copied()
-        .zip(proving)
-        .filter_map(|(m, p)| Some((m, p.ok()?)))
-        .collect();
-
-    let mut faulty = Vec::new();
     for ((miner, sector), loc) in &located {
-        let part = partitions
-            .get(&(*miner, loc.deadline))
-            .and_then(|ps| ps.get(loc.partition as usize));
-        let view = match part {
-            None => SectorView::Gone,
-            Some(p) => {
-                let is_faulty = p.faulty_sectors.contains(*sector);
-                if is_faulty {
-                    faulty.push((*miner, *sector));
-                }
-                SectorView::Partition {
-                    live: p.live_sectors.contains(*sector),
-                    active: p.active_sectors.contains(*sector),
-                    faulty: is_faulty,
-                    deadline: loc.deadline,
-                    fault_early: None,
-                    proving: proving.get(miner).copied(),
-                }
-            }
+        let view = match partitions.get(&(*miner, loc.deadline)) {
+            // An endpoint with the locations but not the partitions: do not guess.
+            Some(Err(LotusError::MethodNotAvailable { .. })) => Ok(SectorView::Unavailable),
+            Some(Err(e)) => Err(e.clone()),
+            Some(Ok(ps)) => Ok(partition_view(
+                ps.get(loc.partition as usize),
+                *sector,
+                loc.deadline,
+            )),
+            None => Ok(SectorView::Gone),
         };
         views.insert((*miner, *sector), view);
     }
-    if !faulty.is_empty() {
-        let params = faulty
-            .iter()
-            .map(|(m, s)| serde_json::json!([format!("f0{m}"), s, null]))
-            .collect();
-        let expirations = lotus
-            .call_many::<super::lotus::types::SectorExpiration>(
-                "Filecoin.StateSectorExpiration",
-                params,
-            )
-            .await?;
-        for (key, exp) in faulty.into_iter().zip(expirations) {
-            if let (Ok(exp), Some(SectorView::Partition { fault_early, .. })) =
-                (exp, views.get_mut(&key))
-            {
-                *fault_early = Some(exp.early).filter(|&e| e > 0);
+
+    // Faulty sectors need their fault date, proven ones their miner's proving deadline:
+    // two independent batches, sent together.
+    let mut faulty = Vec::new();
+    let mut proven = Vec::new();
+    for (key, view) in &views {
+        if let Ok(SectorView::Partition {
+            live: true,
+            faulty: f,
+            active,
+            ..
+        }) = view
+        {
+            if *f {
+                faulty.push(*key);
+            } else if *active {
+                proven.push(*key);
             }
         }
     }
-    Ok(views)
+    let miners: Vec<u64> = proven
+        .iter()
+        .map(|(m, _)| *m)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let (expirations, proving) = futures::future::join(
+        lotus.sector_expirations(&faulty, Some(tipset)),
+        lotus.proving_deadlines(&miners, Some(tipset)),
+    )
+    .await;
+    apply_expirations(&mut views, &faulty, expirations);
+    apply_proving_deadlines(&mut views, &proven, &miners, proving);
+    views
+}
+
+/// The view of `sector` from its partition (`None`: the partition does not exist, so the
+/// sector is gone). Fault date and proving deadline are filled in later.
+fn partition_view(part: Option<&Partition>, sector: u64, deadline: u64) -> SectorView {
+    match part {
+        None => SectorView::Gone,
+        Some(p) => SectorView::Partition {
+            live: p.live_sectors.contains(sector),
+            active: p.active_sectors.contains(sector),
+            faulty: p.faulty_sectors.contains(sector),
+            deadline,
+            fault_early: None,
+            proving: None,
+        },
+    }
+}
+
+/// Dates the faults of `faulty` sectors from their `StateSectorExpiration` reads. A read
+/// that failed is an `Err` for that sector, never an undated fault: `fault_early` stays
+/// `None` only when the chain itself gives no usable `Early`.
+fn apply_expirations(
+    views: &mut BTreeMap<SectorKey, SectorResult>,
+    faulty: &[SectorKey],
+    expirations: Result<Vec<Result<SectorExpiration, LotusError>>, LotusError>,
+) {
+    let expirations = per_entry("Filecoin.StateSectorExpiration", expirations, faulty.len());
+    for (key, exp) in faulty.iter().zip(expirations) {
+        match exp {
+            Ok(exp) => {
+                if let Some(Ok(SectorView::Partition { fault_early, .. })) = views.get_mut(key) {
+                    *fault_early = Some(exp.early).filter(|&e| e > 0);
+                }
+            }
+            Err(e) => {
+                views.insert(*key, Err(e));
+            }
+        }
+    }
+}
+
+/// Gives each `proven` sector its miner's proving deadline (`miners[i]` read as
+/// `proving[i]`); a failed read is an `Err` for every proven sector of that miner.
+fn apply_proving_deadlines(
+    views: &mut BTreeMap<SectorKey, SectorResult>,
+    proven: &[SectorKey],
+    miners: &[u64],
+    proving: Result<Vec<Result<ProvingDeadline, LotusError>>, LotusError>,
+) {
+    let proving: BTreeMap<u64, Result<ProvingDeadline, LotusError>> = miners
+        .iter()
+        .copied()
+        .zip(per_entry(
+            "Filecoin.StateMinerProvingDeadline",
+            proving,
+            miners.len(),
+        ))
+        .collect();
+    for key in proven {
+        match proving.get(&key.0) {
+            Some(Ok(pd)) => {
+                if let Some(Ok(SectorView::Partition { proving, .. })) = views.get_mut(key) {
+                    *proving = Some(*pd);
+                }
+            }
+            Some(Err(e)) => {
+                views.insert(*key, Err(e.clone()));
+            }
+            None => {}
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::lotus::types::{CidJson, DealProposal, DealState};
     use super::*;
+    use crate::error::ErrorCode;
 
     const START: i64 = 1_000;
     const END: i64 = 600_000;
@@ -582,6 +697,134 @@ mod tests {
             assert_eq!(r.epochs_since_proven, since, "{name}");
             assert_eq!(r.fault_check, check, "{name}");
         }
+    }
+
+    fn rpc_error(method: &'static str) -> LotusError {
+        LotusError::Rpc {
+            method,
+            code: 1,
+            message: "simulated".into(),
+        }
+    }
+
+    fn faulty_views(keys: &[SectorKey]) -> BTreeMap<SectorKey, SectorResult> {
+        keys.iter()
+            .map(|&k| (k, Ok(part(true, false, true, None))))
+            .collect()
+    }
+
+    fn early_of(views: &BTreeMap<SectorKey, SectorResult>, key: SectorKey) -> Option<i64> {
+        match views.get(&key) {
+            Some(Ok(SectorView::Partition { fault_early, .. })) => *fault_early,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failed_expiration_read_is_an_error_not_an_undated_fault() {
+        let keys = [(2620, 7), (2620, 8), (2620, 9)];
+        let mut views = faulty_views(&keys);
+        let early = 150_000 + FAULT_MAX_AGE;
+        apply_expirations(
+            &mut views,
+            &keys,
+            Ok(vec![
+                Ok(SectorExpiration {
+                    on_time: END,
+                    early,
+                }),
+                Err(rpc_error("Filecoin.StateSectorExpiration")),
+                // The chain itself gives no usable Early: an undated fault.
+                Ok(SectorExpiration {
+                    on_time: END,
+                    early: 0,
+                }),
+            ]),
+        );
+        assert_eq!(early_of(&views, keys[0]), Some(early));
+        assert_eq!(
+            views[&keys[1]],
+            Err(rpc_error("Filecoin.StateSectorExpiration"))
+        );
+        assert_eq!(early_of(&views, keys[2]), None);
+        let at = |key: SectorKey| {
+            verdict(&obs(
+                200_000,
+                deal(900, -1),
+                views[&key].clone().unwrap(),
+                None,
+            ))
+            .health
+        };
+        assert_eq!(
+            at(keys[0]),
+            DealHealth::Faulty {
+                since: Some(150_000)
+            }
+        );
+        assert_eq!(at(keys[2]), DealHealth::Faulty { since: None });
+
+        // The whole batch failing fails every faulty sector, and only those.
+        let mut views = faulty_views(&keys[..2]);
+        views.insert((2620, 10), Ok(part(true, true, false, None)));
+        let down = LotusError::Http {
+            method: "Filecoin.StateSectorExpiration",
+            status: 503,
+            retry_after_ms: None,
+        };
+        apply_expirations(&mut views, &keys[..2], Err(down.clone()));
+        assert_eq!(views[&keys[0]], Err(down.clone()));
+        assert_eq!(views[&keys[1]], Err(down));
+        assert!(views[&(2620, 10)].is_ok());
+
+        // A reply short of entries is an error for the unanswered ones, never a silent gap.
+        let mut views = faulty_views(&keys[..2]);
+        apply_expirations(&mut views, &keys[..2], Ok(vec![]));
+        assert!(views.values().all(|v| v.is_err()));
+    }
+
+    #[test]
+    fn a_failed_proving_deadline_read_fails_the_proven_sectors_of_its_miner() {
+        let proven = [(1, 7), (1, 8), (2, 9)];
+        let unproven = SectorView::Partition {
+            live: true,
+            active: true,
+            faulty: false,
+            deadline: 10,
+            fault_early: None,
+            proving: None,
+        };
+        let mut views: BTreeMap<SectorKey, SectorResult> =
+            proven.iter().map(|&k| (k, Ok(unproven.clone()))).collect();
+        let pd = ProvingDeadline {
+            current_epoch: 0,
+            period_start: 100_000,
+            index: 20,
+        };
+        apply_proving_deadlines(
+            &mut views,
+            &proven,
+            &[1, 2],
+            Ok(vec![
+                Err(rpc_error("Filecoin.StateMinerProvingDeadline")),
+                Ok(pd),
+            ]),
+        );
+        assert!(views[&(1, 7)].is_err() && views[&(1, 8)].is_err());
+        match &views[&(2, 9)] {
+            Ok(SectorView::Partition { proving, .. }) => assert_eq!(*proving, Some(pd)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn batch_failures_spread_to_every_entry() {
+        let e = rpc_error("m");
+        let spread = per_entry::<u8>("m", Err(e.clone()), 3);
+        assert_eq!(spread, vec![Err(e.clone()), Err(e.clone()), Err(e)]);
+        let padded = per_entry::<u8>("m", Ok(vec![Ok(1)]), 2);
+        assert_eq!(padded[0], Ok(1));
+        assert_eq!(padded[1].as_ref().unwrap_err().code(), "MALFORMED_REPLY");
     }
 
     #[test]

@@ -1,30 +1,33 @@
-//! Checking a batch of claimed jobs: one set of batched chain reads for the whole batch
-//! (DealStatus through Multicall3, Lotus through JSON-RPC batches, at the sweep's head),
-//! then the pure verdict per job, then one transaction for all verdicts, history and deal
-//! requests.
+//! Checking a batch of claimed jobs, in three steps that can each be tested alone:
+//! **read** (one set of batched chain reads for the whole batch, at the sweep's head),
+//! **judge** (per job, pure: its facts, its open requests and what earlier checks learnt,
+//! to a verdict, request changes and at most one new request), **record** (one transaction
+//! for the batch).
+//!
+//! An endpoint failing as a whole is an outage: the batch is put back as it was (no job
+//! counts it), and the sweep pauses. A transport failure of one round trip defers only its
+//! jobs, again without counting. Only an answer about the job's own CID or deal (a revert,
+//! a reply that does not decode) counts as the job's failure.
 
-use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
+use super::backoff::backoff;
+use super::clock::ms;
 use super::events::VerdictEvent;
+use super::source::{Head, SourceError};
 use super::{EngineError, EngineSettings, Inner};
 use crate::chain::evm::{Deal, DealRead};
-use crate::chain::health::{check_deals_at, DealHealth, HealthReport};
-use crate::chain::lotus::types::TipSet;
+use crate::chain::health::{DealHealth, HealthReport};
 use crate::error::ErrorCode;
-use crate::jobs::{evaluate, DealView, JobSpec, JobVerdict};
-use crate::store::{CheckOutcome, CheckWrite, DealRequest, JobRecord, JobState, JobStatus};
-
-/// The chain head a sweep works at.
-#[derive(Debug, Clone)]
-pub(super) struct Head {
-    /// Epoch.
-    pub(super) epoch: i64,
-    /// Tipset key (Lotus), so every Lotus read of the sweep sees one state.
-    pub(super) tipset: Option<TipSet>,
-}
+use crate::jobs::{
+    evaluate, DealView, JobInput, JobSpec, JobVerdict, OpenRequest, OpenState, RequestOutcome,
+};
+use crate::store::{
+    CheckFailure, CheckStatus, CheckWrite, JobLifecycle, JobMemory, JobRecord, NewRequest,
+    OutboxRecord, RecordOutcome, RequestState, RequestUpdate,
+};
 
 /// What one sweep (or batch) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -38,12 +41,19 @@ pub struct CycleReport {
     pub short: u64,
     /// Of which retired now.
     pub retired: u64,
-    /// Checks that failed (retried with backoff).
+    /// Checks that failed for a reason of the job's own (retried with backoff).
     pub failed: u64,
     /// Jobs parked as dead by this sweep.
     pub dead: u64,
+    /// Jobs put back unchecked because a read of theirs did not get through (not counted
+    /// against them).
+    pub deferred: u64,
     /// New deal requests written to the outbox.
     pub requests_created: u64,
+    /// Requests whose copies appeared.
+    pub requests_fulfilled: u64,
+    /// Requests whose fulfilment window passed.
+    pub requests_unfulfilled: u64,
     /// Checks not recorded because the lease was lost meanwhile.
     pub lease_lost: u64,
     /// Batches.
@@ -54,6 +64,8 @@ pub struct CycleReport {
     pub lotus_deals: u64,
     /// Chain head of the sweep.
     pub head: Option<i64>,
+    /// The endpoint outage that paused the sweep, if any (code: message).
+    pub outage: Option<String>,
     /// Wall time, milliseconds.
     pub elapsed_ms: u64,
 }
@@ -66,12 +78,62 @@ impl CycleReport {
         self.retired += o.retired;
         self.failed += o.failed;
         self.dead += o.dead;
+        self.deferred += o.deferred;
         self.requests_created += o.requests_created;
+        self.requests_fulfilled += o.requests_fulfilled;
+        self.requests_unfulfilled += o.requests_unfulfilled;
         self.lease_lost += o.lease_lost;
         self.batches += o.batches;
         self.contract_reads += o.contract_reads;
         self.lotus_deals += o.lotus_deals;
+        if self.outage.is_none() {
+            self.outage.clone_from(&o.outage);
+        }
     }
+}
+
+/// An endpoint failed as a whole while reading a batch.
+#[derive(Debug, Clone)]
+pub(super) struct Outage(pub(super) SourceError);
+
+/// What the chain said for one batch.
+#[derive(Debug, Default)]
+pub(super) struct BatchFacts {
+    sets: HashMap<(String, DealRead), Result<Vec<Deal>, SourceError>>,
+    health: HashMap<u64, Result<HealthReport, SourceError>>,
+    contract_reads: u64,
+    lotus_deals: u64,
+}
+
+/// A job's check, judged.
+#[derive(Debug)]
+pub(super) enum Judgement {
+    /// Record this (and maybe send the event once recorded).
+    Record(Box<CheckWrite>, Option<VerdictEvent>),
+    /// A read of the job's did not get through: put it back, not counted.
+    Defer(SourceError),
+}
+
+/// Why a job's own check failed.
+#[derive(Debug)]
+enum JobFault {
+    Read(SourceError),
+    Config(&'static str),
+}
+
+/// Everything transport-failed, or nothing was asked: is this an outage?
+fn all_transport<T>(results: &[Result<T, SourceError>]) -> Option<SourceError> {
+    let mut first = None;
+    for r in results {
+        match r {
+            Ok(_) => return None,
+            Err(e) if e.is_transport() => {
+                first.get_or_insert_with(|| e.clone());
+            }
+            Err(_) => return None,
+        }
+    }
+    first
 }
 
 /// The reads a job needs: active deals always (replication), all deals for repair (each
@@ -141,11 +203,13 @@ pub(super) fn schedule(
     spec: &JobSpec,
     verdict: &JobVerdict,
     views: &[DealView],
+    fulfil_by: Option<i64>,
     now_ms: i64,
     s: &EngineSettings,
 ) -> (i64, Option<i64>) {
     let head = verdict.head;
-    let mut due_epoch: Option<i64> = None;
+    // A request awaiting fulfilment is looked at again when its window closes.
+    let mut due_epoch: Option<i64> = fulfil_by;
     for v in views
         .iter()
         .filter(|v| verdict.healthy.contains(&v.deal_id))
@@ -163,8 +227,8 @@ pub(super) fn schedule(
             due_epoch = Some(due_epoch.map_or(a, |d| d.min(a)));
         }
     }
-    let interval = s.check_interval.as_millis() as i64;
-    let epoch_ms = s.epoch.as_millis() as i64;
+    let interval = ms(s.check_interval);
+    let epoch_ms = ms(s.epoch);
     let mut wait = interval;
     if let Some(e) = due_epoch {
         wait = wait.min((e - head).max(1).saturating_mul(epoch_ms));
@@ -178,383 +242,460 @@ pub(super) fn schedule(
     (now_ms + wait.max(1_000), due_epoch)
 }
 
-/// Retry delay after `failures` failures in a row: doubling from the base, capped, with
-/// jitter so that jobs failing together do not retry together.
-pub(super) fn backoff(failures: u32, s: &EngineSettings) -> Duration {
-    let exp = s
-        .backoff_base
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(20));
-    let d = exp.min(s.backoff_max);
-    d.mul_f64(0.75 + 0.5 * crate::rt::jitter())
+fn status_of(v: &JobVerdict) -> CheckStatus {
+    if v.retired {
+        CheckStatus::Retired
+    } else if v.shortfall.is_some() {
+        CheckStatus::Short
+    } else {
+        CheckStatus::Satisfied
+    }
 }
 
-fn status_of(v: &JobVerdict) -> JobStatus {
-    if v.retired {
-        JobStatus::Retired
-    } else if v.shortfall.is_some() {
-        JobStatus::Short
-    } else {
-        JobStatus::Satisfied
+fn open_request(r: &OutboxRecord, now_ms: i64) -> Option<OpenRequest> {
+    let state = match r.state {
+        RequestState::Pending => OpenState::Pending,
+        RequestState::Delivered => OpenState::Delivered,
+        RequestState::Dead => OpenState::Dead,
+        _ => return None,
+    };
+    Some(OpenRequest {
+        key: r.idempotency_key.clone(),
+        seq: r.seq,
+        state,
+        copies_needed: r.copies_needed,
+        fulfilled_by: r.fulfilled_by.clone(),
+        known_deals: r.known_deals.clone(),
+        replacing: r.replacing.clone(),
+        fulfil_by_epoch: r.fulfil_by_epoch,
+        leased: r.lease_until_ms.is_some_and(|t| t >= now_ms),
+    })
+}
+
+/// Resolves what the chain cannot date: a faulty sector whose fault start is unknown is
+/// dated from when it was first seen faulty; end epochs seen are remembered.
+fn remember(memory: &mut JobMemory, views: &mut [DealView], head: i64, all: &BTreeSet<u64>) {
+    for v in views.iter_mut() {
+        if let Some(end) = v.end_epoch {
+            memory.deal_ends.insert(v.deal_id, end);
+        }
+        match &mut v.health {
+            DealHealth::Faulty { since } => {
+                let first = *memory.faulty_since.entry(v.deal_id).or_insert(head);
+                since.get_or_insert(first);
+            }
+            _ => {
+                memory.faulty_since.remove(&v.deal_id);
+            }
+        }
+    }
+    if !all.is_empty() {
+        memory.deal_ends.retain(|d, _| all.contains(d));
+        memory.faulty_since.retain(|d, _| all.contains(d));
     }
 }
 
 impl Inner {
-    /// Reads the head once for a sweep: Lotus `ChainHead` when configured (its tipset key
-    /// pins the sweep's Lotus reads), else the FEVM block number (an epoch on Filecoin).
-    pub(super) async fn read_head(&self) -> Result<Head, EngineError> {
-        match &self.lotus {
-            Some(l) => {
-                let t = l.chain_head().await?;
-                Ok(Head {
-                    epoch: t.height,
-                    tipset: Some(t),
-                })
-            }
-            None => {
-                use alloy::providers::Provider;
-                let n = crate::rt::timeout(
-                    Duration::from_secs(30),
-                    self.evm.provider().get_block_number(),
-                )
-                .await
-                .ok_or(crate::chain::evm::EvmError::Timeout {
-                    method: "eth_blockNumber",
-                    millis: 30_000,
-                })?
-                .map_err(|e| crate::chain::evm::EvmError::Rpc {
-                    method: "eth_blockNumber",
-                    message: e.to_string(),
-                })?;
-                Ok(Head {
-                    epoch: n as i64,
-                    tipset: None,
-                })
+    /// Step 1: every distinct (CID, read) once and every deal's health once, for the
+    /// whole batch. `Err` when an endpoint failed as a whole.
+    pub(super) async fn read_batch(
+        &self,
+        jobs: &[JobRecord],
+        head: &Head,
+    ) -> Result<BatchFacts, Outage> {
+        let mut facts = BatchFacts::default();
+        let mut reads: Vec<(String, DealRead)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for j in jobs {
+            for r in reads_of(&j.spec) {
+                if seen.insert((j.spec.cid.clone(), r)) {
+                    reads.push((j.spec.cid.clone(), r));
+                }
             }
         }
+        facts.contract_reads = reads.len() as u64;
+        let results = self.source.deal_sets(&reads, head).await.map_err(Outage)?;
+        if let Some(e) = all_transport(&results) {
+            return Err(Outage(e));
+        }
+        facts.sets = reads.into_iter().zip(results).collect();
+
+        if self.source.has_lotus() {
+            let mut known: BTreeMap<u64, Option<i64>> = BTreeMap::new();
+            for j in jobs
+                .iter()
+                .filter(|j| j.spec.repair_threshold_epochs.is_some())
+            {
+                if let Some(Ok(all)) = facts.sets.get(&(j.spec.cid.clone(), DealRead::All)) {
+                    for d in all {
+                        let end = j.memory.deal_ends.get(&d.deal_id).copied();
+                        let slot = known.entry(d.deal_id).or_insert(None);
+                        *slot = slot.or(end);
+                    }
+                }
+            }
+            if !known.is_empty() {
+                let deals: Vec<(u64, Option<i64>)> = known.into_iter().collect();
+                facts.lotus_deals = deals.len() as u64;
+                let reports = self
+                    .source
+                    .deal_health(head, &deals)
+                    .await
+                    .map_err(Outage)?;
+                if let Some(e) = all_transport(&reports) {
+                    return Err(Outage(e));
+                }
+                facts.health = deals.iter().map(|d| d.0).zip(reports).collect();
+            }
+        }
+        Ok(facts)
     }
 
-    /// Checks `jobs` (leased by this node) at `head` and records the outcomes.
+    /// Step 2: one job's verdict, request changes and new request from the batch's facts.
+    pub(super) fn judge(
+        &self,
+        j: &JobRecord,
+        facts: &BatchFacts,
+        open: &[OutboxRecord],
+        head: &Head,
+        now: i64,
+    ) -> Judgement {
+        let s = &self.settings;
+        let spec = &j.spec;
+        let views = match self.job_views(j, facts, head.epoch) {
+            Ok(v) => v,
+            Err(JobFault::Read(e)) if e.is_transport() => return Judgement::Defer(e),
+            Err(fault) => return self.failed(j, head, now, fault),
+        };
+        let (mut views, all) = views;
+        let mut memory = j.memory.clone();
+        remember(&mut memory, &mut views, head.epoch, &all);
+        let open: Vec<OpenRequest> = open.iter().filter_map(|r| open_request(r, now)).collect();
+        let eval = evaluate(&JobInput {
+            job_id: &j.job_id,
+            key_salt: j.created_ms,
+            spec,
+            target: j.target,
+            last_seq: j.requests,
+            head: head.epoch,
+            deals: &views,
+            open: &open,
+            follows: memory.last_unfulfilled.as_deref(),
+        });
+        let verdict = &eval.verdict;
+        let status = status_of(verdict);
+        let mut updates = Vec::with_capacity(eval.changes.len());
+        for c in &eval.changes {
+            let (state, note) = match c.outcome {
+                None => (None, None),
+                Some(RequestOutcome::Fulfilled) => (Some(RequestState::Fulfilled), None),
+                Some(RequestOutcome::Unfulfilled) => (
+                    Some(RequestState::Unfulfilled),
+                    Some(format!(
+                        "fulfilment window passed at epoch {} with {} of its copies",
+                        head.epoch,
+                        c.fulfilled_by.len()
+                    )),
+                ),
+                Some(RequestOutcome::Superseded) => (
+                    Some(RequestState::Cancelled),
+                    Some("superseded: the shortfall healed before delivery".into()),
+                ),
+            };
+            if c.outcome == Some(RequestOutcome::Unfulfilled) {
+                memory.last_unfulfilled = Some(c.key.clone());
+            }
+            updates.push(RequestUpdate {
+                idempotency_key: c.key.clone(),
+                fulfilled_by: c.fulfilled_by.clone(),
+                state,
+                note,
+            });
+        }
+        let new_request = eval.request.as_ref().map(|r| NewRequest {
+            idempotency_key: r.key.clone(),
+            job_id: j.job_id.clone(),
+            seq: r.seq,
+            cid: spec.cid.clone(),
+            reason: r.reason,
+            copies_needed: r.copies_needed,
+            replacing: r.replacing.clone(),
+            known_deals: r.known_deals.clone(),
+            follows: r.follows.clone(),
+            created_epoch: head.epoch,
+        });
+        if new_request.is_some() {
+            memory.last_unfulfilled = None;
+        }
+        let closed: BTreeSet<&str> = eval
+            .changes
+            .iter()
+            .filter(|c| c.outcome.is_some())
+            .map(|c| c.key.as_str())
+            .collect();
+        let fulfil_by = open
+            .iter()
+            .filter(|r| !closed.contains(r.key.as_str()))
+            .filter_map(|r| r.fulfil_by_epoch)
+            .min();
+        let (next_due_ms, due_epoch) = schedule(spec, verdict, &views, fulfil_by, now, s);
+        let event =
+            (Some(status) != j.status || new_request.is_some() || !closed.is_empty()).then(|| {
+                VerdictEvent {
+                    job_id: j.job_id.clone(),
+                    cid: spec.cid.clone(),
+                    node_id: s.node_id.clone(),
+                    previous: j.status,
+                    status,
+                    head: Some(head.epoch),
+                    healthy: verdict.healthy.clone(),
+                    shortfall: verdict.shortfall.clone(),
+                    request: new_request.as_ref().map(|r| r.idempotency_key.clone()),
+                    error: None,
+                    dead: false,
+                    at_ms: now,
+                }
+            });
+        Judgement::Record(
+            Box::new(CheckWrite {
+                job_id: j.job_id.clone(),
+                head: Some(head.epoch),
+                status,
+                state: if verdict.retired {
+                    JobLifecycle::Retired
+                } else {
+                    JobLifecycle::Active
+                },
+                next_due_ms,
+                due_epoch,
+                failures: 0,
+                error: None,
+                verdict: serde_json::to_value(verdict).ok(),
+                target: eval.target,
+                memory: Some(memory),
+                new_request,
+                request_updates: updates,
+            }),
+            event,
+        )
+    }
+
+    /// The job's deals as the verdict sees them, and every deal of its CID.
+    #[allow(clippy::type_complexity)]
+    fn job_views(
+        &self,
+        j: &JobRecord,
+        facts: &BatchFacts,
+        head: i64,
+    ) -> Result<(Vec<DealView>, BTreeSet<u64>), JobFault> {
+        let spec = &j.spec;
+        let get = |r: DealRead| -> Result<Option<&Vec<Deal>>, JobFault> {
+            match facts.sets.get(&(spec.cid.clone(), r)) {
+                Some(Ok(d)) => Ok(Some(d)),
+                Some(Err(e)) => Err(JobFault::Read(e.clone())),
+                None => Ok(None),
+            }
+        };
+        let active = get(DealRead::Active)?.cloned().unwrap_or_default();
+        let all = match spec.repair_threshold_epochs {
+            Some(_) => get(DealRead::All)?.cloned(),
+            None => None,
+        };
+        let expiring = match spec.renew_threshold_epochs {
+            Some(t) => get(DealRead::Expiring(t.unsigned_abs()))?.cloned(),
+            None => None,
+        };
+        let mut reports: HashMap<u64, HealthReport> = HashMap::new();
+        if spec.repair_threshold_epochs.is_some() {
+            if !self.source.has_lotus() {
+                return Err(JobFault::Config("repair needs lotus in the node config"));
+            }
+            for d in all.iter().flatten() {
+                match facts.health.get(&d.deal_id) {
+                    Some(Ok(r)) => {
+                        reports.insert(d.deal_id, r.clone());
+                    }
+                    Some(Err(e)) => return Err(JobFault::Read(e.clone())),
+                    None => {}
+                }
+            }
+        }
+        let ids: BTreeSet<u64> = all.iter().flatten().map(|d| d.deal_id).collect();
+        let mut views = deal_views(
+            spec,
+            head,
+            &active,
+            all.as_deref(),
+            expiring.as_deref(),
+            &reports,
+        );
+        // The contract bounds an expiring deal by head + T; a known end is exact.
+        for v in &mut views {
+            if let Some(&end) = j.memory.deal_ends.get(&v.deal_id) {
+                if !reports.contains_key(&v.deal_id) {
+                    v.end_epoch = Some(end);
+                }
+            }
+        }
+        Ok((views, ids))
+    }
+
+    fn failed(&self, j: &JobRecord, head: &Head, now: i64, fault: JobFault) -> Judgement {
+        let s = &self.settings;
+        let error = match &fault {
+            JobFault::Read(e) => CheckFailure::of(e),
+            JobFault::Config(m) => CheckFailure {
+                code: "INVALID_OPTIONS",
+                message: (*m).to_string(),
+            },
+        };
+        let failures = j.failures.saturating_add(1);
+        let dead = failures >= i64::from(s.max_failures);
+        let delay = backoff(
+            u32::try_from(failures).unwrap_or(u32::MAX),
+            s.backoff_base,
+            s.backoff_max,
+            self.clock.jitter(),
+        );
+        let event = (j.status != Some(CheckStatus::Error) || dead).then(|| VerdictEvent {
+            job_id: j.job_id.clone(),
+            cid: j.spec.cid.clone(),
+            node_id: s.node_id.clone(),
+            previous: j.status,
+            status: CheckStatus::Error,
+            head: Some(head.epoch),
+            healthy: vec![],
+            shortfall: None,
+            request: None,
+            error: Some(error.to_string()),
+            dead,
+            at_ms: now,
+        });
+        tracing::warn!(job = %j.job_id, failures, dead, code = error.code, "check failed: {}", error.message);
+        Judgement::Record(
+            Box::new(CheckWrite {
+                job_id: j.job_id.clone(),
+                head: Some(head.epoch),
+                status: CheckStatus::Error,
+                state: if dead {
+                    JobLifecycle::Dead
+                } else {
+                    JobLifecycle::Active
+                },
+                next_due_ms: now.saturating_add(ms(delay)),
+                due_epoch: j.due_epoch,
+                failures,
+                error: Some(error),
+                verdict: None,
+                target: None,
+                memory: None,
+                new_request: None,
+                request_updates: vec![],
+            }),
+            event,
+        )
+    }
+
+    /// Checks `jobs` (leased by this node) at `head`: read, judge, record. `Err(Outage)`
+    /// inside the report when an endpoint failed (the jobs were put back untouched).
     pub(super) async fn check_batch(
         &self,
         jobs: Vec<JobRecord>,
         head: &Head,
-    ) -> Result<CycleReport, EngineError> {
+    ) -> Result<(CycleReport, Option<Outage>), EngineError> {
         let mut report = CycleReport {
             batches: 1,
             head: Some(head.epoch),
             ..Default::default()
         };
-        // Every distinct (CID, read) once for the whole batch.
-        let mut index: HashMap<(String, DealRead), usize> = HashMap::new();
-        let mut reads: Vec<(String, DealRead)> = Vec::new();
-        for j in &jobs {
-            for r in reads_of(&j.spec) {
-                index.entry((j.spec.cid.clone(), r)).or_insert_with(|| {
-                    reads.push((j.spec.cid.clone(), r));
-                    reads.len() - 1
-                });
+        let ids: Vec<String> = jobs.iter().map(|j| j.job_id.clone()).collect();
+        let facts = match self.read_batch(&jobs, head).await {
+            Ok(f) => f,
+            Err(outage) => {
+                // Not the jobs' fault: due again when the endpoint is back.
+                self.store.release_jobs(&self.owner, &ids).await?;
+                report.deferred = ids.len() as u64;
+                report.outage = Some(CheckFailure::of(&outage.0).to_string());
+                return Ok((report, Some(outage)));
             }
-        }
-        report.contract_reads = reads.len() as u64;
-        let results: Vec<Result<Vec<Deal>, String>> = match self.evm.deals_many(&reads).await {
-            Ok(r) => r
-                .into_iter()
-                .map(|x| x.map_err(|e| format!("{}: {e}", e.code())))
-                .collect(),
-            Err(e) => vec![Err(format!("{}: {e}", e.code())); reads.len()],
         };
-        let got = |cid: &str, r: DealRead| -> Option<&Result<Vec<Deal>, String>> {
-            index
-                .get(&(cid.to_string(), r))
-                .and_then(|&i| results.get(i))
-        };
-
-        // Lotus health of every deal of the repair jobs, in one batched pass.
-        let mut reports: HashMap<u64, HealthReport> = HashMap::new();
-        let mut lotus_error: Option<String> = None;
-        let mut failed_deals: HashMap<u64, String> = HashMap::new();
-        if let Some(lotus) = &self.lotus {
-            let mut ids = BTreeSet::new();
-            for j in jobs
-                .iter()
-                .filter(|j| j.spec.repair_threshold_epochs.is_some())
-            {
-                if let Some(Ok(all)) = got(&j.spec.cid, DealRead::All) {
-                    ids.extend(all.iter().map(|d| d.deal_id));
-                }
-            }
-            if !ids.is_empty() {
-                let ids: Vec<u64> = ids.into_iter().collect();
-                report.lotus_deals = ids.len() as u64;
-                let tipset = match &head.tipset {
-                    Some(t) => t.clone(),
-                    None => lotus.chain_head().await?,
-                };
-                match check_deals_at(lotus, &tipset, &ids, &vec![None; ids.len()]).await {
-                    Ok(rs) => {
-                        for (id, r) in ids.iter().zip(rs) {
-                            match r {
-                                Ok(r) => {
-                                    reports.insert(*id, r);
-                                }
-                                Err(e) => {
-                                    failed_deals.insert(*id, format!("{}: {e}", e.code()));
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => lotus_error = Some(format!("{}: {e}", e.code())),
-                }
-            }
+        report.contract_reads = facts.contract_reads;
+        report.lotus_deals = facts.lotus_deals;
+        let open = self.store.open_requests(&ids).await?;
+        let mut by_job: HashMap<&str, Vec<OutboxRecord>> = HashMap::new();
+        for r in &open {
+            by_job.entry(r.job_id.as_str()).or_default().push(r.clone());
         }
-
-        let now = super::now_ms();
-        let s = &self.settings;
+        let now = self.clock.now_ms();
         let mut writes = Vec::with_capacity(jobs.len());
-        let mut pending_events = Vec::new();
+        let mut events = Vec::new();
+        let mut deferred = Vec::new();
         for j in &jobs {
-            let spec = &j.spec;
-            let mut error: Option<String> = None;
-            let mut fetch = |r: DealRead| -> Option<Vec<Deal>> {
-                match got(&spec.cid, r) {
-                    Some(Ok(d)) => Some(d.clone()),
-                    Some(Err(e)) => {
-                        error.get_or_insert_with(|| e.clone());
-                        None
+            let mine = by_job.get(j.job_id.as_str()).map_or(&[][..], Vec::as_slice);
+            match self.judge(j, &facts, mine, head, now) {
+                Judgement::Record(w, ev) => {
+                    if let Some(ev) = ev {
+                        events.push(ev);
                     }
-                    None => None,
+                    writes.push(*w);
                 }
-            };
-            let active = fetch(DealRead::Active);
-            let all = spec
-                .repair_threshold_epochs
-                .and_then(|_| fetch(DealRead::All));
-            let expiring = spec
-                .renew_threshold_epochs
-                .and_then(|t| fetch(DealRead::Expiring(t.unsigned_abs())));
-            if spec.repair_threshold_epochs.is_some() && error.is_none() {
-                if let Some(e) = &lotus_error {
-                    error = Some(e.clone());
-                } else if self.lotus.is_none() {
-                    error = Some("INVALID_OPTIONS: repair needs lotus in the node config".into());
-                } else if let Some(e) = all
-                    .iter()
-                    .flatten()
-                    .find_map(|d| failed_deals.get(&d.deal_id))
-                {
-                    error = Some(e.clone());
+                Judgement::Defer(e) => {
+                    tracing::debug!(job = %j.job_id, code = e.code(), "check deferred: {e}");
+                    deferred.push(j.job_id.clone());
                 }
             }
-            let write = match (error, active) {
-                (None, Some(active)) => {
-                    let views = deal_views(
-                        spec,
-                        head.epoch,
-                        &active,
-                        all.as_deref(),
-                        expiring.as_deref(),
-                        &reports,
-                    );
-                    let verdict = evaluate(&j.job_id, spec, head.epoch, &views);
-                    let status = status_of(&verdict);
-                    let (next_due_ms, due_epoch) = schedule(spec, &verdict, &views, now, s);
-                    let request = verdict.shortfall.as_ref().map(|sf| DealRequest {
-                        job_id: j.job_id.clone(),
-                        cid: spec.cid.clone(),
-                        reason: sf.reason,
-                        copies_needed: sf.copies_needed,
-                        replacing: sf.replacing.clone(),
-                        idempotency_key: sf.idempotency_key.clone(),
-                    });
-                    let key = verdict
-                        .shortfall
-                        .as_ref()
-                        .map(|sf| sf.idempotency_key.clone());
-                    if Some(status) != j.status || key != j.shortfall_key {
-                        pending_events.push(VerdictEvent {
-                            job_id: j.job_id.clone(),
-                            cid: spec.cid.clone(),
-                            node_id: s.node_id.clone(),
-                            previous: j.status,
-                            status,
-                            head: Some(head.epoch),
-                            healthy: verdict.healthy.clone(),
-                            shortfall: verdict.shortfall.clone(),
-                            error: None,
-                            dead: false,
-                            at_ms: now,
-                        });
-                    }
-                    CheckWrite {
-                        job_id: j.job_id.clone(),
-                        head: Some(head.epoch),
-                        status,
-                        state: if verdict.retired {
-                            JobState::Retired
-                        } else {
-                            JobState::Active
-                        },
-                        next_due_ms,
-                        due_epoch,
-                        failures: 0,
-                        error: None,
-                        verdict: serde_json::to_value(&verdict).ok(),
-                        shortfall_key: key,
-                        request,
-                    }
-                }
-                (error, _) => {
-                    let error = error.unwrap_or_else(|| "CHAIN_READ: no reply for the job".into());
-                    let failures = j.failures.saturating_add(1);
-                    let dead = failures >= i64::from(s.max_failures);
-                    let delay = backoff(failures as u32, s);
-                    if j.status != Some(JobStatus::Error) || dead {
-                        pending_events.push(VerdictEvent {
-                            job_id: j.job_id.clone(),
-                            cid: spec.cid.clone(),
-                            node_id: s.node_id.clone(),
-                            previous: j.status,
-                            status: JobStatus::Error,
-                            head: Some(head.epoch),
-                            healthy: vec![],
-                            shortfall: None,
-                            error: Some(error.clone()),
-                            dead,
-                            at_ms: now,
-                        });
-                    }
-                    tracing::warn!(job = %j.job_id, failures, dead, "check failed: {error}");
-                    CheckWrite {
-                        job_id: j.job_id.clone(),
-                        head: Some(head.epoch),
-                        status: JobStatus::Error,
-                        state: if dead {
-                            JobState::Dead
-                        } else {
-                            JobState::Active
-                        },
-                        next_due_ms: now + delay.as_millis() as i64,
-                        due_epoch: j.due_epoch,
-                        failures,
-                        error: Some(error),
-                        verdict: None,
-                        shortfall_key: None,
-                        request: None,
-                    }
-                }
-            };
-            writes.push(write);
         }
-
-        let summary = self.store.record_checks(&s.node_id, &writes, now).await?;
+        if !deferred.is_empty() {
+            let until = now.saturating_add(ms(backoff(
+                1,
+                self.settings.backoff_base,
+                self.settings.backoff_max,
+                self.clock.jitter(),
+            )));
+            self.store.defer_jobs(&self.owner, &deferred, until).await?;
+            report.deferred += deferred.len() as u64;
+        }
+        let summary = self
+            .store
+            .record_checks(&self.owner, &self.settings.node_id, &writes, now)
+            .await?;
         let mut recorded = BTreeSet::new();
         for (w, o) in writes.iter().zip(&summary.outcomes) {
             match o {
-                CheckOutcome::LeaseLost => report.lease_lost += 1,
-                CheckOutcome::Recorded { request_created } => {
+                RecordOutcome::LeaseLost => report.lease_lost += 1,
+                RecordOutcome::Recorded { request_created } => {
                     recorded.insert(w.job_id.as_str());
                     report.jobs_checked += 1;
                     report.requests_created += u64::from(*request_created);
+                    for u in &w.request_updates {
+                        match u.state {
+                            Some(RequestState::Fulfilled) => report.requests_fulfilled += 1,
+                            Some(RequestState::Unfulfilled) => report.requests_unfulfilled += 1,
+                            _ => {}
+                        }
+                    }
                     match (w.status, w.state) {
-                        (_, JobState::Dead) => {
+                        (_, JobLifecycle::Dead) => {
                             report.failed += 1;
                             report.dead += 1
                         }
-                        (JobStatus::Satisfied, _) => report.satisfied += 1,
-                        (JobStatus::Short, _) => report.short += 1,
-                        (JobStatus::Retired, _) => report.retired += 1,
-                        (JobStatus::Error, _) => report.failed += 1,
+                        (CheckStatus::Satisfied, _) => report.satisfied += 1,
+                        (CheckStatus::Short, _) => report.short += 1,
+                        (CheckStatus::Retired, _) => report.retired += 1,
+                        (CheckStatus::Error, _) => report.failed += 1,
                     }
                 }
             }
         }
         // Events only for what was recorded: a lost lease means another node owns it.
-        for ev in pending_events {
+        for ev in events {
             if recorded.contains(ev.job_id.as_str()) {
-                let _ = self.events.send(ev);
+                let _ = self.events.send(super::NodeEvent::Verdict(ev));
             }
         }
         if report.requests_created > 0 {
             self.wake_delivery.notify_one();
         }
-        Ok(report)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::jobs::JobLimits;
-    use serde_json::json;
-
-    fn settings() -> EngineSettings {
-        let c = super::super::NodeConfig::from_json(json!({"dealStatus": {"rpcUrl":
-            "http://127.0.0.1:1", "address": "0x0000000000000000000000000000000000000001"}}))
-        .unwrap();
-        c.settings
-    }
-
-    fn deal(id: u64) -> Deal {
-        Deal {
-            deal_id: id,
-            miner_id: 1000,
-        }
-    }
-
-    #[test]
-    fn contract_views_and_schedule() {
-        let spec = JobSpec::from_json(
-            json!({"cid": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
-                "replicationTarget": 2, "renewThresholdEpochs": 1000}),
-            &JobLimits::default(),
-        )
-        .unwrap();
-        let views = deal_views(
-            &spec,
-            5_000,
-            &[deal(1), deal(2)],
-            None,
-            Some(&[deal(2)]),
-            &HashMap::new(),
-        );
-        assert_eq!(views[0].end_epoch, None);
-        assert_eq!(views[1].end_epoch, Some(6_000), "bounded by head + T");
-        let v = evaluate("j", &spec, 5_000, &views);
-        assert_eq!(v.healthy, vec![1]);
-        assert_eq!(v.shortfall.as_ref().unwrap().copies_needed, 1);
-        let s = settings();
-        let (next, due) = schedule(&spec, &v, &views, 0, &s);
-        assert_eq!(due, None);
-        assert_eq!(
-            next, 3_600_000,
-            "the hour: half the window (500 epochs) is longer"
-        );
-        let short_window = JobSpec {
-            renew_threshold_epochs: Some(60),
-            ..spec.clone()
-        };
-        let (next, _) = schedule(&short_window, &v, &views, 0, &s);
-        assert_eq!(next, 30 * 30_000, "half the renewal window");
-        // A known end schedules the check for when the window opens.
-        let views = vec![DealView {
-            deal_id: 1,
-            end_epoch: Some(5_100 + 1_000),
-            health: DealHealth::Active,
-        }];
-        let v = evaluate("j", &spec, 5_000, &views);
-        let (next, due) = schedule(&spec, &v, &views, 0, &s);
-        assert_eq!(due, Some(5_100));
-        assert_eq!(next, 100 * 30_000);
-    }
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        let s = settings();
-        let b1 = backoff(1, &s).as_secs_f64();
-        let b3 = backoff(3, &s).as_secs_f64();
-        let b30 = backoff(30, &s).as_secs_f64();
-        assert!((22.0..=38.0).contains(&b1), "{b1}");
-        assert!((89.0..=151.0).contains(&b3), "{b3}");
-        assert!((2_700.0..=4_500.0).contains(&b30), "{b30}");
+        Ok((report, None))
     }
 }

@@ -36,9 +36,21 @@ pub struct NodeConfigInput {
     /// Batches checked at once (default 2).
     #[serde(default)]
     pub concurrency: Option<u32>,
-    /// Seconds a node holds claimed work before another may take it (default 300).
+    /// Seconds a claim on a job batch or a request lasts unless renewed (default 60). A
+    /// node renews its claims every third of this while it works, so it is also how long a
+    /// crashed node's work waits before another node takes it.
     #[serde(default)]
     pub lease_secs: Option<u64>,
+    /// Epochs a delivered request has for its copies to appear (published or active)
+    /// before it counts as unfulfilled and the job asks again (default 5760, two days).
+    #[serde(default)]
+    pub fulfilment_window_epochs: Option<i64>,
+    /// Deliveries in flight at once (default 4).
+    #[serde(default)]
+    pub delivery_concurrency: Option<u32>,
+    /// Seconds the submitRaaS hook waits for a receipt per attempt (default 600).
+    #[serde(default)]
+    pub receipt_timeout_secs: Option<u64>,
     /// Failed checks in a row before a job is dead (default 8).
     #[serde(default)]
     pub max_failures: Option<u32>,
@@ -120,6 +132,12 @@ pub struct EngineSettings {
     pub concurrency: usize,
     /// Lease length.
     pub lease: Duration,
+    /// Fulfilment window, epochs.
+    pub fulfilment_window_epochs: i64,
+    /// Deliveries in flight.
+    pub delivery_concurrency: usize,
+    /// Receipt wait of the submitRaaS hook.
+    pub receipt_timeout: Duration,
     /// Failures before dead.
     pub max_failures: u32,
     /// First backoff.
@@ -226,7 +244,23 @@ impl NodeConfig {
             )?),
             batch_size: u32r("batchSize", i.batch_size, 1, 10_000, 1_000)? as u32,
             concurrency: u32r("concurrency", i.concurrency, 1, 32, 2)? as usize,
-            lease: Duration::from_secs(range("leaseSecs", i.lease_secs, 5, 86_400, 300)?),
+            lease: Duration::from_secs(range("leaseSecs", i.lease_secs, 3, 86_400, 60)?),
+            fulfilment_window_epochs: range(
+                "fulfilmentWindowEpochs",
+                i.fulfilment_window_epochs.map(|v| v.max(0) as u64),
+                1,
+                crate::jobs::MAX_DEAL_EPOCHS as u64,
+                5_760,
+            )? as i64,
+            delivery_concurrency: u32r("deliveryConcurrency", i.delivery_concurrency, 1, 64, 4)?
+                as usize,
+            receipt_timeout: Duration::from_secs(range(
+                "receiptTimeoutSecs",
+                i.receipt_timeout_secs,
+                1,
+                86_400,
+                600,
+            )?),
             max_failures: u32r("maxFailures", i.max_failures, 1, 1_000, 8)? as u32,
             backoff_base: Duration::from_secs(range(
                 "backoffBaseSecs",

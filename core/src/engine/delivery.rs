@@ -1,11 +1,26 @@
-//! Delivery of the outbox: pending deal requests are leased, handed to the hook, and
-//! acknowledged (or retried with backoff, then parked as dead).
+//! Delivery of the outbox. Each pending request is leased on its own, by this process (node
+//! id + a token unique to the process), and the lease is extended while its hook runs; a
+//! node that lost the lease never acknowledges. A delivery that times out is recorded as
+//! failed and retried later, but the attempt still running is kept ("straggler"): its key is
+//! not delivered again by this process while it runs, and if it succeeds late its receipt
+//! acknowledges the request.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
 use serde::Serialize;
+use serde_json::Value;
 
-use super::check::backoff;
-use super::hooks::HookError;
-use super::{now_ms, EngineError, Inner};
+use super::backoff::backoff;
+use super::clock::ms;
+use super::hooks::{Checkpoint, HookError, SharedHook};
+use super::request::DealRequest;
+use super::{EngineError, Inner};
+use crate::error::ErrorCode;
+use crate::store::OutboxRecord;
 
 /// What one delivery pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -15,65 +30,221 @@ pub struct DeliveryReport {
     pub delivered: u64,
     /// Attempts that failed (retried later).
     pub failed: u64,
-    /// Requests parked as dead.
+    /// Requests parked as dead (refused, or too many attempts).
     pub dead: u64,
     /// Acknowledgements refused because the lease was lost meanwhile.
     pub lease_lost: u64,
+    /// Timed-out attempts that finished later and were acknowledged then.
+    pub late: u64,
+}
+
+impl DeliveryReport {
+    fn add(&mut self, o: &DeliveryReport) {
+        self.delivered += o.delivered;
+        self.failed += o.failed;
+        self.dead += o.dead;
+        self.lease_lost += o.lease_lost;
+        self.late += o.late;
+    }
+}
+
+type HookRun = Pin<Box<dyn Future<Output = Result<Value, HookError>> + Send>>;
+
+/// A timed-out attempt still running.
+pub(super) struct Straggler {
+    record: OutboxRecord,
+    run: HookRun,
+}
+
+/// The stragglers of one process.
+#[derive(Default)]
+pub(super) struct Stragglers(Mutex<Vec<Straggler>>);
+
+impl Stragglers {
+    fn with<T>(&self, f: impl FnOnce(&mut Vec<Straggler>) -> T) -> T {
+        match self.0.lock() {
+            Ok(mut g) => f(&mut g),
+            Err(p) => f(&mut p.into_inner()),
+        }
+    }
+
+    pub(super) fn keys(&self) -> Vec<String> {
+        self.with(|v| v.iter().map(|s| s.record.idempotency_key.clone()).collect())
+    }
 }
 
 impl Inner {
-    /// Delivers what is due now, a few at a time, until nothing is due. Without a hook,
-    /// requests wait in the outbox.
+    /// Delivers what is due now, `deliveryConcurrency` at a time, until nothing is due.
+    /// Without a hook, requests wait in the outbox.
     pub(super) async fn deliver_due(&self) -> Result<DeliveryReport, EngineError> {
         let mut report = DeliveryReport::default();
         let Some(hook) = self.hook() else {
             return Ok(report);
         };
-        let s = &self.settings;
-        let lease = (s.hook_timeout.as_millis() as i64).saturating_mul(2) + 10_000;
+        self.settle_stragglers(&mut report).await?;
+        let mut running = FuturesUnordered::new();
+        let mut exhausted = false;
         loop {
-            let batch = self
-                .store
-                .claim_requests(&s.node_id, now_ms(), lease, 16)
-                .await?;
-            if batch.is_empty() {
-                return Ok(report);
+            while !exhausted && running.len() < self.settings.delivery_concurrency {
+                let now = self.clock.now_ms();
+                let lease = ms(self.settings.lease);
+                let busy = self.stragglers.keys();
+                match self
+                    .store
+                    .claim_request(&self.owner, now, lease, &busy)
+                    .await?
+                {
+                    Some(r) => running.push(self.deliver_one(hook.clone(), r)),
+                    None => exhausted = true,
+                }
             }
-            for r in batch {
-                let outcome = crate::rt::timeout(s.hook_timeout, hook.deliver(&r.request))
-                    .await
-                    .unwrap_or_else(|| {
-                        Err(HookError {
-                            code: "HOOK_TIMEOUT",
-                            message: format!("no answer in {} s", s.hook_timeout.as_secs()),
-                            retryable: true,
-                        })
-                    });
-                let key = &r.request.idempotency_key;
-                match outcome {
-                    Ok(receipt) => {
-                        if self
-                            .store
-                            .ack_request(key, &s.node_id, &receipt, now_ms())
-                            .await?
-                        {
-                            report.delivered += 1;
-                        } else {
-                            report.lease_lost += 1;
-                        }
-                    }
-                    Err(e) => {
-                        let dead = !e.retryable || r.attempts >= i64::from(s.max_delivery_attempts);
-                        let next = now_ms() + backoff(r.attempts as u32, s).as_millis() as i64;
-                        tracing::warn!(key = %key, attempts = r.attempts, dead, "delivery failed: {e}");
-                        self.store
-                            .fail_request(key, &s.node_id, &e.to_string(), next, dead)
-                            .await?;
-                        report.failed += 1;
-                        report.dead += u64::from(dead);
+            match running.next().await {
+                Some(r) => report.add(&r?),
+                None => return Ok(report),
+            }
+        }
+    }
+
+    /// One attempt at one leased request.
+    async fn deliver_one(
+        &self,
+        hook: SharedHook,
+        r: OutboxRecord,
+    ) -> Result<DeliveryReport, EngineError> {
+        let s = &self.settings;
+        let mut report = DeliveryReport::default();
+        let key = r.idempotency_key.clone();
+        let request = DealRequest::from(&r);
+        let checkpoint = Checkpoint::new(self.store.clone(), self.owner.clone(), key.clone());
+        let limit = hook.time_limit().unwrap_or(s.hook_timeout);
+        let h = hook.clone();
+        let mut run: HookRun = Box::pin(async move { h.deliver_with(&request, &checkpoint).await });
+        let mut deadline = self.clock.sleep(limit);
+        let every = s.lease / 3;
+        let outcome = loop {
+            let tick = self.clock.sleep(every);
+            tokio::select! {
+                biased;
+                out = &mut run => break Some(out),
+                _ = &mut deadline => break None,
+                _ = tick => {
+                    let until = self.clock.now_ms().saturating_add(ms(s.lease));
+                    if !self.store.extend_request_lease(&key, &self.owner, until).await? {
+                        tracing::warn!(key = %key, "delivery lease lost while the hook runs");
                     }
                 }
             }
+        };
+        let outcome = match outcome {
+            Some(out) => out,
+            None => {
+                // The attempt goes on; this process does not start another one meanwhile.
+                self.stragglers.with(|v| {
+                    v.push(Straggler {
+                        record: r.clone(),
+                        run,
+                    })
+                });
+                Err(HookError {
+                    code: "HOOK_TIMEOUT",
+                    message: format!("no answer in {} s", limit.as_secs()),
+                    retryable: true,
+                })
+            }
+        };
+        match outcome {
+            Ok(receipt) => {
+                let now = self.clock.now_ms();
+                if self
+                    .store
+                    .ack_request(
+                        &key,
+                        &self.owner,
+                        &s.node_id,
+                        &receipt,
+                        self.fulfil_by(&r, now),
+                        now,
+                    )
+                    .await?
+                {
+                    report.delivered += 1;
+                } else {
+                    report.lease_lost += 1;
+                }
+            }
+            Err(e) => {
+                let dead = !e.retryable || r.attempts >= i64::from(s.max_delivery_attempts);
+                let delay = backoff(
+                    u32::try_from(r.attempts).unwrap_or(u32::MAX),
+                    s.backoff_base,
+                    s.backoff_max,
+                    self.clock.jitter(),
+                );
+                let next = self.clock.now_ms().saturating_add(ms(delay));
+                tracing::warn!(key = %key, attempts = r.attempts, dead, code = e.code(), "delivery failed: {}", e.message);
+                if self
+                    .store
+                    .fail_request(&key, &self.owner, &e.to_string(), next, dead)
+                    .await?
+                {
+                    report.failed += 1;
+                    report.dead += u64::from(dead);
+                } else {
+                    report.lease_lost += 1;
+                }
+            }
         }
+        Ok(report)
+    }
+
+    /// The epoch by which a request delivered now must see its copies.
+    fn fulfil_by(&self, r: &OutboxRecord, now_ms: i64) -> Option<i64> {
+        let epoch_ms = ms(self.settings.epoch).max(1);
+        let created = r.created_epoch?;
+        let elapsed = (now_ms - r.created_ms).max(0) / epoch_ms;
+        Some(
+            created
+                .saturating_add(elapsed)
+                .saturating_add(self.settings.fulfilment_window_epochs),
+        )
+    }
+
+    /// Acknowledges timed-out attempts that have succeeded since; drops those that failed.
+    async fn settle_stragglers(&self, report: &mut DeliveryReport) -> Result<(), EngineError> {
+        let done: Vec<(OutboxRecord, Result<Value, HookError>)> = self.stragglers.with(|v| {
+            let mut done = Vec::new();
+            let mut i = 0;
+            while i < v.len() {
+                match (&mut v[i].run).now_or_never() {
+                    Some(out) => {
+                        let s = v.swap_remove(i);
+                        done.push((s.record, out));
+                    }
+                    None => i += 1,
+                }
+            }
+            done
+        });
+        for (r, out) in done {
+            if let Ok(receipt) = out {
+                let now = self.clock.now_ms();
+                if self
+                    .store
+                    .ack_late(
+                        &r.idempotency_key,
+                        &self.owner,
+                        &self.settings.node_id,
+                        &receipt,
+                        self.fulfil_by(&r, now),
+                        now,
+                    )
+                    .await?
+                {
+                    report.late += 1;
+                    report.delivered += 1;
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -86,3 +86,12 @@ impl EngineError {
         format!("{}: {self}", self.code())
     }
 }
+
+impl From<super::source::SourceError> for EngineError {
+    fn from(e: super::source::SourceError) -> Self {
+        match e {
+            super::source::SourceError::Evm(e) => EngineError::Evm(e),
+            super::source::SourceError::Lotus(e) => EngineError::Lotus(e),
+        }
+    }
+}

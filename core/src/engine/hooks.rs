@@ -1,17 +1,21 @@
 //! Hooks: where deal requests go. The outbox calls one hook per request until it
 //! acknowledges; a hook sees the request's idempotency key and should drop a redelivery of a
 //! key it already acted on (a node that dies between the hook's success and the
-//! acknowledgement delivers again).
+//! acknowledgement delivers again). A hook that takes steps which must not be repeated
+//! records them with a [`Checkpoint`]; the next attempt gets them back in
+//! [`DealRequest::checkpoint`].
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::chain::evm::DealStatusClient;
+use super::request::DealRequest;
+use crate::chain::evm::{DealStatusClient, SignedTx, TxStatus};
 use crate::error::ErrorCode;
-use crate::store::DealRequest;
+use crate::store::Store;
 
 /// A boxed future returned by hooks.
 pub type HookFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, HookError>> + Send + 'a>>;
@@ -58,11 +62,61 @@ impl ErrorCode for HookError {
     }
 }
 
+/// Records a hook's progress on the request it is delivering, under the delivery's lease.
+pub struct Checkpoint {
+    store: Store,
+    owner: String,
+    key: String,
+}
+
+impl Checkpoint {
+    pub(super) fn new(store: Store, owner: String, key: String) -> Self {
+        Checkpoint { store, owner, key }
+    }
+
+    /// Stores `value` with the request (replacing an earlier one); the next attempt finds it
+    /// in [`DealRequest::checkpoint`]. Fails when the lease was lost: stop then.
+    pub async fn save(&self, value: &Value) -> Result<(), HookError> {
+        match self
+            .store
+            .checkpoint_request(&self.key, &self.owner, value)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(HookError::retry(
+                "the delivery's lease was lost: another attempt owns the request",
+            )),
+            Err(e) => Err(HookError {
+                code: e.code(),
+                message: e.to_string(),
+                retryable: true,
+            }),
+        }
+    }
+}
+
 /// Receives deal requests. `Ok(receipt)` acknowledges the request (the receipt is stored
-/// with it); an error leaves it for another attempt with backoff.
+/// with it); a retryable error leaves it for another attempt with backoff; a refusal
+/// (`HOOK_REJECTED`, [`HookError::fatal`]) makes it dead at once.
 pub trait DealRequestHook: Send + Sync {
     /// Delivers one request.
     fn deliver<'a>(&'a self, request: &'a DealRequest) -> HookFuture<'a>;
+
+    /// Delivers one request, with a way to record progress. Defaults to
+    /// [`DealRequestHook::deliver`].
+    fn deliver_with<'a>(
+        &'a self,
+        request: &'a DealRequest,
+        checkpoint: &'a Checkpoint,
+    ) -> HookFuture<'a> {
+        let _ = checkpoint;
+        self.deliver(request)
+    }
+
+    /// How long one delivery may take, if not the node's `hookTimeoutSecs`.
+    fn time_limit(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// A hook from an async closure.
@@ -80,31 +134,147 @@ where
 
 /// Sends `submitRaaS(cid, copiesNeeded, 0, 0)` to the DealStatus contract and waits for the
 /// receipt: the aggregator picks the request up from the contract's event.
+///
+/// Sent once: the transaction is signed here and its hash and bytes recorded in the outbox
+/// before it is broadcast. A later attempt looks the hash up first: mined, it is the
+/// receipt; pending, it waits on; unknown to the node, the same bytes are sent again (the
+/// chain runs a transaction once). Only when the chain refuses those bytes for good (their
+/// nonce was used by another transaction while they were dropped) is a new one signed.
 pub struct SubmitRaasHook {
     client: DealStatusClient,
+    receipt_timeout: Duration,
+    poll: Duration,
 }
 
 impl SubmitRaasHook {
-    /// A hook signing with `client`'s key.
-    pub fn new(client: DealStatusClient) -> Self {
-        SubmitRaasHook { client }
+    /// A hook signing with `client`'s key, waiting up to `receipt_timeout` for a receipt
+    /// (Filecoin needs one or two 30 s epochs, more under load).
+    pub fn new(client: DealStatusClient, receipt_timeout: Duration) -> Self {
+        SubmitRaasHook {
+            client,
+            receipt_timeout,
+            poll: Duration::from_secs(1),
+        }
+    }
+
+    fn evm_error(e: crate::chain::evm::EvmError) -> HookError {
+        HookError {
+            code: e.code(),
+            message: e.to_string(),
+            retryable: e.code() != "TX_REVERTED" && e.code() != "NO_SIGNER",
+        }
+    }
+
+    async fn sign_and_record(
+        &self,
+        r: &DealRequest,
+        checkpoint: &Checkpoint,
+    ) -> Result<SignedTx, HookError> {
+        let tx = self
+            .client
+            .sign_submit_raas(&r.cid, u64::from(r.copies_needed), 0, 0)
+            .await
+            .map_err(Self::evm_error)?;
+        let value = serde_json::to_value(&tx).map_err(|e| HookError::retry(e.to_string()))?;
+        checkpoint.save(&value).await?;
+        Ok(tx)
+    }
+
+    async fn wait(&self, tx: &SignedTx) -> Result<Value, HookError> {
+        let started = std::time::Instant::now();
+        loop {
+            match self.client.tx_status(&tx.tx_hash).await {
+                Ok(TxStatus::Mined(receipt)) => {
+                    return serde_json::to_value(receipt)
+                        .map_err(|e| HookError::retry(e.to_string()))
+                }
+                Ok(TxStatus::Reverted) => {
+                    return Err(HookError {
+                        code: "TX_REVERTED",
+                        message: format!("submitRaaS transaction {} failed on chain", tx.tx_hash),
+                        retryable: false,
+                    })
+                }
+                Ok(TxStatus::Pending | TxStatus::Unknown) => {}
+                // A read error is not the transaction's: keep waiting within the limit.
+                Err(e) => tracing::debug!(code = e.code(), "receipt lookup failed: {e}"),
+            }
+            if started.elapsed() >= self.receipt_timeout {
+                return Err(HookError::retry(format!(
+                    "no receipt for {} after {} s; the next attempt looks it up first",
+                    tx.tx_hash,
+                    self.receipt_timeout.as_secs()
+                )));
+            }
+            crate::rt::sleep(self.poll).await;
+        }
     }
 }
 
 impl DealRequestHook for SubmitRaasHook {
-    fn deliver<'a>(&'a self, r: &'a DealRequest) -> HookFuture<'a> {
+    fn deliver<'a>(&'a self, _r: &'a DealRequest) -> HookFuture<'a> {
         Box::pin(async move {
-            let receipt = self
-                .client
-                .submit_raas(&r.cid, u64::from(r.copies_needed), 0, 0)
-                .await
-                .map_err(|e| HookError {
-                    code: e.code(),
-                    message: e.to_string(),
-                    retryable: e.is_retryable() || e.code() != "TX_REVERTED",
-                })?;
-            serde_json::to_value(receipt).map_err(|e| HookError::retry(e.to_string()))
+            Err(HookError::retry(
+                "the submitRaaS hook needs a checkpoint (delivered by the node)",
+            ))
         })
+    }
+
+    fn deliver_with<'a>(
+        &'a self,
+        r: &'a DealRequest,
+        checkpoint: &'a Checkpoint,
+    ) -> HookFuture<'a> {
+        Box::pin(async move {
+            let earlier: Option<SignedTx> = r
+                .checkpoint
+                .as_ref()
+                .and_then(|v| serde_json::from_value(v.clone()).ok());
+            let tx = match earlier {
+                Some(tx) => match self
+                    .client
+                    .tx_status(&tx.tx_hash)
+                    .await
+                    .map_err(Self::evm_error)?
+                {
+                    TxStatus::Mined(receipt) => {
+                        return serde_json::to_value(receipt)
+                            .map_err(|e| HookError::retry(e.to_string()))
+                    }
+                    TxStatus::Reverted => {
+                        return Err(HookError {
+                            code: "TX_REVERTED",
+                            message: format!(
+                                "submitRaaS transaction {} failed on chain",
+                                tx.tx_hash
+                            ),
+                            retryable: false,
+                        })
+                    }
+                    TxStatus::Pending => tx,
+                    TxStatus::Unknown => match self.client.broadcast(&tx).await {
+                        Ok(()) => tx,
+                        // Refused for good (its nonce is spent): only now a new transaction.
+                        Err(e) if e.code() == "RPC_ERROR" && e.to_string().contains("nonce") => {
+                            let tx = self.sign_and_record(r, checkpoint).await?;
+                            self.client.broadcast(&tx).await.map_err(Self::evm_error)?;
+                            tx
+                        }
+                        Err(e) => return Err(Self::evm_error(e)),
+                    },
+                },
+                None => {
+                    let tx = self.sign_and_record(r, checkpoint).await?;
+                    self.client.broadcast(&tx).await.map_err(Self::evm_error)?;
+                    tx
+                }
+            };
+            self.wait(&tx).await
+        })
+    }
+
+    fn time_limit(&self) -> Option<Duration> {
+        Some(self.receipt_timeout + Duration::from_secs(120))
     }
 }
 

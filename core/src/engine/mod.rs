@@ -8,7 +8,7 @@
 //!     "dealStatus": {"rpcUrl": "http://127.0.0.1:8545",
 //!                    "address": "0x5FbDB2315678afecb367f032d93F642f64180aa3"},
 //! })).await?;
-//! node.set_hook(std::sync::Arc::new(FnHook(|req: raas_core::store::DealRequest| async move {
+//! node.set_hook(std::sync::Arc::new(FnHook(|req: raas_core::engine::DealRequest| async move {
 //!     println!("make {} deals for {}", req.copies_needed, req.cid);
 //!     Ok(serde_json::json!({"accepted": true}))
 //! })));
@@ -19,19 +19,29 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Scheduling: each job has a next-due time (from its deals' end epochs and the check
-//! interval); the scheduler claims due jobs in batches (earliest first), reads the head once
-//! per sweep, reads the chain for a whole batch in batched calls, and records the verdicts of
-//! a batch in one transaction. On PostgreSQL, several nodes claim with
-//! `FOR UPDATE SKIP LOCKED` leases, so each due job is checked by one node; a dead node's
-//! leases expire and are taken over.
+//! Scheduling: each job has a next-due time (from its deals' end epochs, its requests'
+//! fulfilment windows and the check interval); the scheduler claims due jobs in batches
+//! (earliest first), reads the head once per sweep, reads the chain for a whole batch in
+//! batched calls pinned to that head, and records the verdicts of a batch in one
+//! transaction. On PostgreSQL, several nodes claim with `FOR UPDATE SKIP LOCKED` leases
+//! (owned by a node id and a token unique to the process, renewed while the work runs), so
+//! each due job is checked by one node; a dead node's leases expire and are taken over.
+//!
+//! What the engine reads ([`ChainSource`]) and its clock ([`Clock`]) are seams: the
+//! deterministic simulation (`core/tests/simulation.rs`) runs the whole check → request →
+//! deliver → fulfil loop against a simulated chain and clock through them.
 
+mod backoff;
 mod check;
+mod clock;
 mod config;
 mod delivery;
 mod error;
 mod events;
 mod hooks;
+mod outage;
+mod request;
+mod source;
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -40,39 +50,44 @@ use serde::Serialize;
 use tokio::sync::{broadcast, watch, Notify};
 use tokio::task::{JoinHandle, JoinSet};
 
+pub use backoff::backoff;
 pub use check::CycleReport;
+pub use clock::{Clock, ClockFuture, SystemClock};
 pub use config::{EngineSettings, HookConfig, NodeConfig, NodeConfigInput};
 pub use delivery::DeliveryReport;
 pub use error::EngineError;
-pub use events::VerdictEvent;
+pub use events::{EndpointEvent, NodeEvent, VerdictEvent};
 pub use hooks::{
-    DealRequestHook, FnHook, HookError, HookFuture, PinHook, SharedHook, SubmitRaasHook,
+    Checkpoint, DealRequestHook, FnHook, HookError, HookFuture, PinHook, SharedHook, SubmitRaasHook,
 };
+pub use outage::{Endpoint, EndpointStatus};
+pub use request::DealRequest;
+pub use source::{ChainReads, ChainSource, Head, Reads, SourceError, SourceFuture};
 
-use crate::chain::evm::{Deal, DealRead, DealStatusClient};
-use crate::chain::health::{check_deals_at, HealthReport};
-use crate::chain::lotus::LotusClient;
+use crate::chain::evm::{Deal, DealRead};
+use crate::chain::health::HealthReport;
 use crate::cid::parse_cid;
+use crate::error::ErrorCode;
 use crate::jobs::JobSpec;
 use crate::store::{
     CheckRecord, JobFilter, JobRecord, OutboxRecord, RequestState, Store, StoreStats,
 };
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use clock::ms;
+use delivery::Stragglers;
+use outage::Outages;
 
 pub(crate) struct Inner {
     store: Store,
-    evm: DealStatusClient,
-    lotus: Option<LotusClient>,
+    source: Arc<dyn ChainSource>,
+    clock: Arc<dyn Clock>,
     settings: EngineSettings,
+    /// Lease owner: the node id and a token unique to this process.
+    owner: String,
     hook: RwLock<Option<SharedHook>>,
-    events: broadcast::Sender<VerdictEvent>,
+    events: broadcast::Sender<NodeEvent>,
     wake_delivery: Notify,
+    outages: Outages,
+    stragglers: Stragglers,
 }
 
 impl Inner {
@@ -177,7 +192,10 @@ impl RaasNode {
         let lotus = config.lotus.clone().map(|l| l.build()).transpose()?;
         let hook: Option<SharedHook> = match &config.hook {
             None => None,
-            Some(HookConfig::SubmitRaaS) => Some(Arc::new(SubmitRaasHook::new(evm.clone()))),
+            Some(HookConfig::SubmitRaaS) => Some(Arc::new(SubmitRaasHook::new(
+                evm.clone(),
+                config.settings.receipt_timeout,
+            ))),
             Some(HookConfig::Pin {
                 endpoint,
                 token,
@@ -192,23 +210,55 @@ impl RaasNode {
             )),
         };
         let store = Store::open(&config.store).await?;
-        let released = store.release_leases(&config.settings.node_id).await?;
-        if released > 0 {
-            tracing::info!(released, "took back the leases of this node's previous run");
+        let node = Self::open_with(
+            store,
+            config.settings,
+            Arc::new(ChainReads { evm, lotus }),
+            Arc::new(SystemClock),
+        );
+        if let Some(h) = hook {
+            node.set_hook(h);
         }
+        Ok(node)
+    }
+
+    /// A node over an opened store, reading the chain through `source` and the time from
+    /// `clock`: the seam the deterministic simulation uses (a simulated chain and clock).
+    pub fn open_with(
+        store: Store,
+        settings: EngineSettings,
+        source: Arc<dyn ChainSource>,
+        clock: Arc<dyn Clock>,
+    ) -> RaasNode {
+        let mut token = [0u8; 6];
+        let _ = getrandom::fill(&mut token);
+        let owner = format!("{}#{}", settings.node_id, alloy::hex::encode(token));
         let (events, _) = broadcast::channel(4096);
-        Ok(RaasNode {
+        let outages = Outages::new(
+            source.has_lotus(),
+            settings.backoff_base.min(Duration::from_secs(5)),
+            settings.backoff_max.min(Duration::from_secs(300)),
+        );
+        RaasNode {
             inner: Arc::new(Inner {
                 store,
-                evm,
-                lotus,
-                settings: config.settings,
-                hook: RwLock::new(hook),
+                source,
+                clock,
+                settings,
+                owner,
+                hook: RwLock::new(None),
                 events,
                 wake_delivery: Notify::new(),
+                outages,
+                stragglers: Stragglers::default(),
             }),
             running: Mutex::new(None),
-        })
+        }
+    }
+
+    /// The lease owner of this process (node id and a token unique to the process).
+    pub fn lease_owner(&self) -> &str {
+        &self.inner.owner
     }
 
     /// This node's id (in leases and check history).
@@ -270,7 +320,7 @@ impl RaasNode {
         &self,
         specs: Vec<JobSpec>,
     ) -> Result<Vec<Registration>, EngineError> {
-        if self.inner.lotus.is_none() {
+        if !self.inner.source.has_lotus() {
             if let Some(i) = specs
                 .iter()
                 .position(|s| s.repair_threshold_epochs.is_some())
@@ -287,7 +337,11 @@ impl RaasNode {
                 .into());
             }
         }
-        let rows = self.inner.store.register_jobs(&specs, now_ms()).await?;
+        let rows = self
+            .inner
+            .store
+            .register_jobs(&specs, self.inner.clock.now_ms())
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(job, created)| Registration { job, created })
@@ -338,7 +392,7 @@ impl RaasNode {
     pub async fn cancel_job(&self, job_id: &str) -> Result<JobRecord, EngineError> {
         self.inner
             .store
-            .cancel_job(job_id, now_ms())
+            .cancel_job(job_id, self.inner.clock.now_ms())
             .await?
             .ok_or_else(|| EngineError::JobNotFound {
                 job_id: job_id.to_string(),
@@ -373,12 +427,19 @@ impl RaasNode {
 
     /// Puts a dead deal request back in line for delivery.
     pub async fn retry_request(&self, key: &str) -> Result<bool, EngineError> {
-        Ok(self.inner.store.retry_request(key, now_ms()).await?)
+        Ok(self
+            .inner
+            .store
+            .retry_request(key, self.inner.clock.now_ms())
+            .await?)
     }
 
-    /// Counts of jobs and requests by state.
-    pub async fn stats(&self) -> Result<StoreStats, EngineError> {
-        Ok(self.inner.store.stats().await?)
+    /// Counts of jobs and requests by state, and how the shared endpoints are doing.
+    pub async fn stats(&self) -> Result<NodeStats, EngineError> {
+        Ok(NodeStats {
+            store: self.inner.store.stats().await?,
+            endpoints: self.inner.outages.snapshot(),
+        })
     }
 
     /// What the chain says about a CID now (deals, which are active, their health when
@@ -389,19 +450,20 @@ impl RaasNode {
             .cid
             .to_string();
         let inner = &self.inner;
-        let head = inner.read_head().await?;
+        let head = inner.source.head().await?;
         let reads = [
             (cid.clone(), DealRead::All),
             (cid.clone(), DealRead::Active),
         ];
-        let mut res = inner.evm.deals_many(&reads).await?.into_iter();
+        let mut res = inner.source.deal_sets(&reads, &head).await?.into_iter();
         let all: Vec<Deal> = res.next().transpose()?.unwrap_or_default();
         let active: Vec<Deal> = res.next().transpose()?.unwrap_or_default();
         let mut health: Vec<Option<HealthReport>> = vec![None; all.len()];
-        if let (Some(lotus), Some(tipset)) = (&inner.lotus, &head.tipset) {
-            let ids: Vec<u64> = all.iter().map(|d| d.deal_id).collect();
-            let reports = check_deals_at(lotus, tipset, &ids, &vec![None; ids.len()]).await?;
+        if inner.source.has_lotus() {
+            let ids: Vec<(u64, Option<i64>)> = all.iter().map(|d| (d.deal_id, None)).collect();
+            let reports = inner.source.deal_health(&head, &ids).await?;
             health = reports.into_iter().map(Result::ok).collect();
+            health.resize(all.len(), None);
         }
         let jobs = self
             .list_jobs_where(JobFilter {
@@ -437,8 +499,8 @@ impl RaasNode {
         self.inner.wake_delivery.notify_one();
     }
 
-    /// Verdict changes from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<VerdictEvent> {
+    /// Events from now on: verdict changes, endpoints going down and coming back.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
         self.inner.events.subscribe()
     }
 
@@ -495,30 +557,51 @@ async fn run_cycle(inner: &Arc<Inner>) -> Result<CycleReport, EngineError> {
     let started = std::time::Instant::now();
     let s = &inner.settings;
     // Claim only what is due at the start: a sweep ends even if checks take long.
-    let cutoff = now_ms();
-    let head = inner.read_head().await?;
-    let mut report = CycleReport {
-        head: Some(head.epoch),
-        ..Default::default()
+    let cutoff = inner.clock.now_ms();
+    let mut report = CycleReport::default();
+    if let Some(until) = inner.outages.paused_until(cutoff) {
+        report.outage = Some(format!("paused: an endpoint is down until {until} ms"));
+        return Ok(report);
+    }
+    let head = match inner.source.head().await {
+        Ok(h) => h,
+        Err(e) => {
+            inner.endpoint_down(&e);
+            report.outage = Some(store_failure(&e));
+            return Ok(report);
+        }
     };
-    let lease = s.lease.as_millis() as i64;
+    inner.endpoint_up(if inner.source.has_lotus() {
+        Endpoint::Lotus
+    } else {
+        Endpoint::DealStatus
+    });
+    report.head = Some(head.epoch);
     // Batches run as tasks: each makes progress (and releases its store connection) while
     // the next batch is being claimed.
-    let mut in_flight: JoinSet<Result<CycleReport, EngineError>> = JoinSet::new();
+    let mut in_flight: JoinSet<Result<(CycleReport, Option<check::Outage>), EngineError>> =
+        JoinSet::new();
     let mut exhausted = false;
     let mut first_error = None;
     loop {
         while !exhausted && in_flight.len() < s.concurrency {
+            // Leases are dated from the claim, not from the sweep's start.
             let jobs = inner
                 .store
-                .claim_due_jobs(&s.node_id, cutoff, lease, s.batch_size)
+                .claim_due_jobs(
+                    &inner.owner,
+                    cutoff,
+                    inner.clock.now_ms(),
+                    ms(s.lease),
+                    s.batch_size,
+                )
                 .await?;
             if jobs.is_empty() {
                 exhausted = true;
             } else {
                 let head = head.clone();
                 let inner = inner.clone();
-                in_flight.spawn(async move { inner.check_batch(jobs, &head).await });
+                in_flight.spawn(async move { inner.check_leased(jobs, &head).await });
             }
         }
         let outcome = match in_flight.join_next().await {
@@ -529,7 +612,24 @@ async fn run_cycle(inner: &Arc<Inner>) -> Result<CycleReport, EngineError> {
             }),
         };
         match outcome {
-            Ok(r) => report.add(&r),
+            Ok((r, outage)) => {
+                report.add(&r);
+                match outage {
+                    Some(o) => {
+                        // The sweep pauses as a whole: no more claims until the endpoint is back.
+                        inner.endpoint_down(&o.0);
+                        exhausted = true;
+                    }
+                    None => {
+                        if r.contract_reads > 0 {
+                            inner.endpoint_up(Endpoint::DealStatus);
+                        }
+                        if r.lotus_deals > 0 {
+                            inner.endpoint_up(Endpoint::Lotus);
+                        }
+                    }
+                }
+            }
             Err(e) => {
                 // The batch's leases expire and its jobs come back; stop claiming more.
                 tracing::warn!("batch failed: {e}");
@@ -538,10 +638,81 @@ async fn run_cycle(inner: &Arc<Inner>) -> Result<CycleReport, EngineError> {
             }
         }
     }
-    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match first_error {
         Some(e) if report.jobs_checked == 0 => Err(e),
         _ => Ok(report),
+    }
+}
+
+fn store_failure(e: &SourceError) -> String {
+    crate::store::CheckFailure::of(e).to_string()
+}
+
+/// Counts of jobs and requests, and the shared endpoints' state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStats {
+    /// Jobs and requests by state.
+    #[serde(flatten)]
+    pub store: StoreStats,
+    /// The DealStatus RPC and Lotus as this node sees them (down since when, last error).
+    pub endpoints: Vec<EndpointStatus>,
+}
+
+impl Inner {
+    /// Checks a leased batch, renewing its leases every third of the lease while it runs.
+    async fn check_leased(
+        &self,
+        jobs: Vec<JobRecord>,
+        head: &Head,
+    ) -> Result<(CycleReport, Option<check::Outage>), EngineError> {
+        let ids: Vec<String> = jobs.iter().map(|j| j.job_id.clone()).collect();
+        let lease = self.settings.lease;
+        let mut work = std::pin::pin!(self.check_batch(jobs, head));
+        loop {
+            let tick = self.clock.sleep(lease / 3);
+            tokio::select! {
+                biased;
+                out = &mut work => return out,
+                _ = tick => {
+                    let until = self.clock.now_ms().saturating_add(ms(lease));
+                    self.store.extend_job_leases(&self.owner, &ids, until).await?;
+                }
+            }
+        }
+    }
+
+    fn endpoint_down(&self, e: &SourceError) {
+        let now = self.clock.now_ms();
+        if let Some(st) =
+            self.outages
+                .down(e.endpoint(), store_failure(e), now, self.clock.jitter())
+        {
+            tracing::warn!(endpoint = ?st.endpoint, code = e.code(), "endpoint down: {e}");
+            let _ = self.events.send(NodeEvent::Endpoint(EndpointEvent {
+                endpoint: st.endpoint,
+                up: false,
+                down_since_ms: st.down_since_ms,
+                error: st.last_error,
+                node_id: self.settings.node_id.clone(),
+                at_ms: now,
+            }));
+        }
+    }
+
+    fn endpoint_up(&self, endpoint: Endpoint) {
+        if let Some(st) = self.outages.up(endpoint) {
+            tracing::info!(endpoint = ?endpoint, "endpoint back");
+            let _ = self.events.send(NodeEvent::Endpoint(EndpointEvent {
+                endpoint,
+                up: true,
+                down_since_ms: st.down_since_ms,
+                error: None,
+                node_id: self.settings.node_id.clone(),
+                at_ms: self.clock.now_ms(),
+            }));
+        }
     }
 }
 
@@ -556,6 +727,11 @@ async fn scheduler_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
     let s = inner.settings.clone();
     let mut last_prune = 0i64;
     while !*stop.borrow() {
+        if let Some(until) = inner.outages.paused_until(inner.clock.now_ms()) {
+            let wait = (until - inner.clock.now_ms()).clamp(0, 60_000) as u64;
+            sleep_or_stop(Duration::from_millis(wait), &mut stop).await;
+            continue;
+        }
         match run_cycle(&inner).await {
             Ok(r) if r.jobs_checked > 0 => {
                 tracing::info!(
@@ -573,14 +749,10 @@ async fn scheduler_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
                 sleep_or_stop(s.poll_interval, &mut stop).await;
             }
         }
-        let now = now_ms();
+        let now = inner.clock.now_ms();
         if now - last_prune > 3_600_000 {
             last_prune = now;
-            if let Err(e) = inner
-                .store
-                .prune_checks(now - s.history.as_millis() as i64)
-                .await
-            {
+            if let Err(e) = inner.store.prune_checks(now - ms(s.history)).await {
                 tracing::warn!("pruning history failed: {e}");
             }
         }

@@ -6,5 +6,8 @@
 mod evaluate;
 mod spec;
 
-pub use evaluate::{evaluate, DealView, JobVerdict, Shortfall, ShortfallReason};
+pub use evaluate::{
+    evaluate, request_key, DealView, Evaluation, JobInput, JobVerdict, OpenRequest, OpenState,
+    PlannedRequest, RequestChange, RequestOutcome, Shortfall, ShortfallReason,
+};
 pub use spec::{JobError, JobLimits, JobSpec, JobSpecInput, MAX_DEAL_EPOCHS};

@@ -4,12 +4,41 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::records::{CheckRecord, DealRequest, JobFilter, JobRecord, JobState, JobStatus};
+use super::records::{
+    CheckRecord, CheckStatus, JobFilter, JobLifecycle, JobMemory, JobRecord, NewRequest,
+    RequestUpdate,
+};
 use super::{query_err, Store, StoreError};
 use crate::jobs::JobSpec;
 
 const JOB_COLS: &str = "job_id, spec, state, created_ms, updated_ms, next_due_ms, due_epoch, \
-    failures, last_error, checks, last_checked_ms, status, shortfall_key, verdict, lease_owner";
+    failures, last_error, checks, last_checked_ms, status, target, request_seq, memory, verdict, \
+    lease_owner";
+
+/// Why a check failed, kept with the job: a stable code and a message without secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckFailure {
+    /// Stable code (`RPC_TIMEOUT`, `MALFORMED_REPLY`, …).
+    pub code: &'static str,
+    /// What happened.
+    pub message: String,
+}
+
+impl CheckFailure {
+    /// The failure of a typed error.
+    pub fn of(e: &(impl crate::error::ErrorCode + std::fmt::Display)) -> Self {
+        CheckFailure {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for CheckFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
 
 /// What a check found, to be recorded for a job leased by this node.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,10 +48,10 @@ pub struct CheckWrite {
     /// Head epoch of the check (absent if the check failed before reading it).
     pub head: Option<i64>,
     /// Outcome.
-    pub status: JobStatus,
+    pub status: CheckStatus,
     /// The job's state after the check (`Active`, `Retired`, or `Dead` after too many
-    /// failures).
-    pub state: JobState,
+    /// failures of its own).
+    pub state: JobLifecycle,
     /// Next check.
     pub next_due_ms: i64,
     /// Epoch at which a deal next needs attention.
@@ -30,18 +59,22 @@ pub struct CheckWrite {
     /// Failures in a row (0 after a good check).
     pub failures: i64,
     /// The error, for a failed check (the previous verdict is kept).
-    pub error: Option<String>,
+    pub error: Option<CheckFailure>,
     /// The verdict, for a good check.
     pub verdict: Option<serde_json::Value>,
-    /// The shortfall's key, when short.
-    pub shortfall_key: Option<String>,
-    /// The deal request of the shortfall (written once per key).
-    pub request: Option<DealRequest>,
+    /// The job's fixed target, once known.
+    pub target: Option<u32>,
+    /// What the check learnt about the deals.
+    pub memory: Option<JobMemory>,
+    /// A new deal request for the shortfall (its sequence number becomes the job's).
+    pub new_request: Option<NewRequest>,
+    /// Changes to the job's open requests (fulfilment, windows passed, withdrawn).
+    pub request_updates: Vec<RequestUpdate>,
 }
 
 /// What became of one [`CheckWrite`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckOutcome {
+pub enum RecordOutcome {
     /// Recorded; `request_created` when its deal request is new to the outbox.
     Recorded {
         /// A new deal request was written.
@@ -56,7 +89,7 @@ pub enum CheckOutcome {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordSummary {
     /// One per write.
-    pub outcomes: Vec<CheckOutcome>,
+    pub outcomes: Vec<RecordOutcome>,
 }
 
 pub(super) fn col<T>(r: &AnyRow, name: &str) -> Result<T, StoreError>
@@ -88,7 +121,7 @@ pub(super) fn job_from_row(r: &AnyRow) -> Result<JobRecord, StoreError> {
     Ok(JobRecord {
         job_id: col(r, "job_id")?,
         spec,
-        state: JobState::parse(&state).ok_or_else(|| StoreError::Corrupt {
+        state: JobLifecycle::parse(&state).ok_or_else(|| StoreError::Corrupt {
             what: "job state",
             reason: state.clone(),
         })?,
@@ -100,9 +133,17 @@ pub(super) fn job_from_row(r: &AnyRow) -> Result<JobRecord, StoreError> {
         last_error: col(r, "last_error")?,
         checks: col(r, "checks")?,
         last_checked_ms: col(r, "last_checked_ms")?,
-        status: status.as_deref().and_then(JobStatus::parse),
-        shortfall_key: col(r, "shortfall_key")?,
+        status: status.as_deref().and_then(CheckStatus::parse),
+        target: col::<Option<i64>>(r, "target")?.and_then(|t| u32::try_from(t).ok()),
+        requests: col(r, "request_seq")?,
         verdict: json_col(r, "verdict")?,
+        memory: match col::<Option<String>>(r, "memory")? {
+            Some(m) => serde_json::from_str(&m).map_err(|e| StoreError::Corrupt {
+                what: "job memory",
+                reason: e.to_string(),
+            })?,
+            None => JobMemory::default(),
+        },
         lease_owner: col(r, "lease_owner")?,
     })
 }
@@ -159,7 +200,8 @@ impl Store {
                 == 1;
             if !created {
                 sqlx::query(
-                    "UPDATE raas_jobs SET state = 'active', failures = 0, last_error = NULL, \
+                    "UPDATE raas_jobs SET target = CASE WHEN state = 'cancelled' THEN NULL \
+                     ELSE target END, state = 'active', failures = 0, last_error = NULL, \
                      next_due_ms = $2, updated_ms = $2, lease_owner = NULL, lease_until_ms = NULL \
                      WHERE job_id = $1 AND state IN ('cancelled', 'dead')",
                 )
@@ -214,8 +256,8 @@ impl Store {
         rows.iter().map(job_from_row).collect()
     }
 
-    /// Cancels a job: it is never checked again and its undelivered deal requests are
-    /// withdrawn. `None` if there is no such job.
+    /// Cancels a job: it is never checked again and its open deal requests are closed
+    /// (registering it again starts a new lineage). `None` if there is no such job.
     pub async fn cancel_job(
         &self,
         job_id: &str,
@@ -232,10 +274,12 @@ impl Store {
         .await
         .map_err(query_err("cancel_job"))?;
         sqlx::query(
-            "UPDATE raas_outbox SET state = 'cancelled', lease_owner = NULL \
-             WHERE job_id = $1 AND state = 'pending'",
+            "UPDATE raas_outbox SET state = 'cancelled', lease_owner = NULL, lease_until_ms = NULL, \
+             closed_ms = $2, last_error = 'job cancelled' \
+             WHERE job_id = $1 AND state IN ('pending', 'delivered', 'dead')",
         )
         .bind(job_id)
+        .bind(now_ms)
         .execute(&mut *tx)
         .await
         .map_err(query_err("cancel_job"))?;
@@ -251,12 +295,14 @@ impl Store {
         Ok(job)
     }
 
-    /// Leases up to `limit` active jobs that are due at `now_ms` to `node_id` until
-    /// `now_ms + lease_ms`, earliest due first (then earliest deal attention epoch). Jobs
-    /// leased by a live node are skipped; an expired lease is taken over.
+    /// Leases up to `limit` active jobs due by `due_ms` to `owner` until
+    /// `now_ms + lease_ms` (dated from the claim, not from the sweep's start), earliest due
+    /// first (then earliest deal attention epoch). Jobs leased by a live owner are skipped;
+    /// an expired lease is taken over.
     pub async fn claim_due_jobs(
         &self,
-        node_id: &str,
+        owner: &str,
+        due_ms: i64,
         now_ms: i64,
         lease_ms: i64,
         limit: u32,
@@ -265,13 +311,14 @@ impl Store {
         let sql = format!(
             "UPDATE raas_jobs SET lease_owner = $1, lease_until_ms = $2 WHERE job_id IN (\
                SELECT job_id FROM raas_jobs WHERE state = 'active' AND next_due_ms <= $3 \
-               AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
-               ORDER BY next_due_ms, due_epoch LIMIT $4 {lock}) \
+               AND (lease_until_ms IS NULL OR lease_until_ms < $4) \
+               ORDER BY next_due_ms, due_epoch LIMIT $5 {lock}) \
              RETURNING {JOB_COLS}"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(node_id)
-            .bind(now_ms + lease_ms)
+            .bind(owner)
+            .bind(now_ms.saturating_add(lease_ms))
+            .bind(due_ms)
             .bind(now_ms)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
@@ -288,12 +335,97 @@ impl Store {
         Ok(jobs)
     }
 
-    /// Records checks of jobs leased by `node_id`, all in one transaction: for each, the
-    /// new verdict (or failure), a history entry and, for a shortfall, its deal request
-    /// (written once per idempotency key). A job whose lease is no longer ours is left
-    /// untouched.
+    /// Extends `owner`'s leases of these jobs to `until_ms` (a batch still being checked).
+    /// Returns how many are still held.
+    pub async fn extend_job_leases(
+        &self,
+        owner: &str,
+        job_ids: &[String],
+        until_ms: i64,
+    ) -> Result<u64, StoreError> {
+        self.set_job_leases(owner, job_ids, Some(until_ms)).await
+    }
+
+    /// Gives back `owner`'s leases of these jobs without recording a check (an outage
+    /// deferred them): they stay due as they were.
+    pub async fn release_jobs(&self, owner: &str, job_ids: &[String]) -> Result<u64, StoreError> {
+        self.set_job_leases(owner, job_ids, None).await
+    }
+
+    /// Gives back `owner`'s leases of these jobs, due again at `next_due_ms`, without
+    /// recording a check or a failure (a read of theirs did not get through).
+    pub async fn defer_jobs(
+        &self,
+        owner: &str,
+        job_ids: &[String],
+        next_due_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for chunk in job_ids.chunks(500) {
+            let marks: Vec<String> = (3..chunk.len() + 3).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "UPDATE raas_jobs SET lease_owner = NULL, lease_until_ms = NULL, next_due_ms = $2 \
+                 WHERE lease_owner = $1 AND job_id IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(owner)
+                .bind(next_due_ms);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            n += q
+                .execute(&self.pool)
+                .await
+                .map_err(query_err("defer_jobs"))?
+                .rows_affected();
+        }
+        Ok(n)
+    }
+
+    async fn set_job_leases(
+        &self,
+        owner: &str,
+        job_ids: &[String],
+        until_ms: Option<i64>,
+    ) -> Result<u64, StoreError> {
+        let mut n = 0;
+        let first = if until_ms.is_some() { 3 } else { 2 };
+        let set = if until_ms.is_some() {
+            "lease_until_ms = $2"
+        } else {
+            "lease_owner = NULL, lease_until_ms = NULL"
+        };
+        for chunk in job_ids.chunks(500) {
+            let marks: Vec<String> = (first..chunk.len() + first)
+                .map(|i| format!("${i}"))
+                .collect();
+            let sql = format!(
+                "UPDATE raas_jobs SET {set} WHERE lease_owner = $1 AND job_id IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(owner);
+            if let Some(until) = until_ms {
+                q = q.bind(until);
+            }
+            for id in chunk {
+                q = q.bind(id);
+            }
+            n += q
+                .execute(&self.pool)
+                .await
+                .map_err(query_err("job_leases"))?
+                .rows_affected();
+        }
+        Ok(n)
+    }
+
+    /// Records checks of jobs leased by `owner`, all in one transaction: for each, the new
+    /// verdict (or failure), a history entry, its new deal request and the changes to its
+    /// open requests. A job whose lease is no longer ours is left untouched.
     pub async fn record_checks(
         &self,
+        owner: &str,
         node_id: &str,
         writes: &[CheckWrite],
         now_ms: i64,
@@ -306,22 +438,31 @@ impl Store {
         let mut summary = RecordSummary::default();
         for w in writes {
             let row = if w.error.is_none() {
+                let memory = w
+                    .memory
+                    .as_ref()
+                    .map(|m| to_json("job memory", m))
+                    .transpose()?;
                 sqlx::query(
                     "UPDATE raas_jobs SET state = $3, status = $4, verdict = $5, \
-                     shortfall_key = $6, next_due_ms = $7, due_epoch = $8, failures = 0, \
-                     last_error = NULL, checks = checks + 1, last_checked_ms = $9, \
-                     updated_ms = $9, lease_owner = NULL, lease_until_ms = NULL \
+                     shortfall_key = NULL, next_due_ms = $6, due_epoch = $7, failures = 0, \
+                     last_error = NULL, checks = checks + 1, last_checked_ms = $8, \
+                     updated_ms = $8, lease_owner = NULL, lease_until_ms = NULL, \
+                     target = COALESCE($9, target), request_seq = COALESCE($10, request_seq), \
+                     memory = COALESCE($11, memory) \
                      WHERE job_id = $1 AND lease_owner = $2 AND state = 'active' RETURNING checks",
                 )
                 .bind(&w.job_id)
-                .bind(node_id)
+                .bind(owner)
                 .bind(w.state.as_str())
                 .bind(w.status.as_str())
                 .bind(w.verdict.as_ref().map(|v| v.to_string()))
-                .bind(w.shortfall_key.as_deref())
                 .bind(w.next_due_ms)
                 .bind(w.due_epoch)
                 .bind(now_ms)
+                .bind(w.target.map(i64::from))
+                .bind(w.new_request.as_ref().map(|r| r.seq))
+                .bind(memory)
                 .fetch_optional(&mut *tx)
                 .await
             } else {
@@ -332,23 +473,25 @@ impl Store {
                      WHERE job_id = $1 AND lease_owner = $2 AND state = 'active' RETURNING checks",
                 )
                 .bind(&w.job_id)
-                .bind(node_id)
+                .bind(owner)
                 .bind(w.state.as_str())
                 .bind(w.next_due_ms)
                 .bind(w.failures)
-                .bind(w.error.as_deref())
+                .bind(w.error.as_ref().map(|e| e.to_string()))
                 .bind(now_ms)
                 .fetch_optional(&mut *tx)
                 .await
             }
             .map_err(query_err("record_checks"))?;
             let Some(row) = row else {
-                summary.outcomes.push(CheckOutcome::LeaseLost);
+                summary.outcomes.push(RecordOutcome::LeaseLost);
                 continue;
             };
             let seq: i64 = col(&row, "checks")?;
             let detail = match (&w.verdict, &w.error) {
-                (_, Some(e)) => Some(serde_json::json!({ "error": e }).to_string()),
+                (_, Some(e)) => {
+                    Some(serde_json::json!({ "error": e.to_string(), "code": e.code }).to_string())
+                }
                 (Some(v), None) => Some(v.to_string()),
                 (None, None) => None,
             };
@@ -366,13 +509,24 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(query_err("record_checks"))?;
-            let request_created = match &w.request {
-                Some(r) => self.insert_request(&mut tx, r, now_ms).await?,
+            for u in &w.request_updates {
+                self.update_request(&mut tx, u, now_ms).await?;
+            }
+            let request_created = match &w.new_request {
+                Some(r) => {
+                    if !self.insert_request(&mut tx, r, now_ms).await? {
+                        return Err(StoreError::Corrupt {
+                            what: "deal request",
+                            reason: format!("key {} exists already", r.idempotency_key),
+                        });
+                    }
+                    true
+                }
                 None => false,
             };
             summary
                 .outcomes
-                .push(CheckOutcome::Recorded { request_created });
+                .push(RecordOutcome::Recorded { request_created });
         }
         tx.commit().await.map_err(query_err("record_checks"))?;
         Ok(summary)
@@ -402,7 +556,7 @@ impl Store {
                     node_id: col(r, "node_id")?,
                     checked_ms: col(r, "checked_ms")?,
                     head: col(r, "head")?,
-                    status: JobStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+                    status: CheckStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
                         what: "check status",
                         reason: status.clone(),
                     })?,

@@ -16,10 +16,10 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
 
-pub use jobs::{CheckOutcome, CheckWrite, RecordSummary};
+pub use jobs::{CheckFailure, CheckWrite, RecordOutcome, RecordSummary};
 pub use records::{
-    CheckRecord, DealRequest, JobFilter, JobRecord, JobState, JobStatus, OutboxRecord,
-    RequestState, StoreStats,
+    CheckRecord, CheckStatus, JobFilter, JobLifecycle, JobMemory, JobRecord, NewRequest,
+    OutboxRecord, RequestState, RequestUpdate, StoreStats,
 };
 
 use crate::error::ErrorCode;
@@ -224,11 +224,11 @@ impl Store {
             .map_err(query_err("stats"))?;
         for r in rows {
             let (state, n) = state_count(&r)?;
-            match JobState::parse(&state) {
-                Some(JobState::Active) => s.active = n,
-                Some(JobState::Cancelled) => s.cancelled = n,
-                Some(JobState::Retired) => s.retired = n,
-                Some(JobState::Dead) => s.dead = n,
+            match JobLifecycle::parse(&state) {
+                Some(JobLifecycle::Active) => s.active = n,
+                Some(JobLifecycle::Cancelled) => s.cancelled = n,
+                Some(JobLifecycle::Retired) => s.retired = n,
+                Some(JobLifecycle::Dead) => s.dead = n,
                 None => {}
             }
         }
@@ -241,36 +241,14 @@ impl Store {
             match RequestState::parse(&state) {
                 Some(RequestState::Pending) => s.requests_pending = n,
                 Some(RequestState::Delivered) => s.requests_delivered = n,
+                Some(RequestState::Fulfilled) => s.requests_fulfilled = n,
+                Some(RequestState::Unfulfilled) => s.requests_unfulfilled = n,
                 Some(RequestState::Dead) => s.requests_dead = n,
-                _ => {}
+                Some(RequestState::Cancelled) => s.requests_cancelled = n,
+                None => {}
             }
         }
         Ok(s)
-    }
-
-    /// Releases every lease held under `node_id`: a node (re)starting under its name has
-    /// nothing in flight, so what its previous run held is due again at once instead of
-    /// after the lease expires.
-    pub async fn release_leases(&self, node_id: &str) -> Result<u64, StoreError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(query_err("release_leases"))?;
-        let mut n = 0;
-        for sql in [
-            "UPDATE raas_jobs SET lease_owner = NULL, lease_until_ms = NULL WHERE lease_owner = $1",
-            "UPDATE raas_outbox SET lease_owner = NULL, lease_until_ms = NULL WHERE lease_owner = $1",
-        ] {
-            n += sqlx::query(sql)
-                .bind(node_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(query_err("release_leases"))?
-                .rows_affected();
-        }
-        tx.commit().await.map_err(query_err("release_leases"))?;
-        Ok(n)
     }
 
     /// Deletes check history older than `before_ms` (the verdict on each job stays).

@@ -1,17 +1,21 @@
-//! The deal-request outbox: written with the verdict that causes it, then delivered under a
-//! lease until the hook acknowledges it. One row per idempotency key, so a shortfall seen by
-//! many checks (or many nodes) is one request.
+//! The deal-request outbox: a request is written with the check that finds its shortfall,
+//! delivered under a lease of its own (extended while the hook runs) until the hook
+//! acknowledges it, then tracked until its copies appear or its fulfilment window passes.
+//! Keys are unique per request (job + sequence number), so a later shortfall is never
+//! mistaken for an earlier one.
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
 use super::jobs::{col, to_json as json_text};
-use super::records::{DealRequest, OutboxRecord, RequestState};
+use super::records::{NewRequest, OutboxRecord, RequestState, RequestUpdate};
 use super::{query_err, Store, StoreError};
 use crate::jobs::ShortfallReason;
 
-const OUTBOX_COLS: &str = "idempotency_key, job_id, cid, reason, copies_needed, replacing, state, \
-    created_ms, attempts, next_attempt_ms, last_error, delivered_ms, delivered_by, receipt";
+const OUTBOX_COLS: &str = "idempotency_key, job_id, seq, cid, reason, copies_needed, replacing, \
+    follows, state, created_ms, created_epoch, attempts, next_attempt_ms, last_error, \
+    delivered_ms, delivered_by, receipt, fulfilled_by, fulfil_by_epoch, closed_ms, checkpoint, \
+    known_deals, lease_owner, lease_until_ms";
 
 fn corrupt(what: &'static str, reason: impl Into<String>) -> StoreError {
     StoreError::Corrupt {
@@ -20,60 +24,80 @@ fn corrupt(what: &'static str, reason: impl Into<String>) -> StoreError {
     }
 }
 
+fn json_value(
+    r: &AnyRow,
+    name: &str,
+    what: &'static str,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    col::<Option<String>>(r, name)?
+        .map(|s| serde_json::from_str(&s).map_err(|e| corrupt(what, e.to_string())))
+        .transpose()
+}
+
+fn ids(r: &AnyRow, name: &str, what: &'static str) -> Result<Vec<u64>, StoreError> {
+    let text: String = col(r, name)?;
+    serde_json::from_str(&text).map_err(|e| corrupt(what, e.to_string()))
+}
+
 fn request_from_row(r: &AnyRow) -> Result<OutboxRecord, StoreError> {
     let reason: String = col(r, "reason")?;
     let state: String = col(r, "state")?;
-    let replacing: String = col(r, "replacing")?;
     let copies: i64 = col(r, "copies_needed")?;
-    let receipt: Option<String> = col(r, "receipt")?;
     Ok(OutboxRecord {
-        request: DealRequest {
-            job_id: col(r, "job_id")?,
-            cid: col(r, "cid")?,
-            reason: ShortfallReason::parse(&reason)
-                .ok_or_else(|| corrupt("request reason", reason.clone()))?,
-            copies_needed: u32::try_from(copies)
-                .map_err(|_| corrupt("copies needed", copies.to_string()))?,
-            replacing: serde_json::from_str(&replacing)
-                .map_err(|e| corrupt("replaced deals", e.to_string()))?,
-            idempotency_key: col(r, "idempotency_key")?,
-        },
+        idempotency_key: col(r, "idempotency_key")?,
+        job_id: col(r, "job_id")?,
+        seq: col(r, "seq")?,
+        cid: col(r, "cid")?,
+        reason: ShortfallReason::parse(&reason)
+            .ok_or_else(|| corrupt("request reason", reason.clone()))?,
+        copies_needed: u32::try_from(copies)
+            .map_err(|_| corrupt("copies needed", copies.to_string()))?,
+        replacing: ids(r, "replacing", "replaced deals")?,
+        follows: col(r, "follows")?,
         state: RequestState::parse(&state).ok_or_else(|| corrupt("request state", state))?,
         created_ms: col(r, "created_ms")?,
+        created_epoch: col(r, "created_epoch")?,
         attempts: col(r, "attempts")?,
         next_attempt_ms: col(r, "next_attempt_ms")?,
         last_error: col(r, "last_error")?,
         delivered_ms: col(r, "delivered_ms")?,
         delivered_by: col(r, "delivered_by")?,
-        receipt: receipt
-            .map(|s| {
-                serde_json::from_str::<serde_json::Value>(&s)
-                    .map_err(|e| corrupt("receipt", e.to_string()))
-            })
-            .transpose()?,
+        receipt: json_value(r, "receipt", "receipt")?,
+        fulfilled_by: ids(r, "fulfilled_by", "fulfilling deals")?,
+        fulfil_by_epoch: col(r, "fulfil_by_epoch")?,
+        closed_ms: col(r, "closed_ms")?,
+        checkpoint: json_value(r, "checkpoint", "checkpoint")?,
+        known_deals: ids(r, "known_deals", "known deals")?,
+        lease_owner: col(r, "lease_owner")?,
+        lease_until_ms: col(r, "lease_until_ms")?,
     })
 }
 
 impl Store {
-    /// Writes `r` unless a request with its key exists. Returns whether it was new.
+    /// Writes a new request. Its key is unique (job + sequence), so a conflict means the
+    /// same check was recorded twice, which the job's lease rules out: it is an error.
     pub(super) async fn insert_request(
         &self,
         tx: &mut Transaction<'static, Any>,
-        r: &DealRequest,
+        r: &NewRequest,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let n = sqlx::query(
-            "INSERT INTO raas_outbox (idempotency_key, job_id, cid, reason, copies_needed, \
-             replacing, state, created_ms, next_attempt_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7) \
+            "INSERT INTO raas_outbox (idempotency_key, job_id, seq, cid, reason, copies_needed, \
+             replacing, known_deals, follows, created_epoch, state, created_ms, next_attempt_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $11) \
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(&r.idempotency_key)
         .bind(&r.job_id)
+        .bind(r.seq)
         .bind(&r.cid)
         .bind(r.reason.as_str())
         .bind(i64::from(r.copies_needed))
         .bind(json_text("replaced deals", &r.replacing)?)
+        .bind(json_text("known deals", &r.known_deals)?)
+        .bind(r.follows.as_deref())
+        .bind(r.created_epoch)
         .bind(now_ms)
         .execute(&mut **tx)
         .await
@@ -82,69 +106,235 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Leases up to `limit` pending requests due for delivery to `node_id`, oldest first.
-    pub async fn claim_requests(
+    /// Applies a check's changes to its job's open requests. A `cancelled` update (the
+    /// shortfall healed) only applies to a request nobody is delivering.
+    pub(super) async fn update_request(
         &self,
-        node_id: &str,
+        tx: &mut Transaction<'static, Any>,
+        u: &RequestUpdate,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let fulfilled = json_text("fulfilling deals", &u.fulfilled_by)?;
+        let q = match u.state {
+            None => sqlx::query(
+                "UPDATE raas_outbox SET fulfilled_by = $2 WHERE idempotency_key = $1 \
+                 AND state IN ('pending', 'delivered', 'dead')",
+            )
+            .bind(&u.idempotency_key)
+            .bind(fulfilled),
+            Some(RequestState::Cancelled) => sqlx::query(
+                "UPDATE raas_outbox SET fulfilled_by = $2, state = 'cancelled', closed_ms = $3, \
+                 last_error = $4, lease_owner = NULL, lease_until_ms = NULL \
+                 WHERE idempotency_key = $1 AND state = 'pending' \
+                 AND (lease_until_ms IS NULL OR lease_until_ms < $3)",
+            )
+            .bind(&u.idempotency_key)
+            .bind(fulfilled)
+            .bind(now_ms)
+            .bind(u.note.as_deref()),
+            Some(state) => sqlx::query(
+                "UPDATE raas_outbox SET fulfilled_by = $2, state = $5, closed_ms = $3, \
+                 last_error = COALESCE($4, last_error) \
+                 WHERE idempotency_key = $1 AND state IN ('pending', 'delivered', 'dead')",
+            )
+            .bind(&u.idempotency_key)
+            .bind(fulfilled)
+            .bind(now_ms)
+            .bind(u.note.as_deref())
+            .bind(state.as_str()),
+        };
+        q.execute(&mut **tx)
+            .await
+            .map_err(query_err("update_request"))?;
+        Ok(())
+    }
+
+    /// The open requests (pending, delivered, dead) of these jobs, by job then sequence.
+    pub async fn open_requests(&self, job_ids: &[String]) -> Result<Vec<OutboxRecord>, StoreError> {
+        let mut out = Vec::new();
+        // Bounded IN lists: portable, and well under every backend's parameter limit.
+        for chunk in job_ids.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT {OUTBOX_COLS} FROM raas_outbox WHERE job_id IN ({}) \
+                 AND state IN ('pending', 'delivered', 'dead') ORDER BY job_id, seq",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id);
+            }
+            let rows = q
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query_err("open_requests"))?;
+            for r in &rows {
+                out.push(request_from_row(r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Leases the pending request due first to `owner` until `now_ms + lease_ms`, skipping
+    /// `busy` keys (deliveries still running in this process) and requests leased by
+    /// anyone else. Each request has its own lease.
+    pub async fn claim_request(
+        &self,
+        owner: &str,
         now_ms: i64,
         lease_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        busy: &[String],
+    ) -> Result<Option<OutboxRecord>, StoreError> {
         let lock = self.claim_lock();
+        let mut skip = String::new();
+        for i in 0..busy.len().min(200) {
+            skip.push_str(if i == 0 {
+                " AND idempotency_key NOT IN ("
+            } else {
+                ", "
+            });
+            skip.push_str(&format!("${}", i + 4));
+        }
+        if !skip.is_empty() {
+            skip.push(')');
+        }
         let sql = format!(
             "UPDATE raas_outbox SET lease_owner = $1, lease_until_ms = $2, attempts = attempts + 1 \
              WHERE idempotency_key IN (\
                SELECT idempotency_key FROM raas_outbox WHERE state = 'pending' \
-               AND next_attempt_ms <= $3 AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
-               ORDER BY next_attempt_ms, created_ms LIMIT $4 {lock}) \
+               AND next_attempt_ms <= $3 AND (lease_until_ms IS NULL OR lease_until_ms < $3){skip} \
+               ORDER BY next_attempt_ms, created_ms LIMIT 1 {lock}) \
              RETURNING {OUTBOX_COLS}"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(node_id)
-            .bind(now_ms + lease_ms)
-            .bind(now_ms)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(now_ms.saturating_add(lease_ms))
+            .bind(now_ms);
+        for k in busy.iter().take(200) {
+            q = q.bind(k);
+        }
+        let row = q
+            .fetch_optional(&self.pool)
             .await
-            .map_err(query_err("claim_requests"))?;
-        let mut out = rows
-            .iter()
-            .map(request_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        out.sort_by_key(|r| (r.next_attempt_ms, r.created_ms));
-        Ok(out)
+            .map_err(query_err("claim_request"))?;
+        row.as_ref().map(request_from_row).transpose()
     }
 
-    /// Marks a request leased by `node_id` delivered, with the hook's receipt. False if the
-    /// lease was lost (another node now holds it) or the request was withdrawn.
-    pub async fn ack_request(
+    /// Extends `owner`'s lease of a request being delivered. False if the lease was lost.
+    pub async fn extend_request_lease(
         &self,
         key: &str,
-        node_id: &str,
-        receipt: &serde_json::Value,
-        now_ms: i64,
+        owner: &str,
+        until_ms: i64,
     ) -> Result<bool, StoreError> {
         let n = sqlx::query(
-            "UPDATE raas_outbox SET state = 'delivered', delivered_ms = $3, delivered_by = $2, \
-             receipt = $4, last_error = NULL, lease_owner = NULL, lease_until_ms = NULL \
+            "UPDATE raas_outbox SET lease_until_ms = $3 \
              WHERE idempotency_key = $1 AND lease_owner = $2 AND state = 'pending'",
         )
         .bind(key)
-        .bind(node_id)
-        .bind(now_ms)
-        .bind(receipt.to_string())
+        .bind(owner)
+        .bind(until_ms)
         .execute(&self.pool)
         .await
-        .map_err(query_err("ack_request"))?
+        .map_err(query_err("extend_request_lease"))?
         .rows_affected();
         Ok(n == 1)
     }
 
-    /// Records a failed delivery: retried at `next_attempt_ms`, or parked as dead.
+    /// Records a hook's progress on a request `owner` is delivering (kept for the next
+    /// attempt). False if the lease was lost.
+    pub async fn checkpoint_request(
+        &self,
+        key: &str,
+        owner: &str,
+        checkpoint: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE raas_outbox SET checkpoint = $3 \
+             WHERE idempotency_key = $1 AND lease_owner = $2 AND state = 'pending'",
+        )
+        .bind(key)
+        .bind(owner)
+        .bind(checkpoint.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("checkpoint_request"))?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Marks a request leased by `owner` delivered, with the hook's receipt; its copies are
+    /// due by `fulfil_by_epoch`. False if the lease was lost (another node may hold it now)
+    /// or the request was withdrawn: a node that lost the lease never acknowledges.
+    pub async fn ack_request(
+        &self,
+        key: &str,
+        owner: &str,
+        node_id: &str,
+        receipt: &serde_json::Value,
+        fulfil_by_epoch: Option<i64>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.ack_where(key, owner, node_id, receipt, fulfil_by_epoch, now_ms, false)
+            .await
+    }
+
+    /// Acknowledges a delivery that finished after it had timed out, unless another node
+    /// holds the request now.
+    pub async fn ack_late(
+        &self,
+        key: &str,
+        owner: &str,
+        node_id: &str,
+        receipt: &serde_json::Value,
+        fulfil_by_epoch: Option<i64>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.ack_where(key, owner, node_id, receipt, fulfil_by_epoch, now_ms, true)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn ack_where(
+        &self,
+        key: &str,
+        owner: &str,
+        node_id: &str,
+        receipt: &serde_json::Value,
+        fulfil_by_epoch: Option<i64>,
+        now_ms: i64,
+        late: bool,
+    ) -> Result<bool, StoreError> {
+        let lease = if late {
+            "(lease_owner = $2 OR lease_owner IS NULL OR lease_until_ms < $3)"
+        } else {
+            "lease_owner = $2"
+        };
+        let sql = format!(
+            "UPDATE raas_outbox SET state = 'delivered', delivered_ms = $3, delivered_by = $6, \
+             receipt = $4, fulfil_by_epoch = $5, last_error = NULL, lease_owner = NULL, \
+             lease_until_ms = NULL WHERE idempotency_key = $1 AND {lease} AND state = 'pending'"
+        );
+        let n = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(key)
+            .bind(owner)
+            .bind(now_ms)
+            .bind(receipt.to_string())
+            .bind(fulfil_by_epoch)
+            .bind(node_id)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("ack_request"))?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Records a failed delivery by `owner`: retried at `next_attempt_ms`, or parked as
+    /// dead. False if the lease was lost.
     pub async fn fail_request(
         &self,
         key: &str,
-        node_id: &str,
+        owner: &str,
         error: &str,
         next_attempt_ms: i64,
         dead: bool,
@@ -156,7 +346,7 @@ impl Store {
              WHERE idempotency_key = $1 AND lease_owner = $2 AND state = 'pending'",
         )
         .bind(key)
-        .bind(node_id)
+        .bind(owner)
         .bind(state)
         .bind(next_attempt_ms)
         .bind(error)
@@ -194,7 +384,8 @@ impl Store {
         row.as_ref().map(request_from_row).transpose()
     }
 
-    /// Requests, optionally of one job and/or in one state, oldest first (at most `limit`).
+    /// Requests, optionally of one job and/or in one state: a job's in the order it made
+    /// them, otherwise oldest first (at most `limit`).
     pub async fn list_requests(
         &self,
         job_id: Option<&str>,
@@ -203,7 +394,7 @@ impl Store {
     ) -> Result<Vec<OutboxRecord>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {OUTBOX_COLS} FROM raas_outbox WHERE ($1 IS NULL OR job_id = $1) \
-             AND ($2 IS NULL OR state = $2) ORDER BY created_ms, idempotency_key LIMIT $3"
+             AND ($2 IS NULL OR state = $2) ORDER BY created_ms, job_id, seq LIMIT $3"
         )))
         .bind(job_id)
         .bind(state.map(|s| s.as_str()))

@@ -71,13 +71,38 @@ CREATE TABLE raas_cursors (
 );
 "#;
 
+/// Request lineage and fulfilment, fixed targets, what checks remember, hook checkpoints.
+const V2: &str = r#"
+ALTER TABLE raas_jobs ADD COLUMN target BIGINT;
+ALTER TABLE raas_jobs ADD COLUMN request_seq BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE raas_jobs ADD COLUMN memory TEXT;
+ALTER TABLE raas_outbox ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE raas_outbox ADD COLUMN follows TEXT;
+ALTER TABLE raas_outbox ADD COLUMN known_deals TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE raas_outbox ADD COLUMN fulfilled_by TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE raas_outbox ADD COLUMN created_epoch BIGINT;
+ALTER TABLE raas_outbox ADD COLUMN fulfil_by_epoch BIGINT;
+ALTER TABLE raas_outbox ADD COLUMN closed_ms BIGINT;
+ALTER TABLE raas_outbox ADD COLUMN checkpoint TEXT;
+CREATE INDEX raas_outbox_job_state ON raas_outbox (job_id, state);
+"#;
+
 /// The migrator for both backends.
 pub(super) fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("jobs, checks, outbox, cursors"),
-        MigrationType::Simple,
-        V1.into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("jobs, checks, outbox, cursors"),
+            MigrationType::Simple,
+            V1.into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("request lineage and fulfilment, fixed targets, checkpoints"),
+            MigrationType::Simple,
+            V2.into_sql_str(),
+            false,
+        ),
+    ])
 }

@@ -8,7 +8,7 @@ use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 use super::abi::{IDealStatus, IMulticall3};
@@ -125,7 +125,33 @@ pub struct DealStatusClient {
     timeout: Duration,
     gas_margin_percent: u64,
     signer: Option<Address>,
+    wallet: Option<alloy::network::EthereumWallet>,
     send_lock: std::sync::Arc<futures::lock::Mutex<()>>,
+}
+
+/// A transaction signed here and not yet known to be mined: its hash is fixed before it is
+/// broadcast, so a caller can record it first and, after any failure, look it up or send
+/// the very same bytes again (which can never make a second request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedTx {
+    /// Transaction hash (0x hex).
+    pub tx_hash: String,
+    /// The signed transaction, EIP-2718 encoded (0x hex).
+    pub raw: String,
+}
+
+/// What the chain knows of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxStatus {
+    /// Mined; the request it made.
+    Mined(SubmitReceipt),
+    /// Mined, and it failed.
+    Reverted,
+    /// Known to the node, not mined yet.
+    Pending,
+    /// Unknown to the node: never arrived, or dropped.
+    Unknown,
 }
 
 impl std::fmt::Debug for DealStatusClient {
@@ -170,6 +196,7 @@ impl DealStatusClient {
         let address = parse_address("DealStatus address", &config.address)?;
         let multicall = parse_address("Multicall3 address", &config.multicall_address)?;
         let signer_address = signer.as_ref().map(|s| s.address());
+        let wallet = signer.clone().map(alloy::network::EthereumWallet::from);
         let provider = match signer {
             Some(signer) => ProviderBuilder::new()
                 .wallet(signer)
@@ -187,6 +214,7 @@ impl DealStatusClient {
             timeout: config.timeout,
             gas_margin_percent: config.gas_margin_percent.min(200),
             signer: signer_address,
+            wallet,
             send_lock: Default::default(),
         })
     }
@@ -308,7 +336,8 @@ impl DealStatusClient {
 
     /// Any mix of deal reads (all, active, expiring) of many CIDs, `batch_size` reads per
     /// Multicall3 round trip, `concurrency` round trips in flight. One entry per read, in
-    /// order; a read that reverts gets its own error.
+    /// order; a read that reverts gets its own error, and a round trip that fails gives its
+    /// error to its own reads only.
     pub async fn deals_many(
         &self,
         reads: &[(String, DealRead)],
@@ -329,11 +358,18 @@ impl DealStatusClient {
             .collect::<Result<Vec<_>, EvmError>>()?;
         let batches: Vec<Vec<(DealRead, Vec<u8>)>> =
             calls.chunks(self.batch_size).map(<[_]>::to_vec).collect();
+        // A round trip that fails fails only its own reads: the other CIDs still get theirs.
         let results: Vec<Vec<Result<Vec<Deal>, EvmError>>> = stream::iter(batches)
-            .map(|batch| self.deals_batch(batch))
+            .map(|batch| async move {
+                let n = batch.len();
+                match self.deals_batch(batch).await {
+                    Ok(r) => r,
+                    Err(e) => vec![Err(e); n],
+                }
+            })
             .buffered(self.concurrency)
-            .try_collect()
-            .await?;
+            .collect()
+            .await;
         Ok(results.into_iter().flatten().collect())
     }
 
@@ -454,32 +490,128 @@ impl DealStatusClient {
         self.send_submit("submitRaaS", call).await
     }
 
+    /// Signs `submitRaaS(cid, replication, repair, renew)` without sending it (gas
+    /// estimated with the margin, next pending nonce, current fees).
+    pub async fn sign_submit_raas(
+        &self,
+        cid: &str,
+        replication_target: u64,
+        repair_threshold: u64,
+        renew_threshold: u64,
+    ) -> Result<SignedTx, EvmError> {
+        use alloy::eips::eip2718::Encodable2718;
+        use alloy::network::TransactionBuilder;
+        const M: &str = "submitRaaS";
+        let (Some(from), Some(wallet)) = (self.signer, &self.wallet) else {
+            return Err(EvmError::NoSigner(M));
+        };
+        let key = self.key(cid)?;
+        let c = self.contract();
+        let call = c.submitRaaS(
+            key,
+            U256::from(replication_target),
+            U256::from(repair_threshold),
+            U256::from(renew_threshold),
+        );
+        let _turn = self.send_lock.lock().await;
+        let estimate = self
+            .timed(M, async {
+                call.estimate_gas()
+                    .await
+                    .map_err(|e| EvmError::from_contract(M, e))
+            })
+            .await?;
+        let gas = estimate.saturating_mul(100 + self.gas_margin_percent) / 100;
+        let p = &self.provider;
+        let rpc = |e: alloy::transports::TransportError| EvmError::from_transport(M, e);
+        let nonce = self
+            .timed(M, async {
+                p.get_transaction_count(from).pending().await.map_err(rpc)
+            })
+            .await?;
+        let chain_id = self
+            .timed(M, async { p.get_chain_id().await.map_err(rpc) })
+            .await?;
+        let fees = self
+            .timed(M, async { p.estimate_eip1559_fees().await.map_err(rpc) })
+            .await?;
+        let tx = call
+            .into_transaction_request()
+            .with_from(from)
+            .with_gas_limit(gas)
+            .with_nonce(nonce)
+            .with_chain_id(chain_id)
+            .with_max_fee_per_gas(fees.max_fee_per_gas)
+            .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
+        let envelope =
+            <alloy::rpc::types::TransactionRequest as alloy::network::NetworkTransactionBuilder<
+                alloy::network::Ethereum,
+            >>::build(tx, wallet)
+            .await
+            .map_err(|e| EvmError::Rpc {
+                method: M,
+                message: format!("signing failed: {e}"),
+            })?;
+        Ok(SignedTx {
+            tx_hash: envelope.tx_hash().to_string(),
+            raw: alloy::hex::encode_prefixed(envelope.encoded_2718()),
+        })
+    }
+
+    /// Broadcasts a signed transaction. Sending the same bytes twice is harmless: the
+    /// chain runs a transaction once.
+    pub async fn broadcast(&self, tx: &SignedTx) -> Result<(), EvmError> {
+        const M: &str = "eth_sendRawTransaction";
+        let raw = alloy::hex::decode(&tx.raw).map_err(|e| EvmError::Malformed {
+            what: M,
+            reason: format!("signed transaction is not hex: {e}"),
+        })?;
+        let p = &self.provider;
+        self.timed(M, async {
+            match p.send_raw_transaction(&raw).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.to_string().contains("already") => Ok(()),
+                Err(e) => Err(EvmError::from_transport(M, e)),
+            }
+        })
+        .await
+    }
+
+    /// What the chain knows of transaction `hash` (a `submit`/`submitRaaS`).
+    pub async fn tx_status(&self, hash: &str) -> Result<TxStatus, EvmError> {
+        const M: &str = "eth_getTransactionReceipt";
+        let h: alloy::primitives::B256 = hash.parse().map_err(|_| EvmError::Malformed {
+            what: M,
+            reason: format!("{hash:?} is not a transaction hash"),
+        })?;
+        let p = &self.provider;
+        let rpc = |e: alloy::transports::TransportError| EvmError::from_transport(M, e);
+        let receipt = self
+            .timed(M, async { p.get_transaction_receipt(h).await.map_err(rpc) })
+            .await?;
+        if let Some(r) = receipt {
+            if !r.status() {
+                return Ok(TxStatus::Reverted);
+            }
+            return Ok(TxStatus::Mined(submit_receipt("submitRaaS", &r)?));
+        }
+        let known = self
+            .timed(M, async { p.get_transaction_by_hash(h).await.map_err(rpc) })
+            .await?;
+        Ok(if known.is_some() {
+            TxStatus::Pending
+        } else {
+            TxStatus::Unknown
+        })
+    }
+
     async fn send_submit<C: alloy::contract::CallDecoder + Send>(
         &self,
         method: &'static str,
         call: alloy::contract::CallBuilder<&DynProvider, C>,
     ) -> Result<SubmitReceipt, EvmError> {
         let receipt = self.send(method, call).await?;
-        let id = receipt
-            .decoded_log::<IDealStatus::SubmitAggregatorRequest>()
-            .map(|l| l.data.id)
-            .or_else(|| {
-                receipt
-                    .decoded_log::<IDealStatus::SubmitAggregatorRequestWithRaaS>()
-                    .map(|l| l.data.id)
-            })
-            .ok_or(EvmError::Malformed {
-                what: method,
-                reason: "receipt has no request event".into(),
-            })?;
-        Ok(SubmitReceipt {
-            request_id: u64::try_from(id).map_err(|_| EvmError::Malformed {
-                what: method,
-                reason: format!("request id {id} exceeds u64"),
-            })?,
-            tx_hash: receipt.transaction_hash.to_string(),
-            block_number: receipt.block_number.unwrap_or_default(),
-        })
+        submit_receipt(method, &receipt)
     }
 
     /// `complete(...)`: records a deal for a request. The proof is verified here first, so
@@ -577,6 +709,33 @@ impl DealStatusClient {
         }
         Ok(receipt)
     }
+}
+
+/// The request a mined `submit`/`submitRaaS` made, from its event.
+fn submit_receipt(
+    method: &'static str,
+    receipt: &alloy::rpc::types::TransactionReceipt,
+) -> Result<SubmitReceipt, EvmError> {
+    let id = receipt
+        .decoded_log::<IDealStatus::SubmitAggregatorRequest>()
+        .map(|l| l.data.id)
+        .or_else(|| {
+            receipt
+                .decoded_log::<IDealStatus::SubmitAggregatorRequestWithRaaS>()
+                .map(|l| l.data.id)
+        })
+        .ok_or(EvmError::Malformed {
+            what: method,
+            reason: "receipt has no request event".into(),
+        })?;
+    Ok(SubmitReceipt {
+        request_id: u64::try_from(id).map_err(|_| EvmError::Malformed {
+            what: method,
+            reason: format!("request id {id} exceeds u64"),
+        })?,
+        tx_hash: receipt.transaction_hash.to_string(),
+        block_number: receipt.block_number.unwrap_or_default(),
+    })
 }
 
 /// Drops the `{0, 0}` entries that reference contracts leave for inactive deals.

@@ -7,7 +7,7 @@ use crate::podsi::PodsiError;
 use super::abi::IDealStatus::IDealStatusErrors;
 
 /// A DealStatus call that did not succeed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EvmError {
     /// A CID argument is not a CID (`INVALID_CID`).

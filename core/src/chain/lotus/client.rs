@@ -9,7 +9,7 @@ use futures::stream::{self, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::error::LotusError;
+use super::error::{is_transient_status, LotusError};
 use super::types::*;
 use crate::error::ErrorCode;
 use crate::rt;
@@ -23,12 +23,16 @@ pub struct LotusConfig {
     pub token: Option<String>,
     /// Time limit of one HTTP request.
     pub timeout: Duration,
-    /// Retries of a transient failure (timeout, network, HTTP 429/5xx).
+    /// Retries of a transient failure (timeout, network, HTTP 429/5xx; 429/502/503/504
+    /// whatever the body).
     pub retries: u32,
     /// First backoff; doubles per retry, with jitter.
     pub retry_base: Duration,
     /// Backoff ceiling.
     pub retry_max: Duration,
+    /// Ceiling of a server's `Retry-After`: a retry waits at least what the server asked
+    /// for, but never longer than this.
+    pub retry_after_max: Duration,
     /// Calls per JSON-RPC batch.
     pub batch_size: usize,
     /// Batches in flight at once.
@@ -42,6 +46,7 @@ impl std::fmt::Debug for LotusConfig {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("timeout", &self.timeout)
             .field("retries", &self.retries)
+            .field("retry_after_max", &self.retry_after_max)
             .finish_non_exhaustive()
     }
 }
@@ -56,6 +61,7 @@ impl LotusConfig {
             retries: 3,
             retry_base: Duration::from_millis(200),
             retry_max: Duration::from_secs(5),
+            retry_after_max: Duration::from_secs(60),
             batch_size: 100,
             concurrency: 4,
         }
@@ -257,6 +263,18 @@ impl LotusClient {
             if status == 401 || status == 403 {
                 return Err(LotusError::Unauthorized { method });
             }
+            let retry_after_ms = retry_after(resp.headers());
+            let http = LotusError::Http {
+                method,
+                status,
+                retry_after_ms,
+            };
+            if is_transient_status(status) {
+                // Rate limits and overloaded proxies: retried whatever the body says (often
+                // a JSON-RPC error). The body is read only so the connection can be reused.
+                let _ = resp.bytes().await;
+                return Err(http);
+            }
             let bytes = resp.bytes().await.map_err(|e| LotusError::Network {
                 method,
                 reason: without_url(&e),
@@ -264,7 +282,7 @@ impl LotusClient {
             // Protocol errors come with HTTP 500 and a JSON-RPC body: prefer the body.
             match serde_json::from_slice::<Value>(&bytes) {
                 Ok(v) => Ok(v),
-                Err(_) if status >= 400 => Err(LotusError::Http { method, status }),
+                Err(_) if status >= 400 => Err(http),
                 Err(e) => Err(LotusError::Malformed {
                     method,
                     reason: format!("not JSON: {e}"),
@@ -287,9 +305,20 @@ impl LotusClient {
                     let exp = self.cfg.retry_base.saturating_mul(1 << tries.min(16));
                     let capped = exp.min(self.cfg.retry_max);
                     // Equal jitter: half fixed, half random, so retries of many callers spread.
-                    rt::sleep(capped.mul_f64(0.5 + rt::jitter() / 2.0)).await;
+                    let backoff = capped.mul_f64(0.5 + rt::jitter() / 2.0);
+                    // A server's Retry-After is a floor, within our own ceiling.
+                    let wait = match e.retry_after() {
+                        Some(asked) => backoff.max(asked.min(self.cfg.retry_after_max)),
+                        None => backoff,
+                    };
+                    rt::sleep(wait).await;
                     tries += 1;
-                    tracing::debug!(code = e.code(), tries, "retrying Lotus call");
+                    tracing::debug!(
+                        code = e.code(),
+                        tries,
+                        wait_ms = wait.as_millis() as u64,
+                        "retrying Lotus call"
+                    );
                 }
                 other => return other,
             }
@@ -381,14 +410,16 @@ impl LotusClient {
         .await
     }
 
-    /// `Filecoin.StateSectorPartition` for many (miner, sector) pairs.
+    /// `Filecoin.StateSectorPartition` for many (miner, sector) pairs, at `tipset` (head
+    /// when `None`).
     pub async fn sector_partitions(
         &self,
         sectors: &[(u64, u64)],
+        tipset: Option<&[CidJson]>,
     ) -> Result<Vec<Result<SectorLocation, LotusError>>, LotusError> {
         let params = sectors
             .iter()
-            .map(|&(m, s)| json!([miner(m), s, null]))
+            .map(|&(m, s)| json!([miner(m), s, tipset]))
             .collect();
         self.call_many("Filecoin.StateSectorPartition", params)
             .await
@@ -407,14 +438,16 @@ impl LotusClient {
         .await
     }
 
-    /// `Filecoin.StateMinerPartitions` for many (miner, deadline) pairs.
+    /// `Filecoin.StateMinerPartitions` for many (miner, deadline) pairs, at `tipset` (head
+    /// when `None`).
     pub async fn miner_partitions_many(
         &self,
         deadlines: &[(u64, u64)],
+        tipset: Option<&[CidJson]>,
     ) -> Result<Vec<Result<Vec<Partition>, LotusError>>, LotusError> {
         let params = deadlines
             .iter()
-            .map(|&(m, d)| json!([miner(m), d, null]))
+            .map(|&(m, d)| json!([miner(m), d, tipset]))
             .collect();
         self.call_many("Filecoin.StateMinerPartitions", params)
             .await
@@ -433,6 +466,21 @@ impl LotusClient {
         .await
     }
 
+    /// `Filecoin.StateSectorExpiration` for many (miner, sector) pairs, at `tipset` (head
+    /// when `None`).
+    pub async fn sector_expirations(
+        &self,
+        sectors: &[(u64, u64)],
+        tipset: Option<&[CidJson]>,
+    ) -> Result<Vec<Result<SectorExpiration, LotusError>>, LotusError> {
+        let params = sectors
+            .iter()
+            .map(|&(m, s)| json!([miner(m), s, tipset]))
+            .collect();
+        self.call_many("Filecoin.StateSectorExpiration", params)
+            .await
+    }
+
     /// `Filecoin.StateMinerProvingDeadline`.
     pub async fn proving_deadline(&self, miner_id: u64) -> Result<ProvingDeadline, LotusError> {
         self.call(
@@ -440,6 +488,17 @@ impl LotusClient {
             json!([miner(miner_id), null]),
         )
         .await
+    }
+
+    /// `Filecoin.StateMinerProvingDeadline` for many miners, at `tipset` (head when `None`).
+    pub async fn proving_deadlines(
+        &self,
+        miners: &[u64],
+        tipset: Option<&[CidJson]>,
+    ) -> Result<Vec<Result<ProvingDeadline, LotusError>>, LotusError> {
+        let params = miners.iter().map(|&m| json!([miner(m), tipset])).collect();
+        self.call_many("Filecoin.StateMinerProvingDeadline", params)
+            .await
     }
 }
 
@@ -459,6 +518,113 @@ fn without_url(e: &reqwest::Error) -> String {
     } else {
         "request failed".into()
     }
+}
+
+/// The delay a `Retry-After` header asks for, in milliseconds: delay-seconds, or an HTTP
+/// date measured from the reply's `Date` header (the server's clock, so clock skew does not
+/// matter), else from the local clock.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let now = headers
+        .get(reqwest::header::DATE)
+        .and_then(|d| d.to_str().ok())
+        .and_then(parse_http_date)
+        .or_else(local_unix_time);
+    parse_retry_after(value, now)
+}
+
+#[cfg(not(target_family = "wasm"))]
+fn local_unix_time() -> Option<u64> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
+/// Browsers have no `SystemTime`: without a `Date` header an HTTP date cannot be measured
+/// (the ordinary backoff applies).
+#[cfg(target_family = "wasm")]
+fn local_unix_time() -> Option<u64> {
+    None
+}
+
+/// `Retry-After` (RFC 9110 §10.2.3) in milliseconds; `now` is the Unix time (seconds) an
+/// HTTP date is measured from. A date in the past means "now" (0).
+fn parse_retry_after(value: &str, now: Option<u64>) -> Option<u64> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Longer than u64 seconds: as long as can be said.
+        return Some(
+            value
+                .parse::<u64>()
+                .map_or(u64::MAX, |s| s.saturating_mul(1000)),
+        );
+    }
+    let at = parse_http_date(value)?;
+    Some(at.saturating_sub(now?).saturating_mul(1000))
+}
+
+/// Unix time (seconds) of an HTTP date: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), or
+/// the obsolete RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime
+/// (`Sun Nov  6 08:49:37 1994`) forms recipients must accept.
+fn parse_http_date(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (day, month, year, time) = if let Some((_, rest)) = s.split_once(',') {
+        let parts: Vec<&str> = rest.split_whitespace().collect();
+        match parts.as_slice() {
+            [day, month, year, time, "GMT"] => (*day, *month, year.parse::<u64>().ok()?, *time),
+            [date, time, "GMT"] => {
+                let mut d = date.split('-');
+                let (day, month, yy) = (d.next()?, d.next()?, d.next()?);
+                if d.next().is_some() || yy.len() != 2 {
+                    return None;
+                }
+                // Two-digit years: RFC 9110 reads those more than 50 years ahead as past.
+                let yy: u64 = yy.parse().ok()?;
+                (
+                    day,
+                    month,
+                    if yy < 70 { 2000 + yy } else { 1900 + yy },
+                    *time,
+                )
+            }
+            _ => return None,
+        }
+    } else {
+        match s.split_whitespace().collect::<Vec<_>>().as_slice() {
+            [_weekday, month, day, time, year] => (*day, *month, year.parse::<u64>().ok()?, *time),
+            _ => return None,
+        }
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| *m == month)? as u64 + 1;
+    let day: u64 = day.parse().ok()?;
+    let mut hms = time.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    if hms.next().is_some()
+        || !(1..=31).contains(&day)
+        || !(1970..=9999).contains(&year)
+        || h > 23
+        || m > 59
+        || sec > 60
+    {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (year >= 1970).
+fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    // March-based years put the leap day last (H. Hinnant's algorithm, unsigned form).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe).saturating_sub(719_468)
 }
 
 /// Splits a JSON-RPC reply object into its result or its classified error.
@@ -493,4 +659,82 @@ fn decode<T: DeserializeOwned>(method: &'static str, v: Value) -> Result<T, Lotu
         method,
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_http_dates() {
+        assert_eq!(parse_retry_after("1", None), Some(1000));
+        assert_eq!(parse_retry_after(" 120 ", Some(0)), Some(120_000));
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", None),
+            Some(u64::MAX)
+        );
+        assert_eq!(parse_retry_after("-1", Some(0)), None);
+        assert_eq!(parse_retry_after("soon", Some(0)), None);
+        assert_eq!(parse_retry_after("", Some(0)), None);
+        // RFC 9110's example date, in its three forms.
+        let t = 784_111_777;
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(t));
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), Some(t));
+        assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), Some(t));
+        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            parse_http_date("Tue, 29 Feb 2028 23:59:59 GMT"),
+            Some(1_835_481_599)
+        );
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 CET"), None);
+        assert_eq!(parse_http_date("Sun, 06 Foo 1994 08:49:37 GMT"), None);
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 25:49:37 GMT"), None);
+        // Dates are measured from `now`; the past means at once.
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:47 GMT", Some(t)),
+            Some(10_000)
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", Some(t + 5)),
+            Some(0)
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:47 GMT", None),
+            None
+        );
+    }
+
+    #[test]
+    fn retry_after_prefers_the_servers_clock() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            "Sun, 06 Nov 1994 08:49:40 GMT".parse().unwrap(),
+        );
+        h.insert(
+            reqwest::header::DATE,
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), Some(3000));
+        h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(7000));
+        h.remove(reqwest::header::RETRY_AFTER);
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn transient_statuses_carry_retry_after() {
+        let e = LotusError::Http {
+            method: "Filecoin.ChainHead",
+            status: 429,
+            retry_after_ms: Some(1500),
+        };
+        assert!(e.is_retryable());
+        assert_eq!(e.retry_after(), Some(Duration::from_millis(1500)));
+        assert_eq!(e.to_string(), "Filecoin.ChainHead: HTTP 429");
+        for s in [429, 502, 503, 504] {
+            assert!(is_transient_status(s));
+        }
+        assert!(!is_transient_status(500) && !is_transient_status(200));
+    }
 }

@@ -61,13 +61,18 @@ pub enum LotusError {
         /// Lotus's message.
         message: String,
     },
-    /// HTTP failure without a JSON-RPC answer (`HTTP_ERROR`): 429, 5xx, ...
+    /// HTTP failure (`HTTP_ERROR`): 429, 502, 503, 504 whatever the body (rate limits and
+    /// overloaded proxies answer them with JSON-RPC error bodies too), or any other status
+    /// >= 400 without a JSON-RPC answer.
     #[error("{method}: HTTP {status}")]
     Http {
         /// The method called.
         method: &'static str,
         /// HTTP status.
         status: u16,
+        /// What the server's `Retry-After` header asked for (seconds, or an HTTP date
+        /// turned into a delay), in milliseconds.
+        retry_after_ms: Option<u64>,
     },
     /// Could not reach the endpoint (`NETWORK`).
     #[error("{method}: cannot reach the endpoint: {reason}")]
@@ -108,7 +113,24 @@ impl ErrorCode for LotusError {
     }
 }
 
+/// HTTP statuses that mean "try again later" whatever the body says: rate limited, bad
+/// gateway, unavailable, gateway timeout.
+pub(crate) fn is_transient_status(status: u16) -> bool {
+    matches!(status, 429 | 502 | 503 | 504)
+}
+
 impl LotusError {
+    /// How long the server asked to wait before the next attempt (`Retry-After`), if it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            LotusError::Http {
+                retry_after_ms: Some(ms),
+                ..
+            } => Some(std::time::Duration::from_millis(*ms)),
+            _ => None,
+        }
+    }
+
     /// Classifies a JSON-RPC error object of `method`.
     pub(crate) fn from_rpc(
         method: &'static str,

@@ -1,0 +1,49 @@
+//! What a hook is handed: one deal request, with its place in the job's lineage.
+
+use serde::{Deserialize, Serialize};
+
+use crate::jobs::ShortfallReason;
+use crate::store::OutboxRecord;
+
+/// What the aggregator is asked to do: make `copies_needed` new deals for `cid`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DealRequest {
+    /// The job short of copies.
+    pub job_id: String,
+    /// The data.
+    pub cid: String,
+    /// Why.
+    pub reason: ShortfallReason,
+    /// New deals wanted.
+    pub copies_needed: u32,
+    /// Deals being replaced (renewal, repair).
+    pub replacing: Vec<u64>,
+    /// One request per key: hooks use it to drop a redelivery.
+    pub idempotency_key: String,
+    /// The job's n-th request.
+    pub seq: i64,
+    /// The unfulfilled request this one follows (its copies never appeared in time).
+    pub follows: Option<String>,
+    /// Delivery attempt, from 1.
+    pub attempt: i64,
+    /// What the hook recorded on an earlier attempt (see [`super::Delivery::checkpoint`]).
+    pub checkpoint: Option<serde_json::Value>,
+}
+
+impl From<&OutboxRecord> for DealRequest {
+    fn from(r: &OutboxRecord) -> Self {
+        DealRequest {
+            job_id: r.job_id.clone(),
+            cid: r.cid.clone(),
+            reason: r.reason,
+            copies_needed: r.copies_needed,
+            replacing: r.replacing.clone(),
+            idempotency_key: r.idempotency_key.clone(),
+            seq: r.seq,
+            follows: r.follows.clone(),
+            attempt: r.attempts,
+            checkpoint: r.checkpoint.clone(),
+        }
+    }
+}
