@@ -1,7 +1,8 @@
 // A small Filecoin chain for the Lotus test server: deals that activate, fault, recover,
 // terminate and expire as epochs advance, with post-nv22 semantics (lotus-api notes §3):
 // terminated deals are deleted at once, ended deals linger until settled, faults live only
-// in miner state.
+// in miner state. Every change is dated, so the read methods can answer the state at any
+// past height `at` (default: the head), as Lotus does for a tipset key.
 export const DEADLINES = 48
 export const DEADLINE_EPOCHS = 60
 export const PROVING_PERIOD = 2880
@@ -23,7 +24,7 @@ export class Chain {
   /** Publishes a deal. `sector` is where it will be sealed on `provider`. */
   addDeal({ id, provider, client = 1000, pieceCid, pieceSize, startEpoch, endEpoch, sector, label = '' }) {
     this.deals.set(id, { id, provider, client, pieceCid, pieceSize, startEpoch, endEpoch, sector,
-      label, activatedAt: null, slashEpoch: -1, deleted: false })
+      label, publishedAt: this.height, activatedAt: null, slashEpoch: -1, deleted: false, deletedAt: null })
     return this.emit({ type: 'published', deal: this.deals.get(id) })
   }
 
@@ -35,7 +36,8 @@ export class Chain {
     if (!this.sectors.has(key)) {
       this.sectors.set(key, { miner: deal.provider, number: deal.sector, activation: this.height,
         expiration: deal.endEpoch + 2880, deadline: deal.sector % DEADLINES, partition: 0,
-        faultFrom: null, recoveringFrom: null, terminatedAt: null })
+        faultFrom: null, recoveringFrom: null, terminatedAt: null,
+        faults: [] }) // [{ from, to }]: faulty from `from` until `to` (null: still faulty)
     }
     return this.emit({ type: 'activated', deal })
   }
@@ -43,6 +45,8 @@ export class Chain {
   /** The sector holding the deal misses its proofs from now on. */
   fault(id) {
     const s = this.sectorOf(id)
+    closeFault(s, this.height)
+    s.faults.push({ from: this.height, to: null })
     s.faultFrom = this.height
     s.recoveringFrom = null
     return this.emit({ type: 'faulted', deal: this.mustDeal(id) })
@@ -51,6 +55,7 @@ export class Chain {
   /** The provider declares recovery; the sector is proven again at its next deadline. */
   recover(id) {
     const s = this.sectorOf(id)
+    closeFault(s, this.height)
     s.faultFrom = null
     s.recoveringFrom = null
     return this.emit({ type: 'recovered', deal: this.mustDeal(id) })
@@ -60,9 +65,12 @@ export class Chain {
   terminate(id) {
     const deal = this.mustDeal(id)
     const s = this.sectorOf(id)
-    s.terminatedAt = this.height
+    s.terminatedAt ??= this.height
     for (const d of this.deals.values()) {
-      if (d.provider === deal.provider && d.sector === deal.sector && d.activatedAt !== null) d.deleted = true
+      if (d.provider === deal.provider && d.sector === deal.sector && d.activatedAt !== null && !d.deleted) {
+        d.deleted = true
+        d.deletedAt = this.height
+      }
     }
     return this.emit({ type: 'terminated', deal })
   }
@@ -117,11 +125,11 @@ export class Chain {
     return s
   }
 
-  /** The deal as StateMarketStorageDeal returns it, or null when not found. */
-  marketDeal(id) {
+  /** The deal as StateMarketStorageDeal returns it at height `at`, or null when not found. */
+  marketDeal(id, at = this.height) {
     const d = this.deals.get(id)
-    if (!d || d.deleted) return null
-    const activated = d.activatedAt !== null
+    if (!d || d.publishedAt > at || (d.deleted && d.deletedAt <= at)) return null
+    const activated = d.activatedAt !== null && d.activatedAt <= at
     return {
       Proposal: {
         PieceCID: { '/': d.pieceCid }, PieceSize: d.pieceSize, VerifiedDeal: false,
@@ -138,41 +146,56 @@ export class Chain {
     }
   }
 
-  sector(miner, number) {
-    return this.sectors.get(this.sectorKey(miner, number)) ?? null
+  /** The sector as it was at height `at` (null before it was sealed). */
+  sector(miner, number, at = this.height) {
+    const s = this.sectors.get(this.sectorKey(miner, number))
+    return s && s.activation <= at ? s : null
   }
 
-  isLive(s) {
-    return s.terminatedAt === null || s.terminatedAt > this.height
+  isLive(s, at = this.height) {
+    return s.activation <= at && (s.terminatedAt === null || s.terminatedAt > at)
   }
 
-  isFaulty(s) {
-    return this.isLive(s) && s.faultFrom !== null && s.faultFrom <= this.height
+  /** Epoch the fault that covers `at` began, or null when the sector was not faulty then. */
+  faultStart(s, at = this.height) {
+    const f = s.faults.find((f) => f.from <= at && (f.to === null || f.to > at))
+    return f ? f.from : null
+  }
+
+  isFaulty(s, at = this.height) {
+    return this.isLive(s, at) && this.faultStart(s, at) !== null
   }
 
   /** Proven at least once by WindowPoSt: one deadline after activation. */
-  isActive(s) {
-    return this.isLive(s) && !this.isFaulty(s) && this.height >= s.activation + DEADLINE_EPOCHS
+  isActive(s, at = this.height) {
+    return this.isLive(s, at) && !this.isFaulty(s, at) && at >= s.activation + DEADLINE_EPOCHS
   }
 
-  minerSectors(miner) {
-    return [...this.sectors.values()].filter((s) => s.miner === miner)
+  /** The miner's sectors sealed by height `at`. */
+  minerSectors(miner, at = this.height) {
+    return [...this.sectors.values()].filter((s) => s.miner === miner && s.activation <= at)
   }
 
   hasMiner(miner) {
     return [...this.deals.values()].some((d) => d.provider === miner)
   }
 
-  provingDeadline(miner) {
+  provingDeadline(miner, at = this.height) {
     const offset = (miner * 97) % PROVING_PERIOD // each miner has its own period start
-    const periodStart = this.height - ((this.height - offset) % PROVING_PERIOD + PROVING_PERIOD) % PROVING_PERIOD
-    const index = Math.floor((this.height - periodStart) / DEADLINE_EPOCHS)
+    const periodStart = at - ((at - offset) % PROVING_PERIOD + PROVING_PERIOD) % PROVING_PERIOD
+    const index = Math.floor((at - periodStart) / DEADLINE_EPOCHS)
     const open = periodStart + index * DEADLINE_EPOCHS
-    return { CurrentEpoch: this.height, PeriodStart: periodStart, Index: index, Open: open,
+    return { CurrentEpoch: at, PeriodStart: periodStart, Index: index, Open: open,
       Close: open + DEADLINE_EPOCHS, Challenge: open - 20, FaultCutoff: open - 70,
       WPoStPeriodDeadlines: DEADLINES, WPoStProvingPeriod: PROVING_PERIOD,
       WPoStChallengeWindow: DEADLINE_EPOCHS, WPoStChallengeLookback: 20, FaultDeclarationCutoff: 70 }
   }
+}
+
+/** Ends the sector's open fault (if any) at `height`. */
+function closeFault(s, height) {
+  const open = s.faults.find((f) => f.to === null)
+  if (open) open.to = height
 }
 
 /** Lotus's run-length bitfield JSON: alternating runs, zeros first; `[0]` when empty. */

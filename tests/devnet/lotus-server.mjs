@@ -2,8 +2,29 @@
 // messages of real Lotus (lotus-api notes §1–§2), from a `Chain`. It can be told to be slow,
 // to fail, to return garbage, to behave like a gateway without the fault methods, and to
 // require a token. `Devnet.*` methods (not Lotus) drive the chain from tests.
+//
+// Tipset keys: each height has its own key (a CID derived from the height); state methods
+// answer the state at the height of the key they are given (`null`/`[]`: the head) and
+// reject a key the server never handed out, as Lotus rejects an unknown tipset.
+//
+// Behaviours (`Devnet.SetBehaviour [{…}]`, merged into the current ones):
+//   delayMs: n          every request waits n ms
+//   failNext: n         the next n requests get HTTP 503 with a plain-text body
+//   rateLimitNext: n    the next n requests get HTTP 429 with a JSON-RPC error body and a
+//                       `Retry-After` header: `retryAfter` (default 1): seconds, a string sent
+//                       as is, `{ dateIn: s }` for an HTTP date s seconds ahead, or null (none)
+//   unavailableNext: n  the next n requests get HTTP 503 with a JSON-RPC error body
+//   garbageNext: n      the next n requests get a truncated JSON body (HTTP 200)
+//   gateway: true       the fault methods are absent (-32601), as on lotus-gateway
+//   token: 'secret'     a wrong Bearer token gets HTTP 401
+//   failCalls: [rule]   calls matching a rule fail alone, inside their batch (see `failRule`)
+// `Devnet.RequestLog` returns the Lotus calls received ({ method, params }, newest last,
+// at most 10 000); `Devnet.ResetStats` clears it with the counters.
 import { createServer } from 'node:http'
+import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
 import { Chain, rle, FAULT_MAX_AGE } from './lotus-chain.mjs'
 
 class RpcError extends Error {
@@ -19,7 +40,19 @@ const GATEWAY_ABSENT = new Set(['Filecoin.StateMarketDeals', 'Filecoin.StateMine
   'Filecoin.StateSectorExpiration', 'Filecoin.StateMinerActiveSectors', 'Filecoin.StateMinerSectors',
   'Filecoin.StateLookupRobustAddress'])
 
-const TIPSET_CID = 'bafy2bzaceckwkokvwpkxv2ir2yknlmtk6jnmazpukzfyznpszf7qdeepifely'
+const OTHER_CID = 'bafy2bzaceckwkokvwpkxv2ir2yknlmtk6jnmazpukzfyznpszf7qdeepifely'
+const LOG_MAX = 10_000
+
+/** The block CID of height `h` (one block per tipset): dag-cbor + blake2b-256-sized digest. */
+function blockCid(h) {
+  const digest = createHash('blake2b512').update(`raas devnet tipset ${h}`).digest().subarray(0, 32)
+  return CID.create(1, 0x71, Digest.create(0xb220, digest)).toString()
+}
+
+/** Whether `params` starts with `prefix` (each element compared as JSON). */
+function startsWith(params, prefix = []) {
+  return prefix.every((p, i) => JSON.stringify(params[i]) === JSON.stringify(p))
+}
 
 /** Miner id of an ID address, or the error Lotus gives for it. */
 function minerId(addr, method) {
@@ -42,77 +75,96 @@ function uint(v, method, type) {
 }
 
 export function createLotusServer({ chain = new Chain(), token = null, beforeRequest = null } = {}) {
-  const behaviour = { delayMs: 0, failNext: 0, garbageNext: 0, gateway: false, token }
+  const behaviour = { delayMs: 0, failNext: 0, garbageNext: 0, rateLimitNext: 0, retryAfter: 1,
+    unavailableNext: 0, gateway: false, token, failCalls: [] }
   const stats = { requests: 0, calls: 0, busyMs: 0 }
+  const log = [] // { method, params } of the Lotus calls received
+  const heights = new Map() // block CID -> height, for every tipset handed out
 
   const loadMiner = (id, method, prefix = '') => {
     if (!chain.hasMiner(id)) throw new RpcError(1, `${prefix}failed to load miner actor: actor not found`)
   }
 
+  /** Height of a tipset key parameter: the head for null/[], else the key's own height. */
+  const at = (key, method) => {
+    if (key === null || key === undefined || (Array.isArray(key) && key.length === 0)) return chain.height
+    if (!Array.isArray(key) || !key.every((c) => typeof c?.['/'] === 'string')) {
+      throw new RpcError(-32700, `unmarshaling params for '${method}' (param: *types.TipSetKey): json: cannot unmarshal ${typeof key} into Go value of type types.TipSetKey`)
+    }
+    const cids = key.map((c) => c['/'])
+    const h = heights.get(cids[0])
+    if (h === undefined || cids.length !== 1) {
+      const missing = cids.find((c) => !heights.has(c)) ?? cids[1]
+      throw new RpcError(1, `loading tipset {${cids.join(',')}}: get block ${missing}: ipld: could not find ${missing}`)
+    }
+    return h
+  }
+
+  // `tsk`: the last param is a tipset key; `fn` gets its height as `h`.
   const methods = {
     'Filecoin.ChainHead': { arity: 0, fn: () => tipset(chain.height) },
-    'Filecoin.ChainGetTipSetByHeight': { arity: 2, fn: ([h]) => {
-      if (h > chain.height) throw new RpcError(1, `looking for tipset with height greater than start point, req: ${h}, head: ${chain.height}`)
-      return tipset(h)
+    'Filecoin.ChainGetTipSetByHeight': { arity: 2, tsk: true, fn: ([wanted], m, h) => {
+      if (wanted > h) throw new RpcError(1, `looking for tipset with height greater than start point, req: ${wanted}, head: ${h}`)
+      return tipset(wanted)
     } },
-    'Filecoin.StateNetworkVersion': { arity: 1, fn: () => 28 },
-    'Filecoin.StateLookupID': { arity: 2, fn: ([addr], m) => {
+    'Filecoin.StateNetworkVersion': { arity: 1, tsk: true, fn: () => 28 },
+    'Filecoin.StateLookupID': { arity: 2, tsk: true, fn: ([addr], m) => {
       const id = minerId(addr, m)
       return `f0${id}`
     } },
-    'Filecoin.StateMarketStorageDeal': { arity: 2, fn: ([id], m) => {
+    'Filecoin.StateMarketStorageDeal': { arity: 2, tsk: true, fn: ([id], m, h) => {
       uint(id, m, 'DealID')
-      const deal = chain.marketDeal(id)
+      const deal = chain.marketDeal(id, h)
       if (!deal) throw new RpcError(1, `deal ${id} not found - deal may not have completed sealing before deal proposal start epoch, or deal may have been slashed`)
       return deal
     } },
-    'Filecoin.StateSectorGetInfo': { arity: 3, fn: ([addr, n], m) => {
+    'Filecoin.StateSectorGetInfo': { arity: 3, tsk: true, fn: ([addr, n], m, h) => {
       const miner = minerId(addr, m)
       loadMiner(miner, m, '(get sset) ')
-      const s = chain.sector(miner, uint(n, m, 'SectorNumber'))
+      const s = chain.sector(miner, uint(n, m, 'SectorNumber'), h)
       if (!s) return null
       return { SectorNumber: s.number, SealProof: 8, SealedCID: { '/': 'bagboea4b5abcbaxt5hdjlxdlrunrdamnk4azdhrinxuni734h2zradcil546k6bi' },
         Activation: s.activation, Expiration: s.expiration, DealWeight: '0', VerifiedDealWeight: '0',
         InitialPledge: '0', ExpectedDayReward: null, ExpectedStoragePledge: null, PowerBaseEpoch: s.activation,
         ReplacedDayReward: null, SectorKeyCID: null, Flags: 1, DailyFee: '0' }
     } },
-    'Filecoin.StateSectorPartition': { arity: 3, fn: ([addr, n], m) => {
+    'Filecoin.StateSectorPartition': { arity: 3, tsk: true, fn: ([addr, n], m, h) => {
       const miner = minerId(addr, m)
       loadMiner(miner, m)
-      const s = chain.sector(miner, uint(n, m, 'SectorNumber'))
+      const s = chain.sector(miner, uint(n, m, 'SectorNumber'), h)
       if (!s) throw new RpcError(1, `sector ${n} not due at any deadline`)
       return { Deadline: s.deadline, Partition: s.partition }
     } },
-    'Filecoin.StateSectorExpiration': { arity: 3, fn: ([addr, n], m) => {
+    'Filecoin.StateSectorExpiration': { arity: 3, tsk: true, fn: ([addr, n], m, h) => {
       const miner = minerId(addr, m)
       loadMiner(miner, m)
-      const s = chain.sector(miner, uint(n, m, 'SectorNumber'))
-      if (!s || !chain.isLive(s)) throw new RpcError(1, `failed to find sector ${n}`)
-      return { OnTime: s.expiration, Early: chain.isFaulty(s) ? s.faultFrom + FAULT_MAX_AGE : 0 }
+      const s = chain.sector(miner, uint(n, m, 'SectorNumber'), h)
+      if (!s || !chain.isLive(s, h)) throw new RpcError(1, `failed to find sector ${n}`)
+      return { OnTime: s.expiration, Early: chain.isFaulty(s, h) ? chain.faultStart(s, h) + FAULT_MAX_AGE : 0 }
     } },
-    'Filecoin.StateMinerPartitions': { arity: 3, fn: ([addr, dl], m) => {
+    'Filecoin.StateMinerPartitions': { arity: 3, tsk: true, fn: ([addr, dl], m, h) => {
       const miner = minerId(addr, m)
       loadMiner(miner, m)
-      const sectors = chain.minerSectors(miner).filter((s) => s.deadline === uint(dl, m, 'uint64'))
+      const sectors = chain.minerSectors(miner, h).filter((s) => s.deadline === uint(dl, m, 'uint64'))
       if (!sectors.length) return []
       const pick = (f) => rle(sectors.filter(f).map((s) => s.number))
-      return [{ AllSectors: pick(() => true), FaultySectors: pick((s) => chain.isFaulty(s)),
-        RecoveringSectors: [0], LiveSectors: pick((s) => chain.isLive(s)),
-        ActiveSectors: pick((s) => chain.isActive(s)) }]
+      return [{ AllSectors: pick(() => true), FaultySectors: pick((s) => chain.isFaulty(s, h)),
+        RecoveringSectors: [0], LiveSectors: pick((s) => chain.isLive(s, h)),
+        ActiveSectors: pick((s) => chain.isActive(s, h)) }]
     } },
-    'Filecoin.StateMinerFaults': { arity: 2, fn: ([addr], m) => {
+    'Filecoin.StateMinerFaults': { arity: 2, tsk: true, fn: ([addr], m, h) => {
       const miner = minerId(addr, m)
       loadMiner(miner, m)
-      return rle(chain.minerSectors(miner).filter((s) => chain.isFaulty(s)).map((s) => s.number))
+      return rle(chain.minerSectors(miner, h).filter((s) => chain.isFaulty(s, h)).map((s) => s.number))
     } },
-    'Filecoin.StateMinerRecoveries': { arity: 2, fn: ([addr], m) => {
+    'Filecoin.StateMinerRecoveries': { arity: 2, tsk: true, fn: ([addr], m) => {
       loadMiner(minerId(addr, m), m)
       return [0]
     } },
-    'Filecoin.StateMinerProvingDeadline': { arity: 2, fn: ([addr], m) => {
+    'Filecoin.StateMinerProvingDeadline': { arity: 2, tsk: true, fn: ([addr], m, h) => {
       const miner = minerId(addr, m)
       loadMiner(miner, m)
-      return chain.provingDeadline(miner)
+      return chain.provingDeadline(miner, h)
     } },
     // Test controls, not Lotus.
     'Devnet.AddDeal': { arity: 1, fn: async ([spec]) => (await chain.addDeal(spec), true) },
@@ -124,18 +176,42 @@ export function createLotusServer({ chain = new Chain(), token = null, beforeReq
     'Devnet.Advance': { arity: 1, fn: async ([n]) => (await chain.advance(n), chain.height) },
     'Devnet.SetBehaviour': { arity: 1, fn: ([b]) => (Object.assign(behaviour, b), behaviour) },
     'Devnet.Stats': { arity: 0, fn: () => ({ ...stats, height: chain.height }) },
-    'Devnet.ResetStats': { arity: 0, fn: () => (Object.assign(stats, { requests: 0, calls: 0, busyMs: 0 }), true) },
+    'Devnet.ResetStats': { arity: 0, fn: () => (Object.assign(stats, { requests: 0, calls: 0, busyMs: 0 }), log.length = 0, true) },
+    'Devnet.RequestLog': { arity: 0, fn: () => log },
   }
 
+  /** The tipset at `height`; its key is remembered so state methods can be asked at it. */
   function tipset(height) {
-    return { Cids: [{ '/': TIPSET_CID }], Blocks: [{ Miner: 'f01000', Parents: [{ '/': TIPSET_CID }],
-      ParentWeight: '0', Height: height, ParentStateRoot: { '/': TIPSET_CID },
-      ParentMessageReceipts: { '/': TIPSET_CID }, Messages: { '/': TIPSET_CID },
+    const cid = blockCid(height)
+    heights.set(cid, height)
+    const key = [{ '/': cid }]
+    return { Cids: key, Blocks: [{ Miner: 'f01000', Parents: [{ '/': blockCid(height - 1) }],
+      ParentWeight: '0', Height: height, ParentStateRoot: { '/': OTHER_CID },
+      ParentMessageReceipts: { '/': OTHER_CID }, Messages: { '/': OTHER_CID },
       Timestamp: 1598306400 + 30 * height, ParentBaseFee: '100', ForkSignaling: 0 }], Height: height }
   }
 
+  /**
+   * The first `failCalls` rule matching a call, used up once per match when it has `times`:
+   * `{ method, params: [prefix…], times, error: { code, message }, result }`. A rule with
+   * `result` answers that (e.g. garbage of the wrong shape) instead of an error.
+   */
+  function failRule(method, params) {
+    const rules = behaviour.failCalls ?? []
+    const i = rules.findIndex((r) => r.method === method && startsWith(params, r.params) && (r.times ?? 1) > 0)
+    if (i < 0) return null
+    const rule = rules[i]
+    if (rule.times !== undefined) rule.times--
+    return rule
+  }
+
   async function handle(req) {
-    if (!String(req?.method).startsWith('Devnet.')) stats.calls++
+    const lotusCall = !String(req?.method).startsWith('Devnet.')
+    if (lotusCall) {
+      stats.calls++
+      log.push({ method: req?.method, params: req?.params })
+      if (log.length > LOG_MAX) log.shift()
+    }
     const base = { jsonrpc: '2.0', id: req?.id ?? null }
     if (!req || typeof req !== 'object' || typeof req.method !== 'string') {
       return { reply: { ...base, error: { code: -32600, message: 'invalid request' } }, status: 400 }
@@ -149,8 +225,15 @@ export function createLotusServer({ chain = new Chain(), token = null, beforeReq
       const n = Array.isArray(params) ? params.length : 0
       return { reply: { ...base, error: { code: -32602, message: `wrong param count (method '${req.method}'): ${n} != ${m.arity}` } }, status: 500 }
     }
+    const rule = lotusCall ? failRule(req.method, params) : null
+    if (rule) {
+      if ('result' in rule) return { reply: { ...base, result: rule.result }, status: 200 }
+      const error = rule.error ?? { code: 1, message: `simulated failure of ${req.method}` }
+      return { reply: { ...base, error }, status: 200 }
+    }
     try {
-      return { reply: { ...base, result: await m.fn(params, req.method) }, status: 200 }
+      const h = m.tsk ? at(params[m.arity - 1], req.method) : chain.height
+      return { reply: { ...base, result: await m.fn(params, req.method, h) }, status: 200 }
     } catch (e) {
       if (e instanceof RpcError) {
         const error = { code: e.code, message: e.message }
@@ -183,6 +266,21 @@ export function createLotusServer({ chain = new Chain(), token = null, beforeReq
     if (!control && behaviour.failNext > 0) {
       behaviour.failNext--
       return res.writeHead(503, { 'content-type': 'text/plain' }).end('service unavailable')
+    }
+    if (!control && behaviour.rateLimitNext > 0) {
+      behaviour.rateLimitNext--
+      const headers = { 'content-type': 'application/json' }
+      const ra = behaviour.retryAfter
+      if (ra !== null && ra !== undefined) {
+        headers['retry-after'] = typeof ra === 'object' ? new Date(Date.now() + ra.dateIn * 1000).toUTCString() : String(ra)
+      }
+      return res.writeHead(429, headers)
+        .end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: 429, message: 'too many requests' } }))
+    }
+    if (!control && behaviour.unavailableNext > 0) {
+      behaviour.unavailableNext--
+      return res.writeHead(503, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32603, message: 'service unavailable: node is not synced' } }))
     }
     if (!control && behaviour.garbageNext > 0) {
       behaviour.garbageNext--
