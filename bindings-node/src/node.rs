@@ -4,23 +4,155 @@
 
 use std::sync::{Arc, Mutex};
 
-use napi::bindgen_prelude::{within_runtime_if_available, Promise, PromiseRaw, Unknown};
+use std::{cell::Cell, rc::Rc};
+
+use napi::bindgen_prelude::{
+    within_runtime_if_available, CallbackContext, FromNapiValue, JsObjectValue, Object, PromiseRaw,
+    ToNapiValue, Unknown,
+};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Env, Status};
+use napi::{Env, JsValue, Status, ValueType};
 use napi_derive::napi;
-use raas_core::engine::{self, DealRequestHook, EngineError, HookError, HookFuture};
-use raas_core::store::DealRequest;
+use raas_core::engine::{self, DealRequest, DealRequestHook, EngineError, HookError, HookFuture};
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::oneshot;
 
 use crate::error::{spawn, to_js_in_env};
 
 type JsPromise<'env> = napi::Result<PromiseRaw<'env, Value>>;
 
-/// A JS deal-request hook: `(request) => Promise<receipt>`.
-type HookFn = ThreadsafeFunction<Value, Promise<Value>, Value, Status, false, true>;
-/// A JS verdict listener: `(event) => void`.
+/// A JS deal-request hook: `(request) => Promise<receipt>` (a plain value resolves at once).
+type HookFn = ThreadsafeFunction<Value, Unknown<'static>, Value, Status, false, true>;
+/// A JS event listener: `(event) => void`.
 type ListenerFn = ThreadsafeFunction<Value, Unknown<'static>, Value, Status, false, true>;
+
+/// A rejection, as (its `code` property if a string, its message).
+type Failure = (Option<String>, String);
+type Outcome = Result<Value, Failure>;
+
+/// A throwing getter must not leak as an unhandled exception.
+fn clear_pending(env: &Env) {
+    let mut pending = false;
+    // SAFETY: `env` is the live env of the JS thread this runs on.
+    unsafe {
+        if napi::sys::napi_is_exception_pending(env.raw(), &mut pending)
+            == napi::sys::Status::napi_ok
+            && pending
+        {
+            let mut exc = std::ptr::null_mut();
+            napi::sys::napi_get_and_clear_last_exception(env.raw(), &mut exc);
+        }
+    }
+}
+
+/// The code and message of a rejection value (JS thread only).
+fn failure_of(env: &Env, reason: Unknown<'_>) -> Failure {
+    let string_of = |u: Unknown<'_>| match u.get_type() {
+        // SAFETY: the type was checked just before.
+        Ok(ValueType::String) => unsafe { u.cast::<String>() }.ok(),
+        _ => None,
+    };
+    match reason.get_type() {
+        Ok(ValueType::Object) | Ok(ValueType::Function) => {
+            // SAFETY: the type was checked just before.
+            let obj: Object<'_> = match unsafe { reason.cast() } {
+                Ok(o) => o,
+                Err(e) => return (None, e.reason),
+            };
+            let code = obj
+                .get_named_property::<Unknown<'_>>("code")
+                .ok()
+                .and_then(string_of);
+            clear_pending(env);
+            let message = obj
+                .get_named_property::<Unknown<'_>>("message")
+                .ok()
+                .and_then(string_of);
+            clear_pending(env);
+            (
+                code,
+                message.unwrap_or_else(|| "the hook rejected with a non-Error object".into()),
+            )
+        }
+        Ok(ValueType::String) => (None, string_of(reason).unwrap_or_default()),
+        Ok(t) => (None, format!("the hook rejected with a {t}")),
+        Err(e) => (None, e.reason),
+    }
+}
+
+/// A resolution value as JSON (`undefined` is null); JS thread only.
+fn receipt_of(env: &Env, v: Unknown<'_>) -> Outcome {
+    match v.get_type() {
+        Ok(ValueType::Undefined) => Ok(Value::Null),
+        // SAFETY: `v` is a live value of this env.
+        _ => unsafe { Value::from_napi_value(env.raw(), v.raw()) }.map_err(|e| {
+            (
+                None,
+                format!("the hook's receipt is not JSON: {}", e.reason),
+            )
+        }),
+    }
+}
+
+/// Calls the hook and settles its Promise on the JS thread, where the rejection's `code`
+/// can still be read (an awaited napi Promise keeps only the message).
+async fn call_hook(hook: &HookFn, arg: Value) -> Outcome {
+    let (tx, rx) = oneshot::channel::<Outcome>();
+    let status = hook.call_with_return_value(
+        arg,
+        ThreadsafeFunctionCallMode::NonBlocking,
+        move |ret: napi::Result<Unknown<'static>>, env: Env| {
+            // Never return Err from here: napi turns it into a fatal exception.
+            let returned = match ret {
+                Ok(v) => v,
+                Err(err) => {
+                    let fallback = err.reason.clone();
+                    // SAFETY: on the JS thread of `env`.
+                    let f = match unsafe { ToNapiValue::to_napi_value(env.raw(), err) } {
+                        Ok(raw) => {
+                            failure_of(&env, unsafe { Unknown::from_raw_unchecked(env.raw(), raw) })
+                        }
+                        Err(_) => (None, fallback),
+                    };
+                    let _ = tx.send(Err(f));
+                    return Ok(());
+                }
+            };
+            if !returned.is_promise().unwrap_or(false) {
+                let _ = tx.send(receipt_of(&env, returned));
+                return Ok(());
+            }
+            let promise = PromiseRaw::<Unknown<'static>>::new(env.raw(), returned.raw());
+            let tx = Rc::new(Cell::new(Some(tx)));
+            let tx_catch = tx.clone();
+            let chained = promise
+                .then(move |ctx: CallbackContext<Unknown<'static>>| {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(receipt_of(&ctx.env, ctx.value));
+                    }
+                    Ok(())
+                })
+                .and_then(|p| {
+                    p.catch(move |ctx: CallbackContext<Unknown<'static>>| {
+                        if let Some(tx) = tx_catch.take() {
+                            let _ = tx.send(Err(failure_of(&ctx.env, ctx.value)));
+                        }
+                        Ok(())
+                    })
+                });
+            if chained.is_err() {
+                clear_pending(&env);
+            }
+            Ok(())
+        },
+    );
+    if status != Status::Ok {
+        return Err((None, format!("could not call the hook: {status}")));
+    }
+    rx.await
+        .unwrap_or_else(|_| Err((None, "the hook was dropped before it settled".into())))
+}
 
 struct JsHook(Arc<HookFn>);
 
@@ -28,16 +160,13 @@ impl DealRequestHook for JsHook {
     fn deliver<'a>(&'a self, request: &'a DealRequest) -> HookFuture<'a> {
         Box::pin(async move {
             let arg = serde_json::to_value(request).map_err(|e| HookError::retry(e.to_string()))?;
-            let promise = self.0.call_async_catch(arg).await.map_err(|e| {
-                HookError::retry(format!(
-                    "the hook threw or did not return a Promise: {}",
-                    e.reason
-                ))
-            })?;
-            let receipt = promise
+            call_hook(&self.0, arg)
                 .await
-                .map_err(|e| HookError::retry(format!("the hook rejected: {}", e.reason)))?;
-            Ok(receipt)
+                .map_err(|(code, message)| match code.as_deref() {
+                    // A refusal for good: the request is dead at once, with this reason.
+                    Some("HOOK_REJECTED") => HookError::fatal(message),
+                    _ => HookError::retry(format!("the hook rejected: {message}")),
+                })
         })
     }
 }
@@ -206,18 +335,21 @@ impl RaasNode {
     }
 
     /// Sets the deal-request hook: an async function given `{ jobId, cid, reason,
-    /// copiesNeeded, replacing, idempotencyKey }`. Resolving acknowledges the request (the
-    /// value is kept as its receipt); rejecting retries it later with backoff. A request
-    /// is delivered again only if the node died before recording the acknowledgement, with
-    /// the same `idempotencyKey`.
+    /// copiesNeeded, replacing, idempotencyKey, seq, follows, attempt, checkpoint }`.
+    /// Resolving acknowledges the request (the value is kept as its receipt; the request
+    /// then awaits fulfilment); rejecting retries it later with backoff, and rejecting with
+    /// an error whose `code` is `'HOOK_REJECTED'` refuses it for good (dead at once, with
+    /// the error's message as its reason). A request is delivered again only after a failed
+    /// or unacknowledged attempt, with the same `idempotencyKey`.
     #[napi(ts_args_type = "hook: (request: DealRequest) => Promise<unknown>")]
     pub fn on_deal_request(&self, hook: HookFn) {
         self.inner.set_hook(Arc::new(JsHook(Arc::new(hook))));
     }
 
-    /// Calls `listener` with every verdict change (a job becoming short, satisfied,
-    /// failing, retired) checked by this node.
-    #[napi(ts_args_type = "listener: (event: VerdictEvent) => void")]
+    /// Calls `listener` with every event of this node: `kind: 'verdict'` for a verdict
+    /// change (a job becoming short, satisfied, failing, retired; a request made or closed),
+    /// `kind: 'endpoint'` when the DealStatus RPC or Lotus goes down or comes back.
+    #[napi(ts_args_type = "listener: (event: NodeEvent) => void")]
     pub fn on_verdict(&self, listener: ListenerFn) {
         let mut rx = self.inner.subscribe();
         let task = napi::bindgen_prelude::spawn(async move {

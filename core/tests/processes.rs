@@ -198,10 +198,9 @@ fn now_ms() -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL: RAAS_TEST_POSTGRES_URL (scripts/test-all.sh runs it)"]
 async fn three_nodes_share_thousands_of_jobs_on_postgres() {
-    let Some(url) = fresh_postgres().await else {
-        return;
-    };
+    let url = fresh_postgres().await.expect("RAAS_TEST_POSTGRES_URL");
     const N: usize = 3_000;
     let d = Devnet::start();
     let (pin_url, pins) = pin_server().await;

@@ -1,17 +1,41 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The store on both backends: the embedded SQLite file and a real PostgreSQL
-//! (`RAAS_TEST_POSTGRES_URL`, started by `scripts/test-all.sh`; without it the PostgreSQL
-//! half is skipped, unless `RAAS_REQUIRE_POSTGRES=1` as in CI).
+//! (`RAAS_TEST_POSTGRES_URL`, started by `scripts/test-all.sh`). Each case is two tests;
+//! the PostgreSQL one is `#[ignore]`d, so without a database it is reported as skipped
+//! (`scripts/test-all.sh` runs it with `--include-ignored`).
 
 mod common;
 
 use raas_core::jobs::{JobLimits, JobSpec, ShortfallReason};
 use raas_core::store::{
-    CheckOutcome, CheckWrite, DealRequest, JobFilter, JobState, JobStatus, RequestState, Store,
+    CheckFailure, CheckStatus as JobStatus, CheckWrite, JobFilter, JobLifecycle as JobState,
+    NewRequest, RecordOutcome as CheckOutcome, RequestState, Store,
 };
 use serde_json::json;
 
-use common::stores::{each_store, temp_sqlite};
+use common::stores::{fresh_postgres, temp_sqlite};
+
+/// A case on SQLite, and on PostgreSQL (ignored without one).
+macro_rules! on_both {
+    ($case:ident) => {
+        mod $case {
+            #[tokio::test(flavor = "multi_thread")]
+            async fn sqlite() {
+                let (url, _dir) = super::temp_sqlite();
+                super::$case(super::Store::open(&url).await.unwrap()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            #[ignore = "needs PostgreSQL: RAAS_TEST_POSTGRES_URL (scripts/test-all.sh runs it)"]
+            async fn postgres() {
+                let url = super::fresh_postgres()
+                    .await
+                    .expect("RAAS_TEST_POSTGRES_URL");
+                super::$case(super::Store::open(&url).await.unwrap()).await;
+            }
+        }
+    };
+}
 
 const CID_V0: &str = "QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n";
 
@@ -40,31 +64,37 @@ fn satisfied(job_id: &str, next_due_ms: i64) -> CheckWrite {
         failures: 0,
         error: None,
         verdict: Some(json!({"head": 100, "healthy": [1, 2]})),
-        shortfall_key: None,
-        request: None,
+        target: Some(2),
+        memory: None,
+        new_request: None,
+        request_updates: vec![],
     }
 }
 
-fn short(job_id: &str, cid: &str, key: &str, next_due_ms: i64) -> CheckWrite {
+fn short(job_id: &str, cid: &str, key: &str, seq: i64, next_due_ms: i64) -> CheckWrite {
     CheckWrite {
         status: JobStatus::Short,
-        shortfall_key: Some(key.into()),
         verdict: Some(json!({"head": 100, "healthy": [1]})),
-        request: Some(DealRequest {
+        new_request: Some(NewRequest {
+            idempotency_key: key.into(),
             job_id: job_id.into(),
+            seq,
             cid: cid.into(),
             reason: ShortfallReason::Replication,
             copies_needed: 1,
             replacing: vec![],
-            idempotency_key: key.into(),
+            known_deals: vec![1],
+            follows: None,
+            created_epoch: 100,
         }),
         ..satisfied(job_id, next_due_ms)
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn registration_is_idempotent_and_jobs_list_cancel_and_revive() {
-    each_store(|store: Store| async move {
+on_both!(registration_is_idempotent_and_jobs_list_cancel_and_revive);
+
+async fn registration_is_idempotent_and_jobs_list_cancel_and_revive(store: Store) {
+    {
         let a = spec(CID_V0, 2);
         let (job, created) = store.register_job(&a, 1_000).await.unwrap();
         assert!(created);
@@ -123,7 +153,7 @@ async fn registration_is_idempotent_and_jobs_list_cancel_and_revive() {
             .unwrap();
         assert_eq!(active.len(), 5);
         assert!(store
-            .claim_due_jobs("n1", 10_000, 60_000, 100)
+            .claim_due_jobs("n1", 10_000, 10_000, 60_000, 100)
             .await
             .unwrap()
             .iter()
@@ -134,42 +164,51 @@ async fn registration_is_idempotent_and_jobs_list_cancel_and_revive() {
         assert_eq!(revived.state, JobState::Active);
         assert_eq!(revived.next_due_ms, 20_000);
         assert!(store.get_job("job_nope").await.unwrap().is_none());
-    })
-    .await;
+    }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn leases_give_each_due_job_to_one_node_and_expire() {
-    each_store(|store: Store| async move {
+on_both!(leases_give_each_due_job_to_one_node_and_expire);
+
+async fn leases_give_each_due_job_to_one_node_and_expire(store: Store) {
+    {
         for i in 0..10 {
             store
                 .register_job(&spec(&cid(i), 1), 1_000 + i as i64)
                 .await
                 .unwrap();
         }
-        let a = store.claim_due_jobs("a", 5_000, 1_000, 4).await.unwrap();
+        let a = store
+            .claim_due_jobs("a", 5_000, 5_000, 1_000, 4)
+            .await
+            .unwrap();
         assert_eq!(a.len(), 4);
         // Earliest due first.
         let due: Vec<i64> = a.iter().map(|j| j.next_due_ms).collect();
         assert_eq!(due, vec![1_000, 1_001, 1_002, 1_003]);
-        let b = store.claim_due_jobs("b", 5_000, 1_000, 100).await.unwrap();
+        let b = store
+            .claim_due_jobs("b", 5_000, 5_000, 1_000, 100)
+            .await
+            .unwrap();
         assert_eq!(b.len(), 6, "b gets the rest, none of a's");
         assert!(store
-            .claim_due_jobs("c", 5_500, 1_000, 100)
+            .claim_due_jobs("c", 5_500, 5_500, 1_000, 100)
             .await
             .unwrap()
             .is_empty());
 
         // a dies; after its lease ends, c takes its jobs over and a cannot record.
-        let c = store.claim_due_jobs("c", 6_001, 1_000, 100).await.unwrap();
+        let c = store
+            .claim_due_jobs("c", 6_001, 6_001, 1_000, 100)
+            .await
+            .unwrap();
         assert_eq!(c.len(), 10, "every lease expired at 6000");
         let lost = store
-            .record_checks("a", &[satisfied(&a[0].job_id, 99_000)], 6_100)
+            .record_checks("a", "a", &[satisfied(&a[0].job_id, 99_000)], 6_100)
             .await
             .unwrap();
         assert_eq!(lost.outcomes, vec![CheckOutcome::LeaseLost]);
         let ok = store
-            .record_checks("c", &[satisfied(&a[0].job_id, 99_000)], 6_100)
+            .record_checks("c", "c", &[satisfied(&a[0].job_id, 99_000)], 6_100)
             .await
             .unwrap();
         assert_eq!(
@@ -190,19 +229,19 @@ async fn leases_give_each_due_job_to_one_node_and_expire() {
             store.checks_since(0).await.unwrap(),
             vec![(a[0].job_id.clone(), "c".to_string())]
         );
-    })
-    .await;
+    }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_shortfall_is_one_request_and_delivery_is_acknowledged_once() {
-    each_store(|store: Store| async move {
+on_both!(a_shortfall_is_one_request_and_delivery_is_acknowledged_once);
+
+async fn a_shortfall_is_one_request_and_delivery_is_acknowledged_once(store: Store) {
+    {
         let c = cid(1);
         let (job, _) = store.register_job(&spec(&c, 2), 0).await.unwrap();
         let id = job.job_id.clone();
-        store.claim_due_jobs("n", 0, 1_000, 10).await.unwrap();
+        store.claim_due_jobs("n", 0, 0, 1_000, 10).await.unwrap();
         let r = store
-            .record_checks("n", &[short(&id, &c, "k1", 100)], 10)
+            .record_checks("n", "n", &[short(&id, &c, "k1", 1, 100)], 10)
             .await
             .unwrap();
         assert_eq!(
@@ -211,91 +250,121 @@ async fn a_shortfall_is_one_request_and_delivery_is_acknowledged_once() {
                 request_created: true
             }]
         );
-        // The same shortfall seen again: no second request.
-        store.claim_due_jobs("n", 100, 1_000, 10).await.unwrap();
-        let r = store
-            .record_checks("n", &[short(&id, &c, "k1", 200)], 110)
+        let j = store.get_job(&id).await.unwrap().unwrap();
+        assert_eq!((j.requests, j.target), (1, Some(2)));
+        assert_eq!(store.open_requests(&[id.clone()]).await.unwrap().len(), 1);
+        // The same check recorded twice would reuse its key: refused, nothing written.
+        store
+            .claim_due_jobs("n", 100, 100, 1_000, 10)
             .await
             .unwrap();
-        assert_eq!(
-            r.outcomes,
-            vec![CheckOutcome::Recorded {
-                request_created: false
-            }]
-        );
+        let e = store
+            .record_checks("n", "n", &[short(&id, &c, "k1", 1, 200)], 110)
+            .await
+            .unwrap_err();
+        assert_eq!(raas_core::ErrorCode::code(&e), "STORE_CORRUPT");
         assert_eq!(store.list_requests(None, None, 100).await.unwrap().len(), 1);
 
         // A failed check keeps the verdict and counts failures.
-        store.claim_due_jobs("n", 200, 1_000, 10).await.unwrap();
         let fail = CheckWrite {
             head: None,
             status: JobStatus::Error,
             failures: 1,
-            error: Some("RPC_TIMEOUT: slow".into()),
+            error: Some(CheckFailure {
+                code: "RPC_TIMEOUT",
+                message: "slow".into(),
+            }),
             verdict: None,
-            shortfall_key: None,
-            request: None,
+            target: None,
             ..satisfied(&id, 5_000)
         };
-        store.record_checks("n", &[fail], 210).await.unwrap();
+        store.record_checks("n", "n", &[fail], 210).await.unwrap();
         let j = store.get_job(&id).await.unwrap().unwrap();
         assert_eq!(j.status, Some(JobStatus::Error));
         assert_eq!(j.failures, 1);
         assert_eq!(j.last_error.as_deref(), Some("RPC_TIMEOUT: slow"));
-        assert_eq!(j.shortfall_key.as_deref(), Some("k1"), "verdict kept");
-        assert_eq!(j.verdict.unwrap()["healthy"], json!([1]));
-        assert_eq!(store.job_history(&id, 10).await.unwrap().len(), 3);
+        assert_eq!(j.verdict.unwrap()["healthy"], json!([1]), "verdict kept");
+        assert_eq!(store.job_history(&id, 10).await.unwrap().len(), 2);
 
-        // Delivery: claimed by one node, failed, retried, acknowledged once.
-        let got = store.claim_requests("x", 1_000, 500, 10).await.unwrap();
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].request.copies_needed, 1);
-        assert_eq!(got[0].attempts, 1);
-        assert!(store
-            .claim_requests("y", 1_100, 500, 10)
+        // Delivery: claimed by one owner, failed, retried, acknowledged once.
+        let got = store
+            .claim_request("x", 1_000, 500, &[])
             .await
             .unwrap()
-            .is_empty());
+            .unwrap();
+        assert_eq!((got.copies_needed, got.attempts, got.seq), (1, 1, 1));
+        assert!(store
+            .claim_request("y", 1_100, 500, &[])
+            .await
+            .unwrap()
+            .is_none());
+        // The owner renews its lease while its hook runs: still not y's at 1 600.
+        assert!(store.extend_request_lease("k1", "x", 1_900).await.unwrap());
+        assert!(store
+            .claim_request("y", 1_600, 500, &[])
+            .await
+            .unwrap()
+            .is_none());
+        assert!(!store.extend_request_lease("k1", "y", 9_000).await.unwrap());
+        assert!(store
+            .checkpoint_request("k1", "x", &json!({"txHash": "0x1"}))
+            .await
+            .unwrap());
         assert!(store
             .fail_request("k1", "x", "HOOK_FAILED: 503", 2_000, false)
             .await
             .unwrap());
         assert!(store
-            .claim_requests("y", 1_900, 500, 10)
+            .claim_request("y", 1_950, 500, &[])
             .await
             .unwrap()
-            .is_empty());
-        let again = store.claim_requests("y", 2_000, 500, 10).await.unwrap();
-        assert_eq!(again[0].attempts, 2);
-        assert_eq!(again[0].last_error.as_deref(), Some("HOOK_FAILED: 503"));
+            .is_none());
+        // A key still running in this process is skipped.
+        assert!(store
+            .claim_request("y", 2_000, 500, &["k1".into()])
+            .await
+            .unwrap()
+            .is_none());
+        let again = store
+            .claim_request("y", 2_000, 500, &[])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.attempts, 2);
+        assert_eq!(again.last_error.as_deref(), Some("HOOK_FAILED: 503"));
+        assert_eq!(again.checkpoint, Some(json!({"txHash": "0x1"})));
         assert!(
             !store
-                .ack_request("k1", "x", &json!({}), 2_100)
+                .ack_request("k1", "x", "nx", &json!({}), Some(500), 2_100)
                 .await
                 .unwrap(),
             "x lost the lease"
         );
         assert!(store
-            .ack_request("k1", "y", &json!({"requestId": 7}), 2_100)
+            .ack_request("k1", "y", "ny", &json!({"requestId": 7}), Some(500), 2_100)
             .await
             .unwrap());
         let done = store.get_request("k1").await.unwrap().unwrap();
         assert_eq!(done.state, RequestState::Delivered);
-        assert_eq!(done.delivered_by.as_deref(), Some("y"));
+        assert_eq!(done.delivered_by.as_deref(), Some("ny"));
+        assert_eq!(done.fulfil_by_epoch, Some(500));
         assert_eq!(done.receipt, Some(json!({"requestId": 7})));
         assert!(store
-            .claim_requests("y", 99_999, 500, 10)
+            .claim_request("y", 99_999, 500, &[])
             .await
             .unwrap()
-            .is_empty());
+            .is_none());
 
         // Dead letters, and the operator's retry.
-        store.claim_due_jobs("n", 5_000, 1_000, 10).await.unwrap();
         store
-            .record_checks("n", &[short(&id, &c, "k2", 9_000)], 5_010)
+            .claim_due_jobs("n", 5_000, 5_000, 1_000, 10)
             .await
             .unwrap();
-        store.claim_requests("x", 6_000, 500, 10).await.unwrap();
+        store
+            .record_checks("n", "n", &[short(&id, &c, "k2", 2, 9_000)], 5_010)
+            .await
+            .unwrap();
+        store.claim_request("x", 6_000, 500, &[]).await.unwrap();
         store
             .fail_request("k2", "x", "gone", 0, true)
             .await
@@ -303,47 +372,48 @@ async fn a_shortfall_is_one_request_and_delivery_is_acknowledged_once() {
         let stats = store.stats().await.unwrap();
         assert_eq!((stats.requests_dead, stats.requests_delivered), (1, 1));
         assert!(store.retry_request("k2", 7_000).await.unwrap());
-        // Cancelling the job withdraws what is undelivered.
+        // Cancelling the job closes its open requests (a new registration starts anew).
         store.cancel_job(&id, 7_500).await.unwrap();
-        assert_eq!(
-            store.get_request("k2").await.unwrap().unwrap().state,
-            RequestState::Cancelled
-        );
-        assert_eq!(
-            store.get_request("k1").await.unwrap().unwrap().state,
-            RequestState::Delivered
-        );
+        for k in ["k1", "k2"] {
+            assert_eq!(
+                store.get_request(k).await.unwrap().unwrap().state,
+                RequestState::Cancelled
+            );
+        }
         assert!(
             store
-                .claim_due_jobs("n", 99_000, 1, 10)
+                .claim_due_jobs("n", 99_000, 99_000, 1, 10)
                 .await
                 .unwrap()
                 .is_empty(),
             "cancelled"
         );
-    })
-    .await;
+        // Registered again: active, its target to be learnt anew, its sequence kept.
+        let (again, created) = store.register_job(&spec(&c, 2), 8_000).await.unwrap();
+        assert!(!created);
+        assert_eq!((again.state, again.requests), (JobState::Active, 2));
+    }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn cursors_persist_and_pruning_keeps_verdicts() {
-    each_store(|store: Store| async move {
+on_both!(cursors_persist_and_pruning_keeps_verdicts);
+
+async fn cursors_persist_and_pruning_keeps_verdicts(store: Store) {
+    {
         assert_eq!(store.cursor("events").await.unwrap(), None);
         store.set_cursor("events", 10, 1).await.unwrap();
         store.set_cursor("events", 42, 2).await.unwrap();
         assert_eq!(store.cursor("events").await.unwrap(), Some(42));
         let (job, _) = store.register_job(&spec(&cid(3), 1), 0).await.unwrap();
-        store.claim_due_jobs("n", 0, 10, 1).await.unwrap();
+        store.claim_due_jobs("n", 0, 0, 10, 1).await.unwrap();
         store
-            .record_checks("n", &[satisfied(&job.job_id, 50)], 5)
+            .record_checks("n", "n", &[satisfied(&job.job_id, 50)], 5)
             .await
             .unwrap();
         assert_eq!(store.prune_checks(6).await.unwrap(), 1);
         let j = store.get_job(&job.job_id).await.unwrap().unwrap();
         assert_eq!(j.status, Some(JobStatus::Satisfied));
         assert!(store.job_history(&job.job_id, 5).await.unwrap().is_empty());
-    })
-    .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use raas_core::chain::evm::{DealStatusClient, DealStatusConfig};
 use raas_core::cid::compute_cids_from_file;
+use raas_core::engine::{DealRequest, NodeEvent};
 use raas_core::engine::{FnHook, HookError, RaasNode};
 use raas_core::podsi::PublishedProof;
-use raas_core::store::{DealRequest, JobStatus};
+use raas_core::store::CheckStatus;
 use serde_json::{json, Value};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -125,6 +126,7 @@ async fn main() -> Result<(), Error> {
     node.start()?;
     let outcome = tokio::time::timeout(Duration::from_secs(60), async {
         while let Ok(ev) = events.recv().await {
+            let NodeEvent::Verdict(ev) = ev else { continue };
             println!(
                 "verdict: {:?} -> {:?} at epoch {} (healthy deals {:?})",
                 ev.previous,
@@ -132,7 +134,7 @@ async fn main() -> Result<(), Error> {
                 ev.head.unwrap_or_default(),
                 ev.healthy
             );
-            if ev.status == JobStatus::Satisfied {
+            if ev.status == CheckStatus::Satisfied {
                 return true;
             }
         }
