@@ -248,6 +248,8 @@ export function createLotusServer({ chain = new Chain(), token = null, beforeReq
     res.setHeader('access-control-allow-origin', '*')
     res.setHeader('access-control-allow-headers', 'content-type, authorization')
     res.setHeader('access-control-allow-methods', 'POST, OPTIONS')
+    // Browsers hide these from scripts unless exposed; the client needs them for Retry-After.
+    res.setHeader('access-control-expose-headers', 'retry-after, date')
     if (req.method === 'OPTIONS') return res.writeHead(204).end()
     if (req.method !== 'POST' || !/^\/rpc\/v[01]\/?$/.test(new URL(req.url, 'http://x').pathname)) {
       return res.writeHead(404).end()
