@@ -22,7 +22,9 @@ step "postgresql (throw-away cluster)"
 RAAS_TEST_POSTGRES_URL="$(bash scripts/postgres.sh start)"
 export RAAS_TEST_POSTGRES_URL RAAS_REQUIRE_POSTGRES=1
 trap 'bash scripts/postgres.sh stop' EXIT
-step "rust tests";       cargo test --workspace --exclude raas-node -- --include-ignored
+step "rust tests";       cargo test --workspace --exclude raas-node -- --include-ignored --skip seeded_histories
+step "simulation (RAAS_SIM_SEEDS, RAAS_SIM_SEED to replay)"
+cargo test -p raas-core --test simulation -- --nocapture
 step "node tests (napi addon)";   BACKEND=node node --test tests/*.test.mjs
 step "node tests (wasm package)"; BACKEND=wasm node --test tests/*.test.mjs
 step "browser tests (headless chromium)"; node --test tests/browser/*.browser.mjs

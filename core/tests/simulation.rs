@@ -799,8 +799,8 @@ async fn run_seed(seed: u64, verbose: bool) -> Result<SeedOutcome, String> {
         }
     }
     // A renewal job whose hook fulfils promptly never drops below target at expiry.
-    let s = chain.state.lock().unwrap();
-    for (cid, deal, others) in &s.expiries {
+    let expiries = std::mem::take(&mut chain.state.lock().unwrap().expiries);
+    for (cid, deal, others) in &expiries {
         let Some(j) = jobs.iter().find(|j| &j.1 == cid) else {
             continue;
         };
@@ -811,7 +811,6 @@ async fn run_seed(seed: u64, verbose: bool) -> Result<SeedOutcome, String> {
             ));
         }
     }
-    drop(s);
     let requests = store
         .list_requests(None, None, 100_000)
         .await

@@ -252,7 +252,14 @@ async fn a_shortfall_is_one_request_and_delivery_is_acknowledged_once(store: Sto
         );
         let j = store.get_job(&id).await.unwrap().unwrap();
         assert_eq!((j.requests, j.target), (1, Some(2)));
-        assert_eq!(store.open_requests(&[id.clone()]).await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .open_requests(std::slice::from_ref(&id))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
         // The same check recorded twice would reuse its key: refused, nothing written.
         store
             .claim_due_jobs("n", 100, 100, 1_000, 10)
