@@ -95,10 +95,14 @@ test('full loop: short → one deal request → the hook makes the deal → sati
   // One shortfall, one request: delivered on the second attempt, never duplicated.
   assert.equal(calls.length, 2)
   assert.equal(calls[0].idempotencyKey, calls[1].idempotencyKey)
-  assert.deepEqual(Object.keys(calls[0]).sort(), ['cid', 'copiesNeeded', 'idempotencyKey', 'jobId', 'reason', 'replacing'])
+  assert.deepEqual(Object.keys(calls[0]).sort(), ['attempt', 'checkpoint', 'cid', 'copiesNeeded', 'follows',
+    'idempotencyKey', 'jobId', 'reason', 'replacing', 'seq'])
+  assert.deepEqual([calls[0].attempt, calls[1].attempt, calls[1].seq], [1, 2, 1])
+  assert.ok(events.every((e) => e.kind === 'verdict' || e.kind === 'endpoint'))
   const requests = await node.listRequests({ jobId: reg.job.jobId })
   assert.equal(requests.length, 1)
-  assert.equal(requests[0].state, 'delivered')
+  assert.equal(requests[0].state, 'fulfilled', 'its copy appeared')
+  assert.deepEqual(requests[0].fulfilledBy, [501])
   assert.equal(requests[0].attempts, 2)
   assert.ok(requests[0].receipt.requestId > 0)
   const job = await node.getJob(reg.job.jobId)
@@ -114,7 +118,8 @@ test('full loop: short → one deal request → the hook makes the deal → sati
   assert.equal(status.deals[0].health.health.status, 'active')
   assert.equal(status.jobs[0].jobId, job.jobId)
   const stats = await node.stats()
-  assert.equal(stats.requestsDelivered, 1)
+  assert.equal(stats.requestsFulfilled, 1)
+  assert.deepEqual(stats.endpoints.map((e) => [e.endpoint, e.up]), [['dealStatus', true], ['lotus', true]])
   assert.equal((await node.listJobs({ status: 'satisfied' })).length, 1)
   await node.close()
 })
@@ -184,4 +189,112 @@ test('a started node keeps the process alive until stop()', { skip }, async () =
   child.kill('SIGTERM')
   assert.equal(await exited, 0)
   assert.match(out, /stopped/)
+})
+
+/** Makes deal `id` for `cid`: published and activated on the chain, recorded on the contract. */
+async function makeDeal(cid, id) {
+  const h = devnet.chain.height
+  await devnet.chain.addDeal({ id, provider: 1000, sector: id, startEpoch: h, endEpoch: h + 500000,
+    pieceCid: 'baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq', pieceSize: 2 ** 35 })
+  await devnet.chain.activate(id)
+  const { requestId } = await writer.submit(cid)
+  await writer.complete(requestId, id, 1000, PROOF)
+  return requestId
+}
+
+/** One sweep once the job is due again (checks are due a second apart here). */
+async function cycle(node) {
+  await sleep(1100)
+  return node.runCycle()
+}
+
+test('lifecycle: a lost replacement is replaced again (three requests), then satisfied', { skip }, async () => {
+  const node = await RaasNode.open(config({ store: `sqlite:${join(dir, 'lineage.db')}` }))
+  const cid = computeUnixfsCid(Buffer.from('engine lineage'))
+  let next = 801
+  const made = []
+  node.onDealRequest(async (req) => {
+    for (let i = 0; i < req.copiesNeeded; i++) { const id = next++; await makeDeal(req.cid, id); made.push(id) }
+    return { made: req.copiesNeeded }
+  })
+  const { job } = await node.registerJob({ cid, replicationTarget: 2 })
+  assert.equal((await cycle(node)).requestsCreated, 1)
+  assert.equal((await node.deliver()).delivered, 1)
+  assert.equal((await cycle(node)).satisfied, 1)
+  // A copy is lost and replaced; then the replacement is lost too: the same situation as the
+  // first loss, yet a request of its own.
+  for (const lost of [made[0], null]) {
+    const victim = lost ?? made.at(-1)
+    await devnet.chain.terminate(victim)
+    const r = await cycle(node)
+    assert.equal(r.requestsCreated, 1, `losing ${victim} asks again`)
+    assert.equal((await node.deliver()).delivered, 1)
+    assert.equal((await cycle(node)).satisfied, 1)
+  }
+  const reqs = await node.listRequests({ jobId: job.jobId })
+  assert.deepEqual(reqs.map((r) => [r.seq, r.copiesNeeded, r.state]),
+    [[1, 2, 'fulfilled'], [2, 1, 'fulfilled'], [3, 1, 'fulfilled']])
+  assert.equal(new Set(reqs.map((r) => r.idempotencyKey)).size, 3)
+  assert.deepEqual(reqs[2].fulfilledBy, [made.at(-1)])
+  assert.equal((await node.getJob(job.jobId)).requests, 3)
+  await node.close()
+})
+
+test('lifecycle: a repair-only job asks once for a lost deal, however many checks follow', { skip }, async () => {
+  const node = await RaasNode.open(config({ store: `sqlite:${join(dir, 'repair.db')}` }))
+  const cid = computeUnixfsCid(Buffer.from('engine repair only'))
+  await makeDeal(cid, 901)
+  await makeDeal(cid, 902)
+  let calls = 0
+  node.onDealRequest(async () => { calls++; return { queued: true } }) // deals come later
+  const { job } = await node.registerJob({ cid, repairThresholdEpochs: 100 })
+  assert.equal((await cycle(node)).satisfied, 1)
+  assert.equal((await node.getJob(job.jobId)).target, 2, 'the copies it had at its first check')
+  await devnet.chain.terminate(901)
+  assert.equal((await cycle(node)).requestsCreated, 1)
+  await node.deliver()
+  for (let i = 0; i < 4; i++) {
+    const r = await cycle(node)
+    assert.equal(r.requestsCreated, 0, 'the delivered request awaits fulfilment')
+    await node.deliver()
+  }
+  assert.equal(calls, 1)
+  const [req] = await node.listRequests({ jobId: job.jobId })
+  assert.deepEqual([req.reason, req.replacing, req.state], ['repair', [901], 'delivered'])
+  assert.ok(req.fulfilByEpoch > devnet.chain.height)
+  await makeDeal(cid, 903)
+  assert.equal((await cycle(node)).satisfied, 1)
+  const done = await node.listRequests({ jobId: job.jobId })
+  assert.deepEqual(done.map((r) => [r.state, r.fulfilledBy]), [['fulfilled', [903]]])
+  assert.equal((await node.getJob(job.jobId)).target, 2, 'never grown from the deal history')
+  await node.close()
+})
+
+test('lifecycle: cancel, register again: a new request; a hook refuses with HOOK_REJECTED', { skip }, async () => {
+  const node = await RaasNode.open(config({ store: `sqlite:${join(dir, 'cancel.db')}` }))
+  const cid = computeUnixfsCid(Buffer.from('engine cancel again'))
+  const spec = { cid, replicationTarget: 1 }
+  const { job } = await node.registerJob(spec)
+  assert.equal((await cycle(node)).requestsCreated, 1)
+  await node.cancelJob(job.jobId)
+  await node.registerJob(spec)
+  assert.equal((await cycle(node)).requestsCreated, 1, 'the cancelled request does not block the new one')
+  const reqs = await node.listRequests({ jobId: job.jobId })
+  assert.deepEqual(reqs.map((r) => [r.seq, r.state]), [[1, 'cancelled'], [2, 'pending']])
+  assert.notEqual(reqs[0].idempotencyKey, reqs[1].idempotencyKey)
+
+  node.onDealRequest(async () => {
+    throw Object.assign(new Error('no provider takes this piece'), { code: 'HOOK_REJECTED' })
+  })
+  const d = await node.deliver()
+  assert.deepEqual([d.failed, d.dead], [1, 1], 'refused for good at the first attempt')
+  const [dead] = await node.listRequests({ jobId: job.jobId, state: 'dead' })
+  assert.equal(dead.attempts, 1)
+  assert.match(dead.lastError, /HOOK_REJECTED: no provider takes this piece/)
+  // A dead request holds its copies: no new request until the operator acts.
+  assert.equal((await cycle(node)).requestsCreated, 0)
+  assert.equal(await node.retryRequest(dead.idempotencyKey), true)
+  node.onDealRequest(async () => ({ ok: true }))
+  assert.equal((await node.deliver()).delivered, 1)
+  await node.close()
 })

@@ -7,9 +7,10 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::task::JoinSet;
+
 use futures::FutureExt;
 use serde::Serialize;
 use serde_json::Value;
@@ -76,13 +77,15 @@ impl Stragglers {
 impl Inner {
     /// Delivers what is due now, `deliveryConcurrency` at a time, until nothing is due.
     /// Without a hook, requests wait in the outbox.
-    pub(super) async fn deliver_due(&self) -> Result<DeliveryReport, EngineError> {
+    pub(super) async fn deliver_due(self: &Arc<Self>) -> Result<DeliveryReport, EngineError> {
         let mut report = DeliveryReport::default();
         let Some(hook) = self.hook() else {
             return Ok(report);
         };
         self.settle_stragglers(&mut report).await?;
-        let mut running = FuturesUnordered::new();
+        // Each delivery is a task of its own: a delivery waiting for a store connection is
+        // never starved by the claim that waits for the same connection.
+        let mut running = JoinSet::new();
         let mut exhausted = false;
         loop {
             while !exhausted && running.len() < self.settings.delivery_concurrency {
@@ -94,12 +97,20 @@ impl Inner {
                     .claim_request(&self.owner, now, lease, &busy)
                     .await?
                 {
-                    Some(r) => running.push(self.deliver_one(hook.clone(), r)),
+                    Some(r) => {
+                        let (me, hook) = (self.clone(), hook.clone());
+                        running.spawn(async move { me.deliver_one(hook, r).await });
+                    }
                     None => exhausted = true,
                 }
             }
-            match running.next().await {
-                Some(r) => report.add(&r?),
+            match running.join_next().await {
+                Some(Ok(r)) => report.add(&r?),
+                Some(Err(join)) => {
+                    return Err(EngineError::Internal {
+                        reason: format!("delivery task ended abnormally: {join}"),
+                    })
+                }
                 None => return Ok(report),
             }
         }
