@@ -435,7 +435,7 @@ async fn the_submit_raas_hook_makes_a_confirmed_request_on_chain() {
     let del = node.deliver().await.unwrap();
     assert_eq!(del.delivered, 1, "{del:?}");
     let req = node.list_requests(Value::Null).await.unwrap().remove(0);
-    let receipt = req.receipt.unwrap();
+    let receipt = req.receipt.clone().unwrap();
     assert!(receipt["requestId"].as_u64().unwrap() >= 1, "{receipt}");
     assert!(receipt["txHash"].as_str().unwrap().starts_with("0x"));
     // The request is on the contract, with the copies asked for in its event.
@@ -455,4 +455,40 @@ async fn the_submit_raas_hook_makes_a_confirmed_request_on_chain() {
         scan.requests[0].raas.as_ref().unwrap().replication_target,
         3
     );
+    // The hash and the signed bytes were recorded before the broadcast.
+    assert_eq!(
+        req.checkpoint.as_ref().unwrap()["txHash"],
+        receipt["txHash"],
+        "{req:?}"
+    );
+
+    // The node dies after the broadcast, before its acknowledgement: the request is pending
+    // again with its checkpoint. The next attempt looks the transaction up and finds it mined:
+    // the same receipt, and no second request on chain.
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE raas_outbox SET state = 'pending', delivered_ms = NULL, receipt = NULL, \
+         next_attempt_ms = 0, lease_owner = NULL, lease_until_ms = NULL",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let del = node.deliver().await.unwrap();
+    assert_eq!(del.delivered, 1, "{del:?}");
+    let again = node.list_requests(Value::Null).await.unwrap().remove(0);
+    assert_eq!(again.receipt.unwrap()["txHash"], receipt["txHash"]);
+    assert_eq!(again.attempts, 2);
+    let scan = reader
+        .scan_requests(
+            raas_core::chain::evm::EventCursor { next_block: block },
+            0,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(scan.requests.len(), 1, "sent once");
 }
