@@ -321,9 +321,10 @@ async fn a_node_killed_mid_cycle_resumes_without_losing_or_duplicating() {
     let pins = pins.lock().unwrap().clone();
     let keys: HashSet<&str> = pins.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys.len(), N);
-    // A delivery in flight at the kill may be repeated, with the same key, never more.
+    // The deliveries in flight at the kill (at most deliveryConcurrency, 4) may be repeated,
+    // with the same key, never more.
     assert!(
-        pins.len() - N <= 1,
+        pins.len() - N <= 4,
         "{} deliveries for {N} requests",
         pins.len()
     );
