@@ -149,8 +149,14 @@ export interface RaasNodeConfig {
   batchSize?: number
   /** Batches in flight (default 2). */
   concurrency?: number
-  /** Lease on claimed work, seconds (default 300). */
+  /** Lease on claimed work, seconds (default 60; renewed every third while the work runs). */
   leaseSecs?: number
+  /** Epochs a delivered request has for its copies to appear before it is `unfulfilled` and the job asks again (default 5760, two days). */
+  fulfilmentWindowEpochs?: number
+  /** Deliveries in flight at once (default 4). */
+  deliveryConcurrency?: number
+  /** Seconds the submitRaaS hook waits for a receipt per attempt (default 600). */
+  receiptTimeoutSecs?: number
   /** Failed checks in a row before a job is dead (default 8). */
   maxFailures?: number
   /** First retry delay, seconds (default 30, doubling). */
@@ -192,11 +198,12 @@ export type ShortfallReason = 'replication' | 'renewal' | 'repair'
 /** Copies a job needs now. */
 export interface Shortfall {
   reason: ShortfallReason
+  /** Copies missing (target minus healthy copies). */
   copiesNeeded: number
   /** Deals that no longer count and are being replaced. */
   replacing: number[]
-  /** Same situation, same key: one deal request per key. */
-  idempotencyKey: string
+  /** Copies asked for by open requests (never more than missing when asked). */
+  requested: number
 }
 
 /** A job's verdict at a head. */
@@ -226,7 +233,10 @@ export interface Job {
   checks: number
   lastCheckedMs: number | null
   status: JobStatus | null
-  shortfallKey: string | null
+  /** Copies kept: `replicationTarget`, or the copies the job had at its first check (at least 1). */
+  target: number | null
+  /** Deal requests made for it so far. */
+  requests: number
   verdict: JobVerdict | null
 }
 
@@ -263,13 +273,37 @@ export interface DealRequest {
   replacing: number[]
   /** Drop a redelivery of a key you already acted on. */
   idempotencyKey: string
+  /** The job's n-th request. */
+  seq: number
+  /** The unfulfilled request this one follows. */
+  follows: string | null
+  /** Delivery attempt, from 1. */
+  attempt: number
+  /** Progress a built-in hook recorded on an earlier attempt. */
+  checkpoint: unknown
 }
 
-export type RequestState = 'pending' | 'delivered' | 'dead' | 'cancelled'
+/** `delivered` = acknowledged and awaiting fulfilment; `fulfilled` / `unfulfilled` once its copies appeared / its window passed. */
+export type RequestState = 'pending' | 'delivered' | 'fulfilled' | 'unfulfilled' | 'dead' | 'cancelled'
 
-export interface DealRequestRecord extends DealRequest {
+export interface DealRequestRecord {
+  idempotencyKey: string
+  jobId: string
+  seq: number
+  cid: string
+  reason: ShortfallReason
+  copiesNeeded: number
+  replacing: number[]
+  follows: string | null
   state: RequestState
   createdMs: number
+  createdEpoch: number | null
+  /** Deals counted as its fulfilment. */
+  fulfilledBy: number[]
+  /** Epoch by which its copies must appear (set on delivery). */
+  fulfilByEpoch: number | null
+  closedMs: number | null
+  checkpoint: unknown
   attempts: number
   nextAttemptMs: number
   lastError: string | null
@@ -288,7 +322,21 @@ export interface NodeStats {
   dead: number
   requestsPending: number
   requestsDelivered: number
+  requestsFulfilled: number
+  requestsUnfulfilled: number
   requestsDead: number
+  requestsCancelled: number
+  /** The shared endpoints as this node sees them. */
+  endpoints: EndpointStatus[]
+}
+
+export interface EndpointStatus {
+  endpoint: 'dealStatus' | 'lotus'
+  up: boolean
+  downSinceMs: number | null
+  failures: number
+  lastError: string | null
+  retryAtMs: number | null
 }
 
 export interface CidDeal { dealId: number; minerId: number; active: boolean; health: HealthReport | null }
@@ -302,7 +350,11 @@ export interface CycleReport {
   retired: number
   failed: number
   dead: number
+  /** Put back unchecked: a read of theirs did not get through (not counted against them). */
+  deferred: number
   requestsCreated: number
+  requestsFulfilled: number
+  requestsUnfulfilled: number
   leaseLost: number
   batches: number
   /** Deal reads sent to DealStatus (inside Multicall3 batches). */
@@ -310,13 +362,30 @@ export interface CycleReport {
   /** Deals whose health was read from Lotus. */
   lotusDeals: number
   head: number | null
+  /** The endpoint outage that paused the sweep. */
+  outage: string | null
   elapsedMs: number
 }
 
-export interface DeliveryReport { delivered: number; failed: number; dead: number; leaseLost: number }
+export interface DeliveryReport { delivered: number; failed: number; dead: number; leaseLost: number; late: number }
+
+/** What `onVerdict` listeners get. */
+export type NodeEvent = VerdictEvent | EndpointEvent
+
+/** A shared endpoint went down or came back (checks pause meanwhile; no job counts it). */
+export interface EndpointEvent {
+  kind: 'endpoint'
+  endpoint: 'dealStatus' | 'lotus'
+  up: boolean
+  downSinceMs: number | null
+  error: string | null
+  nodeId: string
+  atMs: number
+}
 
 /** A job's verdict changed. */
 export interface VerdictEvent {
+  kind: 'verdict'
   jobId: string
   cid: string
   nodeId: string
@@ -325,6 +394,8 @@ export interface VerdictEvent {
   head: number | null
   healthy: number[]
   shortfall: Shortfall | null
+  /** Key of the request this check made. */
+  request: string | null
   error: string | null
   /** Parked as dead by this check. */
   dead: boolean
@@ -487,17 +558,20 @@ export declare class RaasNode {
   deliver(): Promise<DeliveryReport>
   /**
    * Sets the deal-request hook: an async function given `{ jobId, cid, reason,
-   * copiesNeeded, replacing, idempotencyKey }`. Resolving acknowledges the request (the
-   * value is kept as its receipt); rejecting retries it later with backoff. A request
-   * is delivered again only if the node died before recording the acknowledgement, with
-   * the same `idempotencyKey`.
+   * copiesNeeded, replacing, idempotencyKey, seq, follows, attempt, checkpoint }`.
+   * Resolving acknowledges the request (the value is kept as its receipt; the request
+   * then awaits fulfilment); rejecting retries it later with backoff, and rejecting with
+   * an error whose `code` is `'HOOK_REJECTED'` refuses it for good (dead at once, with
+   * the error's message as its reason). A request is delivered again only after a failed
+   * or unacknowledged attempt, with the same `idempotencyKey`.
    */
   onDealRequest(hook: (request: DealRequest) => Promise<unknown>): void
   /**
-   * Calls `listener` with every verdict change (a job becoming short, satisfied,
-   * failing, retired) checked by this node.
+   * Calls `listener` with every event of this node: `kind: 'verdict'` for a verdict
+   * change (a job becoming short, satisfied, failing, retired; a request made or closed),
+   * `kind: 'endpoint'` when the DealStatus RPC or Lotus goes down or comes back.
    */
-  onVerdict(listener: (event: VerdictEvent) => void): void
+  onVerdict(listener: (event: NodeEvent) => void): void
   /**
    * Starts checking and delivering in the background. The process stays alive until
    * `stop()` or `close()`.
