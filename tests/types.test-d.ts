@@ -35,7 +35,12 @@ const spec: Node.JobSpec = { cid: 'bafy', replicationTarget: 3, renewThresholdEp
 type Hook = Parameters<Node.RaasNode['onDealRequest']>[0]
 const hook: Hook = async (req) => ({ cid: req.cid, copies: req.copiesNeeded, key: req.idempotencyKey })
 type Listener = Parameters<Node.RaasNode['onVerdict']>[0]
-const listener: Listener = (ev) => { const s: Node.JobStatus = ev.status; void s; void ev.shortfall?.reason }
+const listener: Listener = (ev) => {
+  if (ev.kind === 'verdict') { const s: Node.JobStatus = ev.status; void s; void ev.shortfall?.requested }
+  else { const up: boolean = ev.up; void up; void ev.endpoint }
+}
+// @ts-expect-error an event is a verdict or an endpoint change: narrow on `kind` first
+const unnarrowed: Listener = (ev) => { void ev.status }
 type Reg = Awaited<ReturnType<Node.RaasNode['registerJob']>>
 const regShape: Same<Reg, Node.Registration> = true
-export { nodeConfig, badHook, spec, hook, listener, regShape }
+export { nodeConfig, badHook, spec, hook, listener, unnarrowed, regShape }
