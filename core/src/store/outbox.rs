@@ -74,6 +74,17 @@ fn request_from_row(r: &AnyRow) -> Result<OutboxRecord, StoreError> {
 }
 
 impl Store {
+    /// Runs a single-row update: whether it changed the row (false: the lease was lost, or
+    /// the request is no longer in the state the update expects).
+    async fn changed_one(
+        &self,
+        q: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
+        op: &'static str,
+    ) -> Result<bool, StoreError> {
+        let done = q.execute(&self.pool).await.map_err(query_err(op))?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Writes a new request. Its key is unique (job + sequence), so a conflict means the
     /// same check was recorded twice, which the job's lease rules out: it is an error.
     pub(super) async fn insert_request(
@@ -227,18 +238,14 @@ impl Store {
         owner: &str,
         until_ms: i64,
     ) -> Result<bool, StoreError> {
-        let n = sqlx::query(
+        let q = sqlx::query(
             "UPDATE raas_outbox SET lease_until_ms = $3 \
              WHERE idempotency_key = $1 AND lease_owner = $2 AND state = 'pending'",
         )
         .bind(key)
         .bind(owner)
-        .bind(until_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(query_err("extend_request_lease"))?
-        .rows_affected();
-        Ok(n == 1)
+        .bind(until_ms);
+        self.changed_one(q, "extend_request_lease").await
     }
 
     /// Records a hook's progress on a request `owner` is delivering (kept for the next
@@ -249,18 +256,14 @@ impl Store {
         owner: &str,
         checkpoint: &serde_json::Value,
     ) -> Result<bool, StoreError> {
-        let n = sqlx::query(
+        let q = sqlx::query(
             "UPDATE raas_outbox SET checkpoint = $3 \
              WHERE idempotency_key = $1 AND lease_owner = $2 AND state = 'pending'",
         )
         .bind(key)
         .bind(owner)
-        .bind(checkpoint.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(query_err("checkpoint_request"))?
-        .rows_affected();
-        Ok(n == 1)
+        .bind(checkpoint.to_string());
+        self.changed_one(q, "checkpoint_request").await
     }
 
     /// Marks a request leased by `owner` delivered, with the hook's receipt; its copies are
@@ -315,18 +318,14 @@ impl Store {
              receipt = $4, fulfil_by_epoch = $5, last_error = NULL, lease_owner = NULL, \
              lease_until_ms = NULL WHERE idempotency_key = $1 AND {lease} AND state = 'pending'"
         );
-        let n = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(key)
             .bind(owner)
             .bind(now_ms)
             .bind(receipt.to_string())
             .bind(fulfil_by_epoch)
-            .bind(node_id)
-            .execute(&self.pool)
-            .await
-            .map_err(query_err("ack_request"))?
-            .rows_affected();
-        Ok(n == 1)
+            .bind(node_id);
+        self.changed_one(q, "ack_request").await
     }
 
     /// Records a failed delivery by `owner`: retried at `next_attempt_ms`, or parked as
@@ -340,7 +339,7 @@ impl Store {
         dead: bool,
     ) -> Result<bool, StoreError> {
         let state = if dead { "dead" } else { "pending" };
-        let n = sqlx::query(
+        let q = sqlx::query(
             "UPDATE raas_outbox SET state = $3, next_attempt_ms = $4, last_error = $5, \
              lease_owner = NULL, lease_until_ms = NULL \
              WHERE idempotency_key = $1 AND lease_owner = $2 AND state = 'pending'",
@@ -349,27 +348,19 @@ impl Store {
         .bind(owner)
         .bind(state)
         .bind(next_attempt_ms)
-        .bind(error)
-        .execute(&self.pool)
-        .await
-        .map_err(query_err("fail_request"))?
-        .rows_affected();
-        Ok(n == 1)
+        .bind(error);
+        self.changed_one(q, "fail_request").await
     }
 
     /// Puts a dead request back to pending (after the operator fixed the hook).
     pub async fn retry_request(&self, key: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let n = sqlx::query(
+        let q = sqlx::query(
             "UPDATE raas_outbox SET state = 'pending', attempts = 0, next_attempt_ms = $2 \
              WHERE idempotency_key = $1 AND state = 'dead'",
         )
         .bind(key)
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(query_err("retry_request"))?
-        .rows_affected();
-        Ok(n == 1)
+        .bind(now_ms);
+        self.changed_one(q, "retry_request").await
     }
 
     /// The request with idempotency key `key`.

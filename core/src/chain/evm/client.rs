@@ -514,14 +514,7 @@ impl DealStatusClient {
             U256::from(renew_threshold),
         );
         let _turn = self.send_lock.lock().await;
-        let estimate = self
-            .timed(M, async {
-                call.estimate_gas()
-                    .await
-                    .map_err(|e| EvmError::from_contract(M, e))
-            })
-            .await?;
-        let gas = estimate.saturating_mul(100 + self.gas_margin_percent) / 100;
+        let gas = self.gas_with_margin(M, &call).await?;
         let p = &self.provider;
         let rpc = |e: alloy::transports::TransportError| EvmError::from_transport(M, e);
         let nonce = self
@@ -666,6 +659,22 @@ impl DealStatusClient {
         Ok(receipt.transaction_hash.to_string())
     }
 
+    /// The gas estimate of `call` plus the configured margin.
+    async fn gas_with_margin<C: alloy::contract::CallDecoder + Send>(
+        &self,
+        method: &'static str,
+        call: &alloy::contract::CallBuilder<&DynProvider, C>,
+    ) -> Result<u64, EvmError> {
+        let estimate = self
+            .timed(method, async {
+                call.estimate_gas()
+                    .await
+                    .map_err(|e| EvmError::from_contract(method, e))
+            })
+            .await?;
+        Ok(estimate.saturating_mul(100 + self.gas_margin_percent) / 100)
+    }
+
     /// Estimates gas (plus the margin), sends, waits for the receipt and checks its status.
     async fn send<C: alloy::contract::CallDecoder + Send>(
         &self,
@@ -677,14 +686,7 @@ impl DealStatusClient {
         }
         // One transaction at a time per client: each takes the next nonce from the chain.
         let _turn = self.send_lock.lock().await;
-        let estimate = self
-            .timed(method, async {
-                call.estimate_gas()
-                    .await
-                    .map_err(|e| EvmError::from_contract(method, e))
-            })
-            .await?;
-        let gas = estimate.saturating_mul(100 + self.gas_margin_percent) / 100;
+        let gas = self.gas_with_margin(method, &call).await?;
         let call = call.gas(gas);
         let pending = self
             .timed(method, async {
