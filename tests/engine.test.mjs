@@ -298,3 +298,46 @@ test('lifecycle: cancel, register again: a new request; a hook refuses with HOOK
   assert.equal((await node.deliver()).delivered, 1)
   await node.close()
 })
+
+const pgUrl = process.env.RAAS_TEST_POSTGRES_URL
+const pgSkip = skip || (!pgUrl && 'needs PostgreSQL: RAAS_TEST_POSTGRES_URL (scripts/test-all.sh sets it)')
+
+test('two node processes on PostgreSQL: a hook slower than the lease is delivered once', { skip: pgSkip }, async () => {
+  const { spawn } = await import('node:child_process')
+  const log = join(dir, 'slow-hook.log')
+  const base = config({ store: pgUrl, leaseSecs: 3, hookTimeoutSecs: 30, pollIntervalMs: 100 })
+  const cid = computeUnixfsCid(Buffer.from(`engine slow hook ${Date.now()}`))
+  const admin = await RaasNode.open({ ...base, nodeId: 'pg-admin' })
+  const { job } = await admin.registerJob({ cid, replicationTarget: 1 })
+  const script = `
+    const fs = require('node:fs')
+    const { RaasNode } = require('raas-node')
+    const [cfg, log, cid] = [JSON.parse(process.argv[1]), process.argv[2], process.argv[3]]
+    RaasNode.open(cfg).then((n) => {
+      n.onDealRequest(async (req) => {
+        if (req.cid !== cid) return { other: true }
+        fs.appendFileSync(log, 'start ' + cfg.nodeId + ' ' + req.idempotencyKey + '\\n')
+        await new Promise((r) => setTimeout(r, 8000)) // longer than two leases
+        fs.appendFileSync(log, 'end ' + cfg.nodeId + '\\n')
+        return { by: cfg.nodeId }
+      })
+      n.start()
+      process.on('SIGTERM', () => n.stop().then(() => n.close()).then(() => process.exit(0)))
+    })`
+  const children = ['p1', 'p2'].map((nodeId) => spawn(process.execPath,
+    ['-e', script, JSON.stringify({ ...base, nodeId }), log, cid],
+    { cwd: new URL('..', import.meta.url).pathname, stdio: ['ignore', 'inherit', 'inherit'] }))
+  try {
+    const read = () => { try { return readFileSync(log, 'utf8') } catch { return '' } }
+    await until('the hook to finish', () => read().includes('end '), 60000)
+    await sleep(4000) // past another lease: a second delivery would have started by now
+    const starts = read().split('\n').filter((l) => l.startsWith('start '))
+    assert.equal(starts.length, 1, read())
+    const [req] = await admin.listRequests({ jobId: job.jobId })
+    assert.equal(req.state, 'delivered')
+    assert.equal(req.attempts, 1)
+  } finally {
+    await Promise.all(children.map((c) => new Promise((r) => { c.on('exit', r); c.kill('SIGTERM') })))
+    await admin.close()
+  }
+})
