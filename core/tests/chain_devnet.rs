@@ -10,7 +10,7 @@ use std::time::Duration;
 use alloy::sol_types::{SolCall, SolEvent};
 use common::{reference_proof, repo, Devnet};
 use raas_core::chain::evm::{
-    CidKeyEncoding, Deal, DealStatusClient, DealStatusConfig, EventCursor, IDealStatus,
+    CidKeyEncoding, Deal, DealRead, DealStatusClient, DealStatusConfig, EventCursor, IDealStatus,
 };
 use raas_core::chain::health::{check_deals, DealHealth, FaultCheck};
 use raas_core::chain::lotus::{LotusClient, LotusConfig, LotusError};
@@ -230,6 +230,10 @@ async fn active_and_expiring_deals_follow_the_market() {
         d.control("Devnet.Activate", json!([id])).await;
     }
     d.control("Devnet.Terminate", json!([14])).await;
+    let before = {
+        use alloy::providers::Provider;
+        owner.provider().get_block_number().await.unwrap()
+    };
     for (id, miner) in [
         (11, 1000),
         (12, 1000),
@@ -283,6 +287,16 @@ async fn active_and_expiring_deals_follow_the_market() {
     assert_eq!(ids(many[0].as_ref().unwrap().clone()), vec![11, 12]);
     assert!(many[1].as_ref().unwrap().is_empty());
     assert_eq!(many[2].as_ref().unwrap(), many[0].as_ref().unwrap());
+
+    // Pinned to a block: the state then, not now (a sweep's reads all see one block).
+    let all = [(CID_A.to_string(), DealRead::All)];
+    let then = reader.deals_many_at(&all, Some(before)).await.unwrap();
+    assert!(
+        then[0].as_ref().unwrap().is_empty(),
+        "no deal was completed yet at block {before}"
+    );
+    let now = reader.deals_many_at(&all, None).await.unwrap();
+    assert_eq!(ids(now[0].as_ref().unwrap().clone()).len(), 6);
 
     // Binary keys are a different key space.
     let binary = DealStatusClient::new(DealStatusConfig {

@@ -229,28 +229,23 @@ fn evm_down() -> SourceError {
     })
 }
 
-impl raas_core::engine::ChainSource for SimChain {
-    fn head(&self) -> SourceFuture<'_, Result<Head, SourceError>> {
-        Box::pin(async move {
-            if self.state.lock().unwrap().lotus_down {
-                return Err(SourceError::Lotus(LotusError::Network {
-                    method: "Filecoin.ChainHead",
-                    reason: "connection failed".into(),
-                }));
-            }
-            Ok(Head {
-                epoch: self.epoch(),
-                tipset: None,
-            })
+impl SimChain {
+    fn head(&self) -> Result<Head, SourceError> {
+        if self.state.lock().unwrap().lotus_down {
+            return Err(SourceError::Lotus(LotusError::Network {
+                method: "Filecoin.ChainHead",
+                reason: "connection failed".into(),
+            }));
+        }
+        Ok(Head {
+            epoch: self.epoch(),
+            block: None,
+            tipset: None,
         })
     }
 
-    fn deal_sets<'a>(
-        &'a self,
-        reads: &'a [(String, DealRead)],
-        _head: &'a Head,
-    ) -> SourceFuture<'a, Reads<Vec<Deal>>> {
-        Box::pin(async move {
+    fn deal_sets(&self, reads: &[(String, DealRead)]) -> Reads<Vec<Deal>> {
+        {
             let s = self.state.lock().unwrap();
             if s.evm_down {
                 return Err(evm_down());
@@ -279,15 +274,11 @@ impl raas_core::engine::ChainSource for SimChain {
                     Ok(pick)
                 })
                 .collect())
-        })
+        }
     }
 
-    fn deal_health<'a>(
-        &'a self,
-        head: &'a Head,
-        deals: &'a [(u64, Option<i64>)],
-    ) -> SourceFuture<'a, Reads<HealthReport>> {
-        Box::pin(async move {
+    fn deal_health(&self, head: &Head, deals: &[(u64, Option<i64>)]) -> Reads<HealthReport> {
+        {
             let s = self.state.lock().unwrap();
             if s.lotus_down {
                 return Err(SourceError::Lotus(LotusError::Timeout {
@@ -334,7 +325,77 @@ impl raas_core::engine::ChainSource for SimChain {
                     })
                 })
                 .collect())
+        }
+    }
+}
+
+/// Simulated time a DealStatus read takes when it is not nested in another node's work:
+/// a batch claimed late in a sweep starts well after the sweep did.
+const READ_MS: i64 = 40_000;
+
+/// One node process's view of the chain. Its DealStatus reads take time, and while one is
+/// in flight the other node may sweep (two nodes at work at once); a CID read by two
+/// nodes at once means both held its job's lease.
+struct SimReader {
+    world: Arc<World>,
+    tag: u64,
+}
+
+impl raas_core::engine::ChainSource for SimReader {
+    fn head(&self) -> SourceFuture<'_, Result<Head, SourceError>> {
+        Box::pin(async move { self.world.chain.head() })
+    }
+
+    fn deal_sets<'a>(
+        &'a self,
+        reads: &'a [(String, DealRead)],
+        _head: &'a Head,
+    ) -> SourceFuture<'a, Reads<Vec<Deal>>> {
+        Box::pin(async move {
+            let w = &self.world;
+            if std::env::var("RAAS_SIM_TRACE").is_ok() {
+                eprintln!("  node {} reads {} CIDs", self.tag, reads.len());
+            }
+            {
+                let mut r = w.reading.lock().unwrap();
+                for (cid, _) in reads {
+                    if let Some(t) = r.insert(cid.clone(), self.tag) {
+                        if t != self.tag {
+                            w.violation(format!("{cid} checked by two nodes at once"));
+                        }
+                    }
+                }
+            }
+            let out = w.chain.deal_sets(reads);
+            if !w.nested.load(Ordering::SeqCst) {
+                w.clock.advance(READ_MS);
+                let other = w.other.lock().unwrap().clone();
+                let compete = w.rng.lock().unwrap().chance(0.3);
+                if let (Some(o), true) = (other, compete) {
+                    w.nested.store(true, Ordering::SeqCst);
+                    if std::env::var("RAAS_SIM_TRACE").is_ok() {
+                        eprintln!("  node {} reads; the other node sweeps meanwhile", self.tag);
+                    }
+                    let _ = Box::pin(o.run_cycle()).await;
+                    w.nested.store(false, Ordering::SeqCst);
+                }
+            }
+            let mut r = w.reading.lock().unwrap();
+            for (cid, _) in reads {
+                if r.get(cid) == Some(&self.tag) {
+                    r.remove(cid);
+                }
+            }
+            out
         })
+    }
+
+    fn deal_health<'a>(
+        &'a self,
+        head: &'a Head,
+        deals: &'a [(u64, Option<i64>)],
+    ) -> SourceFuture<'a, Reads<HealthReport>> {
+        Box::pin(async move { self.world.chain.deal_health(head, deals) })
     }
 
     fn has_lotus(&self) -> bool {
@@ -381,7 +442,14 @@ struct World {
     /// outer delivery's timers never fire in the middle of a store call).
     nested: std::sync::atomic::AtomicBool,
     settings: EngineSettings,
+    /// CIDs being read now, by which node process.
+    reading: Mutex<HashMap<String, u64>>,
+    /// Starts a node process under a name (a restart); the other node's name.
+    opener: Mutex<Option<Opener>>,
+    other_name: Mutex<String>,
 }
+
+type Opener = Arc<dyn Fn(&str) -> Arc<RaasNode> + Send + Sync>;
 
 impl World {
     fn violation(&self, v: String) {
@@ -487,6 +555,14 @@ impl World {
                     n += 1;
                     tokio::task::yield_now().await;
                     // Past the first lease, the other node delivers what it may.
+                    if n == 5 && self.rng.lock().unwrap().chance(0.5) {
+                        // A rolling restart of the other process while this one delivers.
+                        let opener = self.opener.lock().unwrap().clone();
+                        let name = self.other_name.lock().unwrap().clone();
+                        if let Some(open) = opener {
+                            *self.other.lock().unwrap() = Some(open(&name));
+                        }
+                    }
                     let other = self.other.lock().unwrap().clone();
                     if let (Some(o), 5) = (other, n) {
                         self.nested.store(true, Ordering::SeqCst);
@@ -539,6 +615,7 @@ fn settings(node: &str) -> EngineSettings {
         "maxDeliveryAttempts": 6,
         "deliveryConcurrency": 1,
         "concurrency": 1,
+        "batchSize": 8,
         "fulfilmentWindowEpochs": 2_880,
     }))
     .unwrap();
@@ -577,17 +654,36 @@ async fn run_seed(seed: u64, verbose: bool) -> Result<SeedOutcome, String> {
         other: Mutex::new(None),
         nested: std::sync::atomic::AtomicBool::new(false),
         settings: settings("a"),
+        reading: Mutex::default(),
+        opener: Mutex::new(None),
+        other_name: Mutex::default(),
     });
-    let open = |name: &str| {
-        let n = RaasNode::open_with(store.clone(), settings(name), chain.clone(), clock.clone());
-        let w = world.clone();
-        n.set_hook(Arc::new(FnHook(move |req: DealRequest| {
-            w.clone().hook(req)
-        })));
-        Arc::new(n)
+    let tags = Arc::new(AtomicI64::new(0));
+    let open: Opener = {
+        let (world, store, clock) = (world.clone(), store.clone(), clock.clone());
+        Arc::new(move |name: &str| {
+            let reader = Arc::new(SimReader {
+                world: world.clone(),
+                tag: tags.fetch_add(1, Ordering::SeqCst) as u64,
+            });
+            let n = RaasNode::open_with(store.clone(), settings(name), reader, clock.clone());
+            let w = world.clone();
+            n.set_hook(Arc::new(FnHook(move |req: DealRequest| {
+                w.clone().hook(req)
+            })));
+            Arc::new(n)
+        })
     };
-    let mut nodes = [open("a"), open("b")];
+    *world.opener.lock().unwrap() = Some(open.clone());
+    // A third of the histories run two processes under one node id (a shared config).
+    let names = if rng.chance(0.33) {
+        ["a", "a"]
+    } else {
+        ["a", "b"]
+    };
+    let mut nodes = [open(names[0]), open(names[1])];
     *world.other.lock().unwrap() = Some(nodes[1].clone());
+    *world.other_name.lock().unwrap() = names[1].into();
 
     // Jobs: replication, renewal and repair mixes, each with a hook behaviour.
     let jobs_n = rng.range(15, 22) as usize;
@@ -707,13 +803,14 @@ async fn run_seed(seed: u64, verbose: bool) -> Result<SeedOutcome, String> {
         // Either node sweeps and delivers; now and then one crashes and restarts.
         let who = rng.below(2) as usize;
         if rng.chance(0.02) {
-            let name = if who == 0 { "a" } else { "b" };
-            nodes[who] = open(name);
-            *world.other.lock().unwrap() = Some(nodes[1 - who].clone());
+            nodes[who] = open(names[who]);
             if verbose {
-                eprintln!("step {steps}: node {name} restarted");
+                eprintln!("step {steps}: node {who} restarted");
             }
         }
+        *world.other.lock().unwrap() = Some(nodes[1 - who].clone());
+        *world.other_name.lock().unwrap() = names[1 - who].into();
+        let step_start = clock.now_ms();
         let r = nodes[who]
             .run_cycle()
             .await
@@ -722,6 +819,10 @@ async fn run_seed(seed: u64, verbose: bool) -> Result<SeedOutcome, String> {
             .deliver()
             .await
             .map_err(|e| format!("deliver: {e}"))?;
+        // The other process may have been restarted from inside a hook.
+        if let Some(o) = world.other.lock().unwrap().clone() {
+            nodes[1 - who] = o;
+        }
         if verbose {
             eprintln!(
                 "step {steps} t={}d epoch={to} node={who} checked={} short={} new={} deferred={} outage={:?} delivered={} failed={} dead={}",
@@ -781,7 +882,7 @@ async fn run_seed(seed: u64, verbose: bool) -> Result<SeedOutcome, String> {
         }
         // Never more copies requested than missing, at the check that asked.
         for r in open_reqs.iter().filter(|r| {
-            r.created_ms == clock.now_ms() && r.state == RequestState::Pending && r.attempts == 0
+            r.created_ms >= step_start && r.state == RequestState::Pending && r.attempts == 0
         }) {
             let j = all.iter().find(|j| j.job_id == r.job_id).unwrap();
             let v = j.verdict.as_ref().unwrap();
@@ -811,6 +912,10 @@ async fn run_seed(seed: u64, verbose: bool) -> Result<SeedOutcome, String> {
             ));
         }
     }
+    // Nodes, readers and the world refer to each other: let the seed's memory go.
+    *world.opener.lock().unwrap() = None;
+    *world.other.lock().unwrap() = None;
+    drop(nodes);
     let requests = store
         .list_requests(None, None, 100_000)
         .await

@@ -42,3 +42,33 @@ impl Clock for SystemClock {
 pub(crate) fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
+
+/// Calls `renew` every `every` until `done` is notified, or until a renewal fails (logged:
+/// the lease then lapses, and the work's own writes, which need the lease, are refused).
+///
+/// Run it beside the work it guards (`join!`), never awaited inside a `select!` branch's
+/// body: there it would stop the work, which may hold the store's only connection the
+/// renewal waits for (a deadlock on SQLite). A renewal in progress is never cancelled
+/// mid-query either: `done` is only looked at between renewals.
+pub(crate) async fn renew_until<E, F, Fut>(
+    clock: &dyn Clock,
+    every: Duration,
+    done: &tokio::sync::Notify,
+    mut renew: F,
+) where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+{
+    loop {
+        tokio::select! {
+            biased;
+            _ = done.notified() => return,
+            _ = clock.sleep(every) => {}
+        }
+        if let Err(e) = renew().await {
+            tracing::warn!("lease renewal failed: {e}");
+            return;
+        }
+    }
+}

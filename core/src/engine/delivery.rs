@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::backoff::backoff;
-use super::clock::ms;
+use super::clock::{self, ms};
 use super::hooks::{Checkpoint, HookError, SharedHook};
 use super::request::DealRequest;
 use super::{EngineError, Inner};
@@ -131,21 +131,28 @@ impl Inner {
         let h = hook.clone();
         let mut run: HookRun = Box::pin(async move { h.deliver_with(&request, &checkpoint).await });
         let mut deadline = self.clock.sleep(limit);
-        let every = s.lease / 3;
-        let outcome = loop {
-            let tick = self.clock.sleep(every);
-            tokio::select! {
+        let done = tokio::sync::Notify::new();
+        let attempt = async {
+            let out = tokio::select! {
                 biased;
-                out = &mut run => break Some(out),
-                _ = &mut deadline => break None,
-                _ = tick => {
-                    let until = self.clock.now_ms().saturating_add(ms(s.lease));
-                    if !self.store.extend_request_lease(&key, &self.owner, until).await? {
-                        tracing::warn!(key = %key, "delivery lease lost while the hook runs");
-                    }
-                }
-            }
+                out = &mut run => Some(out),
+                _ = &mut deadline => None,
+            };
+            done.notify_one();
+            out
         };
+        let renew = clock::renew_until(&*self.clock, s.lease / 3, &done, || async {
+            let until = self.clock.now_ms().saturating_add(ms(s.lease));
+            if !self
+                .store
+                .extend_request_lease(&key, &self.owner, until)
+                .await?
+            {
+                tracing::warn!(key = %key, "delivery lease lost while the hook runs");
+            }
+            Ok::<(), crate::store::StoreError>(())
+        });
+        let (outcome, ()) = tokio::join!(attempt, renew);
         let outcome = match outcome {
             Some(out) => out,
             None => {

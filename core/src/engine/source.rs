@@ -26,6 +26,8 @@ pub type SourceFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct Head {
     /// Epoch.
     pub epoch: i64,
+    /// The FEVM block every DealStatus read of the sweep is made at (`None`: latest).
+    pub block: Option<u64>,
     /// Tipset key (Lotus), so every Lotus read of the sweep sees one state.
     pub tipset: Option<TipSet>,
 }
@@ -115,34 +117,46 @@ pub struct ChainReads {
     pub(crate) lotus: Option<LotusClient>,
 }
 
+impl ChainReads {
+    async fn block_number(&self) -> Result<u64, SourceError> {
+        use alloy::providers::Provider;
+        Ok(crate::rt::timeout(
+            Duration::from_secs(30),
+            self.evm.provider().get_block_number(),
+        )
+        .await
+        .ok_or(EvmError::Timeout {
+            method: "eth_blockNumber",
+            millis: 30_000,
+        })?
+        .map_err(|e| EvmError::Rpc {
+            method: "eth_blockNumber",
+            message: e.to_string(),
+        })?)
+    }
+}
+
 impl ChainSource for ChainReads {
     fn head(&self) -> SourceFuture<'_, Result<Head, SourceError>> {
         Box::pin(async move {
+            // Both heads are read together at the sweep's start. On Filecoin the FEVM
+            // block of a tipset has its height; a devnet's EVM may count otherwise, so the
+            // block is read, not derived from the epoch.
             match &self.lotus {
                 Some(l) => {
-                    let t = l.chain_head().await?;
+                    let (t, n) = futures::join!(l.chain_head(), self.block_number());
+                    let t = t?;
                     Ok(Head {
                         epoch: t.height,
+                        block: Some(n?),
                         tipset: Some(t),
                     })
                 }
                 None => {
-                    use alloy::providers::Provider;
-                    let n = crate::rt::timeout(
-                        Duration::from_secs(30),
-                        self.evm.provider().get_block_number(),
-                    )
-                    .await
-                    .ok_or(EvmError::Timeout {
-                        method: "eth_blockNumber",
-                        millis: 30_000,
-                    })?
-                    .map_err(|e| EvmError::Rpc {
-                        method: "eth_blockNumber",
-                        message: e.to_string(),
-                    })?;
+                    let n = self.block_number().await?;
                     Ok(Head {
                         epoch: i64::try_from(n).unwrap_or(i64::MAX),
+                        block: Some(n),
                         tipset: None,
                     })
                 }
@@ -153,10 +167,10 @@ impl ChainSource for ChainReads {
     fn deal_sets<'a>(
         &'a self,
         reads: &'a [(String, DealRead)],
-        _head: &'a Head,
+        head: &'a Head,
     ) -> SourceFuture<'a, Reads<Vec<Deal>>> {
         Box::pin(async move {
-            let results = self.evm.deals_many(reads).await?;
+            let results = self.evm.deals_many_at(reads, head.block).await?;
             Ok(results
                 .into_iter()
                 .map(|r| r.map_err(SourceError::from))

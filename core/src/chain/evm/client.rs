@@ -342,6 +342,16 @@ impl DealStatusClient {
         &self,
         reads: &[(String, DealRead)],
     ) -> Result<Vec<Result<Vec<Deal>, EvmError>>, EvmError> {
+        self.deals_many_at(reads, None).await
+    }
+
+    /// [`deals_many`](Self::deals_many) at one block (`None`: the latest), so reads split
+    /// over many round trips all see the same state.
+    pub async fn deals_many_at(
+        &self,
+        reads: &[(String, DealRead)],
+        block: Option<u64>,
+    ) -> Result<Vec<Result<Vec<Deal>, EvmError>>, EvmError> {
         let calls = reads
             .iter()
             .map(|(cid, read)| {
@@ -362,7 +372,7 @@ impl DealStatusClient {
         let results: Vec<Vec<Result<Vec<Deal>, EvmError>>> = stream::iter(batches)
             .map(|batch| async move {
                 let n = batch.len();
-                match self.deals_batch(batch).await {
+                match self.deals_batch(batch, block).await {
                     Ok(r) => r,
                     Err(e) => vec![Err(e); n],
                 }
@@ -376,6 +386,7 @@ impl DealStatusClient {
     async fn deals_batch(
         &self,
         batch: Vec<(DealRead, Vec<u8>)>,
+        block: Option<u64>,
     ) -> Result<Vec<Result<Vec<Deal>, EvmError>>, EvmError> {
         let kinds: Vec<DealRead> = batch.iter().map(|(k, _)| *k).collect();
         let calls: Vec<IMulticall3::Call3> = batch
@@ -389,9 +400,12 @@ impl DealStatusClient {
         let multicall = IMulticall3::new(self.multicall, &self.provider);
         let replies = self
             .timed("aggregate3", async {
-                multicall
-                    .aggregate3(calls)
-                    .call()
+                let call = multicall.aggregate3(calls);
+                let call = match block {
+                    Some(n) => call.block(alloy::eips::BlockId::number(n)),
+                    None => call,
+                };
+                call.call()
                     .await
                     .map_err(|e| EvmError::from_contract("aggregate3", e))
             })
