@@ -167,6 +167,39 @@ async fn registration_is_idempotent_and_jobs_list_cancel_and_revive(store: Store
     }
 }
 
+on_both!(bulk_registration_spans_chunks_keeps_order_and_revives);
+
+async fn bulk_registration_spans_chunks_keeps_order_and_revives(store: Store) {
+    // Existing jobs: one active, one cancelled.
+    let (active, _) = store.register_job(&spec(&cid(1), 1), 10).await.unwrap();
+    let (cancelled, _) = store.register_job(&spec(&cid(2), 1), 10).await.unwrap();
+    store.cancel_job(&cancelled.job_id, 20).await.unwrap();
+    // 2 500 jobs over three statements' chunks, with repeats in one chunk and across.
+    let mut specs: Vec<JobSpec> = (0..2_500).map(|i| spec(&cid(1_000 + i), 2)).collect();
+    specs[5] = spec(&cid(1), 1);
+    specs[6] = spec(&cid(2), 1);
+    specs[7] = spec(&cid(1_000), 2);
+    specs[2_100] = spec(&cid(1_001), 2);
+    let out = store.register_jobs(&specs, 5_000).await.unwrap();
+    assert_eq!(out.len(), specs.len(), "one answer per job given, in order");
+    for (s, (job, _)) in specs.iter().zip(&out) {
+        assert_eq!(job.job_id, s.job_id());
+    }
+    assert!(!out[5].1, "existed");
+    assert_eq!(out[5].0.created_ms, active.created_ms);
+    assert!(!out[6].1, "existed");
+    assert_eq!(out[6].0.state, JobState::Active, "revived");
+    assert_eq!(out[6].0.next_due_ms, 5_000, "due at once");
+    assert!(
+        out[0].1 && !out[7].1,
+        "a job given twice is created by the first"
+    );
+    assert!(out[1].1 && !out[2_100].1, "also across chunks");
+    let created = out.iter().filter(|o| o.1).count();
+    assert_eq!(created, 2_500 - 4);
+    assert_eq!(store.stats().await.unwrap().active, 2 + created as i64);
+}
+
 on_both!(leases_give_each_due_job_to_one_node_and_expire);
 
 async fn leases_give_each_due_job_to_one_node_and_expire(store: Store) {

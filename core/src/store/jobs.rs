@@ -155,6 +155,10 @@ pub(super) fn to_json(what: &'static str, v: &impl serde::Serialize) -> Result<S
     })
 }
 
+/// Jobs per registration statement: 3 values each, well under SQLite's 32 766 and
+/// PostgreSQL's 65 535 bound parameters.
+const REGISTER_CHUNK: usize = 1_000;
+
 impl Store {
     /// Registers `spec` (already validated). Idempotent: the same spec gives the same job;
     /// a cancelled or dead job is revived and due at once. Returns the job and whether it
@@ -182,43 +186,94 @@ impl Store {
     ) -> Result<Vec<(JobRecord, bool)>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(query_err("register_job"))?;
         let mut out = Vec::with_capacity(specs.len());
-        for spec in specs {
-            let id = spec.job_id();
-            let spec_json = to_json("job spec", spec)?;
-            let created = sqlx::query(
-                "INSERT INTO raas_jobs (job_id, cid, spec, state, created_ms, updated_ms, next_due_ms) \
-                 VALUES ($1, $2, $3, 'active', $4, $4, $4) ON CONFLICT (job_id) DO NOTHING",
-            )
-            .bind(&id)
-            .bind(&spec.cid)
-            .bind(&spec_json)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(query_err("register_job"))?
-            .rows_affected()
-                == 1;
-            if !created {
-                sqlx::query(
+        // Three statements per chunk, not two or three per job: each statement is a round
+        // trip to the database (on SQLite, to its worker thread).
+        let mut seen = std::collections::HashSet::new();
+        for chunk in specs.chunks(REGISTER_CHUNK) {
+            let ids: Vec<String> = chunk.iter().map(JobSpec::job_id).collect();
+            let mut rows = Vec::with_capacity(chunk.len());
+            let mut binds: Vec<(String, String, String)> = Vec::with_capacity(chunk.len());
+            for (id, spec) in ids.iter().zip(chunk) {
+                // A job twice in one call is written once.
+                if seen.insert(id.clone()) {
+                    let n = binds.len() * 3 + 2;
+                    rows.push(format!(
+                        "(${n}, ${}, ${}, 'active', $1, $1, $1)",
+                        n + 1,
+                        n + 2
+                    ));
+                    binds.push((id.clone(), spec.cid.clone(), to_json("job spec", spec)?));
+                }
+            }
+            let mut created = std::collections::HashSet::new();
+            if !binds.is_empty() {
+                let sql = format!(
+                    "INSERT INTO raas_jobs (job_id, cid, spec, state, created_ms, updated_ms, \
+                     next_due_ms) VALUES {} ON CONFLICT (job_id) DO NOTHING RETURNING job_id",
+                    rows.join(", ")
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms);
+                for (id, cid, spec) in &binds {
+                    q = q.bind(id).bind(cid).bind(spec);
+                }
+                for r in q
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(query_err("register_job"))?
+                {
+                    created.insert(col::<String>(&r, "job_id")?);
+                }
+            }
+            // The others existed: a cancelled or dead one is revived.
+            let existing: Vec<&String> = binds
+                .iter()
+                .map(|b| &b.0)
+                .filter(|id| !created.contains(*id))
+                .collect();
+            if !existing.is_empty() {
+                let marks: Vec<String> = (2..existing.len() + 2).map(|i| format!("${i}")).collect();
+                let sql = format!(
                     "UPDATE raas_jobs SET target = CASE WHEN state = 'cancelled' THEN NULL \
                      ELSE target END, state = 'active', failures = 0, last_error = NULL, \
-                     next_due_ms = $2, updated_ms = $2, lease_owner = NULL, lease_until_ms = NULL \
-                     WHERE job_id = $1 AND state IN ('cancelled', 'dead')",
-                )
-                .bind(&id)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(query_err("register_job"))?;
+                     next_due_ms = $1, updated_ms = $1, lease_owner = NULL, lease_until_ms = NULL \
+                     WHERE state IN ('cancelled', 'dead') AND job_id IN ({})",
+                    marks.join(", ")
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms);
+                for id in existing {
+                    q = q.bind(id);
+                }
+                q.execute(&mut *tx)
+                    .await
+                    .map_err(query_err("register_job"))?;
             }
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {JOB_COLS} FROM raas_jobs WHERE job_id = $1"
-            )))
-            .bind(&id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(query_err("register_job"))?;
-            out.push((job_from_row(&row)?, created));
+            let marks: Vec<String> = (1..ids.len() + 1).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT {JOB_COLS} FROM raas_jobs WHERE job_id IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in &ids {
+                q = q.bind(id);
+            }
+            let mut by_id = std::collections::HashMap::new();
+            for r in q
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(query_err("register_job"))?
+            {
+                let job = job_from_row(&r)?;
+                by_id.insert(job.job_id.clone(), job);
+            }
+            for id in ids {
+                let job = by_id.get(&id).cloned().ok_or_else(|| StoreError::Query {
+                    op: "register_job",
+                    reason: format!("job {id} not found after writing it"),
+                })?;
+                // Only the first of a job given twice is the one that created it.
+                let new = created.remove(&id);
+                out.push((job, new));
+            }
         }
         tx.commit().await.map_err(query_err("register_job"))?;
         Ok(out)
