@@ -25,6 +25,8 @@ pub mod error;
 pub mod jobs;
 pub mod podsi;
 pub mod rt;
+#[cfg(all(feature = "http", not(target_family = "wasm")))]
+pub mod service;
 #[cfg(not(target_family = "wasm"))]
 pub mod store;
 

@@ -686,7 +686,7 @@ async fn run_seed(seed: u64, verbose: bool) -> Result<SeedOutcome, String> {
     *world.other_name.lock().unwrap() = names[1].into();
 
     // Jobs: replication, renewal and repair mixes, each with a hook behaviour.
-    let jobs_n = rng.range(15, 22) as usize;
+    let jobs_n = rng.range(14, 20) as usize;
     let years = rng.range(3, 5);
     let mut jobs: Vec<(String, String, Behaviour, bool)> = Vec::new();
     let mut targets = BTreeMap::new();
@@ -853,6 +853,20 @@ async fn run_seed(seed: u64, verbose: bool) -> Result<SeedOutcome, String> {
                     "step {steps}: job {} failed {} times / {:?} from shared-endpoint trouble: {:?}",
                     j.job_id, j.failures, j.state, j.last_error
                 ));
+            }
+            // Liveness: a checked job is due again within one check interval (so a shortfall
+            // is seen within one interval of happening), or within the backoff of now when
+            // an outage put its check back.
+            if let (Some(last), JobLifecycle::Active) = (j.last_checked_ms, j.state) {
+                let interval = 30 * DAY_MS;
+                let backoff_max = 3_600_000;
+                if j.next_due_ms > last + interval && j.next_due_ms > clock.now_ms() + backoff_max {
+                    return Err(format!(
+                        "step {steps}: job {} checked at {last} is next due {} ms later, past the check interval",
+                        j.job_id,
+                        j.next_due_ms - last
+                    ));
+                }
             }
             // A fixed target: what the job had when first checked, never grown from history.
             if let Some(t) = j.target {

@@ -78,6 +78,110 @@ pub struct NodeConfigInput {
     /// A built-in hook for deal requests (a host callback replaces it).
     #[serde(default)]
     pub hook: Option<HookConfig>,
+    /// The HTTP API (`raas serve`, `node.serve()`).
+    #[serde(default)]
+    pub http: Option<HttpOptions>,
+}
+
+/// The HTTP API's options, as hosts pass them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpOptions {
+    /// Address to bind (default `127.0.0.1`).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Port (default 8787; 0 picks a free one).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `"none"`: serve without API keys. Needed to serve on a non-loopback address while
+    /// no key exists; meant for local development.
+    #[serde(default)]
+    pub auth: Option<String>,
+    /// Largest request body, bytes (default 1 MiB).
+    #[serde(default)]
+    pub body_limit_bytes: Option<u64>,
+    /// Most jobs in one `POST /register_jobs` (default 1000).
+    #[serde(default)]
+    pub max_jobs_per_request: Option<u32>,
+    /// Seconds a request may take before it is answered 503 (default 30).
+    #[serde(default)]
+    pub request_timeout_secs: Option<u64>,
+}
+
+/// Validated HTTP API settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Address to bind.
+    pub host: String,
+    /// Port (0: a free one).
+    pub port: u16,
+    /// Serve without API keys even on a non-loopback address.
+    pub auth_none: bool,
+    /// Largest request body, bytes.
+    pub body_limit: usize,
+    /// Most jobs per registration request.
+    pub max_jobs_per_request: usize,
+    /// Request time limit.
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            host: "127.0.0.1".into(),
+            port: 8787,
+            auth_none: false,
+            body_limit: 1 << 20,
+            max_jobs_per_request: 1_000,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl HttpOptions {
+    /// Validates, naming the field (`http.port`, …).
+    pub fn validate(self) -> Result<HttpSettings, OptionsError> {
+        let d = HttpSettings::default();
+        let auth_none = match self.auth.as_deref() {
+            None => false,
+            Some("none") => true,
+            Some(other) => {
+                return Err(OptionsError(format!(
+                    "http.auth: only \"none\" can be set here, got {other:?}"
+                )))
+            }
+        };
+        let host = self.host.unwrap_or(d.host);
+        if host.is_empty() || host.len() > 255 {
+            return Err(OptionsError("http.host: 1 to 255 characters".into()));
+        }
+        Ok(HttpSettings {
+            host,
+            port: self.port.unwrap_or(d.port),
+            auth_none,
+            body_limit: range(
+                "http.bodyLimitBytes",
+                self.body_limit_bytes,
+                1_024,
+                64 << 20,
+                d.body_limit as u64,
+            )? as usize,
+            max_jobs_per_request: range(
+                "http.maxJobsPerRequest",
+                self.max_jobs_per_request.map(u64::from),
+                1,
+                100_000,
+                d.max_jobs_per_request as u64,
+            )? as usize,
+            request_timeout: Duration::from_secs(range(
+                "http.requestTimeoutSecs",
+                self.request_timeout_secs,
+                1,
+                3_600,
+                30,
+            )?),
+        })
+    }
 }
 
 /// Built-in deal-request hooks.
@@ -154,6 +258,8 @@ pub struct EngineSettings {
     pub limits: JobLimits,
     /// History kept.
     pub history: Duration,
+    /// The HTTP API.
+    pub http: HttpSettings,
 }
 
 /// A validated node configuration.
@@ -303,6 +409,7 @@ impl NodeConfig {
             history: Duration::from_secs(
                 86_400 * u32r("historyDays", i.history_days, 1, 3_650, 7)?,
             ),
+            http: i.http.unwrap_or_default().validate()?,
         };
         Ok(NodeConfig {
             store: i.store.unwrap_or_else(|| DEFAULT_STORE_URL.to_string()),

@@ -53,7 +53,9 @@ use tokio::task::{JoinHandle, JoinSet};
 pub use backoff::backoff;
 pub use check::CycleReport;
 pub use clock::{Clock, ClockFuture, SystemClock};
-pub use config::{EngineSettings, HookConfig, NodeConfig, NodeConfigInput};
+pub use config::{
+    EngineSettings, HookConfig, HttpOptions, HttpSettings, NodeConfig, NodeConfigInput,
+};
 pub use delivery::DeliveryReport;
 pub use error::EngineError;
 pub use events::{EndpointEvent, NodeEvent, VerdictEvent};
@@ -113,6 +115,7 @@ pub struct RaasNode {
 /// Result of [`RaasNode::register_job`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 pub struct Registration {
     /// The job (existing or new).
     pub job: JobRecord,
@@ -123,6 +126,7 @@ pub struct Registration {
 /// One deal of a CID in [`CidStatus`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 pub struct CidDeal {
     /// Deal id.
     pub deal_id: u64,
@@ -131,12 +135,14 @@ pub struct CidDeal {
     /// Whether DealStatus counts it active.
     pub active: bool,
     /// Its health from Lotus (when Lotus is configured).
+    #[cfg_attr(feature = "http", schema(value_type = Option<Object>))]
     pub health: Option<HealthReport>,
 }
 
 /// Everything the node knows about a CID: deals on the contract, their health, its jobs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 pub struct CidStatus {
     /// Normalised CID.
     pub cid: String,
@@ -254,6 +260,11 @@ impl RaasNode {
             }),
             running: Mutex::new(None),
         }
+    }
+
+    /// The validated settings the node runs with.
+    pub fn settings(&self) -> &EngineSettings {
+        &self.inner.settings
     }
 
     /// The lease owner of this process (node id and a token unique to the process).

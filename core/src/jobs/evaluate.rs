@@ -31,6 +31,7 @@ pub struct DealView {
 /// Why copies are needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 pub enum ShortfallReason {
     /// Fewer active deals than the target.
     Replication,

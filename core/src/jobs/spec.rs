@@ -83,6 +83,7 @@ pub struct JobSpecInput {
 /// A validated, normalised job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 pub struct JobSpec {
     /// CIDv1, base32.
     pub cid: String,

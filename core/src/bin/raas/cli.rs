@@ -7,7 +7,7 @@ use raas_core::ErrorCode;
 use serde_json::{json, Value};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: raas run|cycle CONFIG.json | raas register CONFIG.json JOB");
+    eprintln!("usage: raas run|cycle|serve CONFIG.json | raas register CONFIG.json JOB");
     ExitCode::from(2)
 }
 
@@ -127,27 +127,7 @@ async fn run(cmd: &str, args: &[String]) -> ExitCode {
                 return fail(&e);
             }
             println!("{}", json!({"started": node.node_id()}));
-            let stop = async {
-                #[cfg(unix)]
-                {
-                    use tokio::signal::unix::{signal, SignalKind};
-                    match signal(SignalKind::terminate()) {
-                        Ok(mut term) => {
-                            tokio::select! {
-                                _ = term.recv() => {}
-                                _ = tokio::signal::ctrl_c() => {}
-                            }
-                        }
-                        Err(_) => {
-                            let _ = tokio::signal::ctrl_c().await;
-                        }
-                    }
-                }
-                #[cfg(not(unix))]
-                {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            };
+            let stop = terminated();
             tokio::pin!(stop);
             loop {
                 tokio::select! {
@@ -164,9 +144,57 @@ async fn run(cmd: &str, args: &[String]) -> ExitCode {
             node.stop().await;
             println!("{}", json!({"stopped": node.node_id()}));
         }
+        "serve" => {
+            let node = std::sync::Arc::new(node);
+            if let Err(e) = node.start() {
+                return fail(&e);
+            }
+            let server = match raas_core::service::serve(node.clone(), Default::default()).await {
+                Ok(s) => s,
+                Err(e) => {
+                    node.stop().await;
+                    return fail(&e);
+                }
+            };
+            println!(
+                "{}",
+                json!({"serving": server.url, "nodeId": node.node_id()})
+            );
+            terminated().await;
+            // Requests in flight are answered first, then the node's loops stop.
+            let closed = server.close().await;
+            node.stop().await;
+            if let Err(e) = closed {
+                return fail(&e);
+            }
+            println!("{}", json!({"stopped": node.node_id()}));
+        }
         _ => return usage(),
     }
     ExitCode::SUCCESS
+}
+
+/// SIGTERM or Ctrl-C.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Entry point.
@@ -175,10 +203,17 @@ pub(crate) fn main() -> ExitCode {
     let Some(cmd) = args.first().cloned() else {
         return usage();
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // A server answers on every core; the other commands are one sweep or one load.
+    let built = if cmd == "serve" {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let rt = match built {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");

@@ -1,0 +1,200 @@
+//! The node as an HTTP service: one axum router built from a [`RaasNode`], served by
+//! `raas serve`, by [`serve`] (which `node.serve()` in Node calls), or mounted in a host's
+//! own server. The OpenAPI 3.1 document at `/openapi.json` is generated from the handlers
+//! (`utoipa`), so it cannot drift from them.
+//!
+//! Native only, behind the `http` feature: the browser package never carries it.
+
+mod error;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::Router;
+use tokio::sync::oneshot;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use routes::{Alive, CidStatusView, History, JobPage, Ready, Registrations, Requests, Retried};
+
+use crate::engine::{EngineError, HttpSettings, RaasNode};
+
+/// What the handlers share.
+pub(crate) struct Service {
+    node: Arc<RaasNode>,
+    settings: HttpSettings,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "raas",
+        description = "Replication, renewal and repair of Filecoin storage deals: register jobs on a CID, watch them, see their deal requests."
+    ),
+    tags(
+        (name = "jobs", description = "Jobs on CIDs"),
+        (name = "requests", description = "Deal requests (admin)"),
+        (name = "status", description = "A CID's deals and jobs"),
+        (name = "ops", description = "Liveness, readiness, the API document"),
+    )
+)]
+struct ApiDoc;
+
+fn api(node: Arc<RaasNode>) -> (Router, utoipa::openapi::OpenApi) {
+    let settings = node.settings().http.clone();
+    let limit = settings.body_limit;
+    let svc = Arc::new(Service { node, settings });
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::register_jobs))
+        .routes(routes!(routes::list_jobs))
+        .routes(routes!(routes::get_job, routes::cancel_job))
+        .routes(routes!(routes::job_history))
+        .routes(routes!(routes::job_requests))
+        .routes(routes!(routes::list_requests))
+        .routes(routes!(routes::retry_request))
+        .routes(routes!(routes::cid_status))
+        .routes(routes!(routes::healthz))
+        .routes(routes!(routes::readyz))
+        .with_state(svc)
+        .split_for_parts();
+    (router.layer(DefaultBodyLimit::max(limit)), doc)
+}
+
+/// The API document (OpenAPI 3.1), as served at `/openapi.json`.
+pub fn openapi(node: Arc<RaasNode>) -> utoipa::openapi::OpenApi {
+    api(node).1
+}
+
+/// The whole API as one router, with `/openapi.json`, the body limit, the request time
+/// limit and JSON errors for unknown routes and methods.
+pub fn router(node: Arc<RaasNode>) -> Router {
+    let timeout = node.settings().http.request_timeout;
+    let (router, doc) = api(node);
+    let doc = Arc::new(doc);
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "this route does not take that method",
+            )
+        })
+        .layer(axum::middleware::from_fn(
+            move |req, next: axum::middleware::Next| async move {
+                match tokio::time::timeout(timeout, next.run(req)).await {
+                    Ok(r) => r,
+                    Err(_) => axum::response::IntoResponse::into_response(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "REQUEST_TIMEOUT",
+                        format!("no answer within {} s", timeout.as_secs()),
+                    )),
+                }
+            },
+        ))
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    /// Where it listens (`http://127.0.0.1:PORT`).
+    pub url: String,
+    /// The bound address.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), std::io::Error>>>,
+}
+
+impl Server {
+    /// Stops accepting, lets requests in flight finish, then returns.
+    pub async fn close(mut self) -> Result<(), EngineError> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.task.take() {
+            Some(t) => match t.await {
+                Ok(r) => r.map_err(|e| EngineError::Internal {
+                    reason: format!("http server: {e}"),
+                }),
+                Err(e) => Err(EngineError::Internal {
+                    reason: format!("http server task: {e}"),
+                }),
+            },
+            None => Ok(()),
+        }
+    }
+}
+
+/// Where to listen; unset fields come from the node's `http` settings.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Address (default: the node's `http.host`, `127.0.0.1`).
+    pub host: Option<String>,
+    /// Port (default: the node's `http.port`; 0 picks a free one).
+    pub port: Option<u16>,
+}
+
+/// Binds and serves the API on the current tokio runtime. Refuses a non-loopback address
+/// unless the node's `http.auth` is `"none"` (API keys are not served yet: an open API
+/// must be asked for, and only for development).
+pub async fn serve(node: Arc<RaasNode>, opts: ServeOptions) -> Result<Server, EngineError> {
+    let http = node.settings().http.clone();
+    let host = opts.host.unwrap_or(http.host.clone());
+    let port = opts.port.unwrap_or(http.port);
+    let ip: std::net::IpAddr = match host.as_str() {
+        "localhost" => std::net::IpAddr::from([127, 0, 0, 1]),
+        h => h.parse().map_err(|_| EngineError::InvalidArgument {
+            field: "host",
+            reason: format!("{h:?} is not an IP address"),
+        })?,
+    };
+    if !ip.is_loopback() && !http.auth_none {
+        return Err(EngineError::InvalidArgument {
+            field: "host",
+            reason: format!(
+                "{ip} is not a loopback address, and the API has no keys: set http.auth to \"none\" to serve it open (development only)"
+            ),
+        });
+    }
+    let listener = tokio::net::TcpListener::bind((ip, port))
+        .await
+        .map_err(|e| EngineError::InvalidArgument {
+            field: "port",
+            reason: format!("cannot listen on {ip}:{port}: {e}"),
+        })?;
+    let addr = listener.local_addr().map_err(|e| EngineError::Internal {
+        reason: format!("listener address: {e}"),
+    })?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = router(node);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let url = match addr {
+        SocketAddr::V6(a) => format!("http://[{}]:{}", a.ip(), a.port()),
+        SocketAddr::V4(a) => format!("http://{a}"),
+    };
+    tracing::info!(%url, "serving the API");
+    Ok(Server {
+        url,
+        addr,
+        stop: Some(stop),
+        task: Some(task),
+    })
+}

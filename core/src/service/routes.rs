@@ -1,0 +1,569 @@
+//! The handlers. Each translates HTTP to one [`RaasNode`] call and back: no job logic
+//! lives here.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ErrorBody};
+use super::Service;
+use crate::engine::{CidDeal, Registration};
+use crate::store::{
+    CheckRecord, CheckStatus, JobFilter, JobLifecycle, JobRecord, OutboxRecord, RequestState,
+};
+
+type Shared = State<Arc<Service>>;
+
+/// The body as JSON: `application/json` (or `+json`), bounded by the body limit, parsed
+/// with the path of a syntax or type error.
+fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "application/json" && !essence.ends_with("+json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            format!("the body must be application/json, got {:?}", ct),
+        ));
+    }
+    let body = body.map_err(|e| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "PAYLOAD_TOO_LARGE",
+                "the body is larger than the limit",
+            )
+        } else {
+            ApiError::new(status, "INVALID_BODY", e.body_text())
+        }
+    })?;
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::invalid(
+            "INVALID_JSON",
+            "body",
+            format!(
+                "the body is not JSON: {e} (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
+    })
+}
+
+fn query_error(e: QueryRejection) -> ApiError {
+    let text = e.body_text();
+    // serde_urlencoded names the parameter in its message.
+    let field = text
+        .split('`')
+        .nth(1)
+        .map(str::to_string)
+        .unwrap_or_else(|| "query".into());
+    ApiError::invalid("INVALID_ARGUMENT", field, text)
+}
+
+/// Registrations answered by `POST /register_jobs`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Registrations {
+    /// One per job sent, in order; `created` is false for a job that already existed.
+    pub registrations: Vec<Registration>,
+}
+
+/// Registers one job, an array of jobs, or `{"jobs": [...]}`, all or none.
+#[utoipa::path(
+    post,
+    path = "/register_jobs",
+    tag = "jobs",
+    request_body(content = Value, description = "A job (`{cid, replicationTarget?, renewThresholdEpochs?, repairThresholdEpochs?, endEpoch?}`), an array of jobs, or `{\"jobs\": [...]}`", content_type = "application/json"),
+    responses(
+        (status = 201, description = "At least one job is new", body = Registrations),
+        (status = 200, description = "Every job already existed", body = Registrations),
+        (status = 400, description = "A job is not valid (the field is named)", body = ErrorBody),
+        (status = 413, description = "The body or the job count is over the limit", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 503, description = "The store is unreachable", body = ErrorBody),
+    )
+)]
+pub(super) async fn register_jobs(
+    State(svc): Shared,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let body = json_body(&headers, body)?;
+    let registrations = match body {
+        Value::Array(jobs) => register_many(&svc, jobs).await?,
+        Value::Object(mut o) if o.contains_key("jobs") && !o.contains_key("cid") => {
+            match o.remove("jobs") {
+                Some(Value::Array(jobs)) if o.is_empty() => register_many(&svc, jobs).await?,
+                Some(Value::Array(_)) => {
+                    let extra = o.keys().next().cloned().unwrap_or_default();
+                    return Err(ApiError::invalid(
+                        "INVALID_JOB",
+                        extra.clone(),
+                        format!("unknown field `{extra}` beside `jobs`"),
+                    ));
+                }
+                _ => {
+                    return Err(ApiError::invalid(
+                        "INVALID_JOB",
+                        "jobs",
+                        "`jobs` must be an array of jobs",
+                    ))
+                }
+            }
+        }
+        one @ Value::Object(_) => vec![svc.node.register_job(one).await?],
+        _ => {
+            return Err(ApiError::invalid(
+                "INVALID_JOB",
+                "body",
+                "send a job object, an array of jobs, or {\"jobs\": [...]}",
+            ))
+        }
+    };
+    let status = if registrations.iter().any(|r| r.created) {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(Registrations { registrations })))
+}
+
+async fn register_many(svc: &Service, jobs: Vec<Value>) -> Result<Vec<Registration>, ApiError> {
+    let max = svc.settings.max_jobs_per_request;
+    if jobs.len() > max {
+        return Err(ApiError {
+            field: Some("jobs".into()),
+            ..ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "TOO_MANY_JOBS",
+                format!("{} jobs in one request; at most {max}", jobs.len()),
+            )
+        });
+    }
+    if jobs.is_empty() {
+        return Err(ApiError::invalid(
+            "INVALID_JOB",
+            "jobs",
+            "no job to register",
+        ));
+    }
+    Ok(svc.node.register_jobs(jobs).await?)
+}
+
+/// Which jobs `GET /jobs` lists.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct JobsQuery {
+    /// Only jobs on this CID (any form).
+    cid: Option<String>,
+    /// Only jobs in this state.
+    #[param(inline)]
+    state: Option<JobLifecycle>,
+    /// Only jobs whose last check had this outcome.
+    #[param(inline)]
+    status: Option<CheckStatus>,
+    /// At most this many (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The `next` of the previous page.
+    after: Option<String>,
+}
+
+/// A page of jobs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobPage {
+    /// Jobs, by id.
+    pub jobs: Vec<JobRecord>,
+    /// Pass as `after` for the next page; absent on the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// Lists jobs, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/jobs",
+    tag = "jobs",
+    params(JobsQuery),
+    responses(
+        (status = 200, description = "A page of jobs", body = JobPage),
+        (status = 400, description = "A parameter is not valid", body = ErrorBody),
+    )
+)]
+pub(super) async fn list_jobs(
+    State(svc): Shared,
+    q: Result<Query<JobsQuery>, QueryRejection>,
+) -> Result<Json<JobPage>, ApiError> {
+    let Query(q) = q.map_err(query_error)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid(
+            "INVALID_ARGUMENT",
+            "limit",
+            format!("limit must be in 1..=1000, got {limit}"),
+        ));
+    }
+    let jobs = svc
+        .node
+        .list_jobs_where(JobFilter {
+            state: q.state,
+            status: q.status,
+            cid: q.cid,
+            limit: Some(limit),
+            after: q.after,
+        })
+        .await?;
+    let next = (jobs.len() == limit as usize)
+        .then(|| jobs.last().map(|j| j.job_id.clone()))
+        .flatten();
+    Ok(Json(JobPage { jobs, next }))
+}
+
+/// One job.
+#[utoipa::path(
+    get,
+    path = "/jobs/{id}",
+    tag = "jobs",
+    params(("id" = String, Path, description = "Job id (`job_…`)")),
+    responses(
+        (status = 200, description = "The job", body = JobRecord),
+        (status = 404, description = "No such job", body = ErrorBody),
+    )
+)]
+pub(super) async fn get_job(
+    State(svc): Shared,
+    Path(id): Path<String>,
+) -> Result<Json<JobRecord>, ApiError> {
+    Ok(Json(svc.node.get_job(&id).await?))
+}
+
+/// Cancels a job and withdraws its undelivered deal requests.
+#[utoipa::path(
+    delete,
+    path = "/jobs/{id}",
+    tag = "jobs",
+    params(("id" = String, Path, description = "Job id (`job_…`)")),
+    responses(
+        (status = 200, description = "The job, cancelled", body = JobRecord),
+        (status = 404, description = "No such job", body = ErrorBody),
+    )
+)]
+pub(super) async fn cancel_job(
+    State(svc): Shared,
+    Path(id): Path<String>,
+) -> Result<Json<JobRecord>, ApiError> {
+    Ok(Json(svc.node.cancel_job(&id).await?))
+}
+
+/// How many entries of a list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct LimitQuery {
+    /// At most this many (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// A job's checks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct History {
+    /// Newest first.
+    pub checks: Vec<CheckRecord>,
+}
+
+/// A job's last checks, newest first.
+#[utoipa::path(
+    get,
+    path = "/jobs/{id}/history",
+    tag = "jobs",
+    params(("id" = String, Path, description = "Job id"), LimitQuery),
+    responses(
+        (status = 200, description = "Its checks", body = History),
+        (status = 404, description = "No such job", body = ErrorBody),
+    )
+)]
+pub(super) async fn job_history(
+    State(svc): Shared,
+    Path(id): Path<String>,
+    q: Result<Query<LimitQuery>, QueryRejection>,
+) -> Result<Json<History>, ApiError> {
+    let Query(q) = q.map_err(query_error)?;
+    svc.node.get_job(&id).await?;
+    let checks = svc
+        .node
+        .job_history(&id, q.limit.unwrap_or(100).clamp(1, 1000))
+        .await?;
+    Ok(Json(History { checks }))
+}
+
+/// Deal requests.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Requests {
+    /// Oldest first for one job (its lineage), newest first otherwise.
+    pub requests: Vec<OutboxRecord>,
+}
+
+/// A job's deal requests: the chain of requests, and which deals fulfilled each.
+#[utoipa::path(
+    get,
+    path = "/jobs/{id}/requests",
+    tag = "jobs",
+    params(("id" = String, Path, description = "Job id"), LimitQuery),
+    responses(
+        (status = 200, description = "Its requests", body = Requests),
+        (status = 404, description = "No such job", body = ErrorBody),
+    )
+)]
+pub(super) async fn job_requests(
+    State(svc): Shared,
+    Path(id): Path<String>,
+    q: Result<Query<LimitQuery>, QueryRejection>,
+) -> Result<Json<Requests>, ApiError> {
+    let Query(q) = q.map_err(query_error)?;
+    svc.node.get_job(&id).await?;
+    let requests = svc
+        .node
+        .list_requests(serde_json::json!({
+            "jobId": id,
+            "limit": q.limit.unwrap_or(100).clamp(1, 1000),
+        }))
+        .await?;
+    Ok(Json(Requests { requests }))
+}
+
+/// Which deal requests `GET /requests` lists.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub(super) struct RequestsQuery {
+    /// Only in this state.
+    #[param(inline)]
+    state: Option<RequestState>,
+    /// Only this job's.
+    job_id: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// Deal requests of every job (admin).
+#[utoipa::path(
+    get,
+    path = "/requests",
+    tag = "requests",
+    params(RequestsQuery),
+    responses(
+        (status = 200, description = "Requests", body = Requests),
+        (status = 400, description = "A parameter is not valid", body = ErrorBody),
+    )
+)]
+pub(super) async fn list_requests(
+    State(svc): Shared,
+    q: Result<Query<RequestsQuery>, QueryRejection>,
+) -> Result<Json<Requests>, ApiError> {
+    let Query(q) = q.map_err(query_error)?;
+    let requests = svc
+        .node
+        .list_requests(serde_json::json!({
+            "jobId": q.job_id,
+            "state": q.state,
+            "limit": q.limit.unwrap_or(100).clamp(1, 1000),
+        }))
+        .await?;
+    Ok(Json(Requests { requests }))
+}
+
+/// Whether a retry was queued.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Retried {
+    /// True when the request was dead and is now pending again.
+    pub retried: bool,
+}
+
+/// Puts a dead deal request back in line for delivery (admin).
+#[utoipa::path(
+    post,
+    path = "/requests/{key}/retry",
+    tag = "requests",
+    params(("key" = String, Path, description = "The request's idempotency key")),
+    responses(
+        (status = 200, description = "Queued again, or not dead", body = Retried),
+    )
+)]
+pub(super) async fn retry_request(
+    State(svc): Shared,
+    Path(key): Path<String>,
+) -> Result<Json<Retried>, ApiError> {
+    Ok(Json(Retried {
+        retried: svc.node.retry_request(&key).await?,
+    }))
+}
+
+/// `GET /status/{cid}` options.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct StatusQuery {
+    /// Read the chain now (deals, which are active, their health) instead of answering
+    /// from the last checks.
+    fresh: Option<bool>,
+}
+
+/// What the node knows of a CID.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CidStatusView {
+    /// The CID, normalised (CIDv1 base32).
+    pub cid: String,
+    /// Whether the chain was read for this answer (`fresh=true`).
+    pub fresh: bool,
+    /// Head of the reads (fresh only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<i64>,
+    /// Active deals per DealStatus (fresh only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_deals: Option<usize>,
+    /// Every deal recorded for the CID, with its health (fresh only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deals: Option<Vec<CidDeal>>,
+    /// The jobs on the CID, each with its last verdict.
+    pub jobs: Vec<JobRecord>,
+}
+
+/// A CID's jobs and their last verdicts; with `fresh=true`, its deals read from the chain now.
+#[utoipa::path(
+    get,
+    path = "/status/{cid}",
+    tag = "status",
+    params(("cid" = String, Path, description = "The CID (any form)"), StatusQuery),
+    responses(
+        (status = 200, description = "The CID's status", body = CidStatusView),
+        (status = 400, description = "Not a CID", body = ErrorBody),
+        (status = 503, description = "The chain is unreachable (fresh)", body = ErrorBody),
+    )
+)]
+pub(super) async fn cid_status(
+    State(svc): Shared,
+    Path(cid): Path<String>,
+    q: Result<Query<StatusQuery>, QueryRejection>,
+) -> Result<Json<CidStatusView>, ApiError> {
+    let Query(q) = q.map_err(query_error)?;
+    if q.fresh.unwrap_or(false) {
+        let s = svc.node.deal_status(&cid).await?;
+        return Ok(Json(CidStatusView {
+            cid: s.cid,
+            fresh: true,
+            head: Some(s.head),
+            active_deals: Some(s.active_deals),
+            deals: Some(s.deals),
+            jobs: s.jobs,
+        }));
+    }
+    let cid = crate::cid::parse_cid(&cid)
+        .map_err(|e| ApiError::invalid("INVALID_CID", "cid", e.to_string()))?
+        .cid
+        .to_string();
+    let jobs = svc
+        .node
+        .list_jobs_where(JobFilter {
+            cid: Some(cid.clone()),
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await?;
+    Ok(Json(CidStatusView {
+        cid,
+        fresh: false,
+        head: None,
+        active_deals: None,
+        deals: None,
+        jobs,
+    }))
+}
+
+/// Liveness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Alive {
+    /// Always true.
+    pub ok: bool,
+}
+
+/// The process answers.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Alive)))]
+pub(super) async fn healthz() -> Json<Alive> {
+    Json(Alive { ok: true })
+}
+
+/// Readiness.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Ready {
+    /// Store reachable and no shared endpoint down.
+    pub ready: bool,
+    /// The store answered.
+    pub store: bool,
+    /// Endpoints this node sees as down (`dealStatus`, `lotus`).
+    pub endpoints_down: Vec<String>,
+}
+
+/// The store answers and no shared endpoint is down.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "ops",
+    responses(
+        (status = 200, description = "Ready", body = Ready),
+        (status = 503, description = "Not ready", body = Ready),
+    )
+)]
+pub(super) async fn readyz(State(svc): Shared) -> (StatusCode, Json<Ready>) {
+    let (store, down) = match svc.node.stats().await {
+        Ok(s) => (
+            true,
+            s.endpoints
+                .iter()
+                .filter(|e| !e.up)
+                .map(|e| {
+                    serde_json::to_value(e.endpoint)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                })
+                .collect(),
+        ),
+        Err(_) => (false, vec![]),
+    };
+    let ready = store && down.is_empty();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Ready {
+            ready,
+            store,
+            endpoints_down: down,
+        }),
+    )
+}
