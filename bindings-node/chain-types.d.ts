@@ -132,6 +132,22 @@ export type HookConfig =
   | { type: 'pin'; endpoint: string; token?: string; network?: string }
 
 /** Configuration of `RaasNode.open`. Unknown fields are rejected (`INVALID_OPTIONS`). */
+/** The HTTP API's options. */
+export interface HttpOptions {
+  /** Address to bind (default `127.0.0.1`). */
+  host?: string
+  /** Port (default 8787; 0 picks a free one). */
+  port?: number
+  /** `'none'`: serve without API keys on a non-loopback address (development only). */
+  auth?: 'none'
+  /** Largest request body, bytes (default 1 MiB). */
+  bodyLimitBytes?: number
+  /** Most jobs in one `POST /register_jobs` (default 1000). */
+  maxJobsPerRequest?: number
+  /** Seconds a request may take before it is answered 503 (default 30). */
+  requestTimeoutSecs?: number
+}
+
 export interface RaasNodeConfig {
   /** `sqlite:PATH` (default `sqlite:./raas.db`) or `postgres://…` (several nodes share it). */
   store?: string
@@ -175,6 +191,8 @@ export interface RaasNodeConfig {
   historyDays?: number
   /** A built-in hook. */
   hook?: HookConfig
+  /** The HTTP API (`node.serve()`, `raas serve`). */
+  http?: HttpOptions
 }
 
 /** A job as you register it: at least one of the three kinds. Unknown fields are rejected. */

@@ -132,6 +132,22 @@ export type HookConfig =
   | { type: 'pin'; endpoint: string; token?: string; network?: string }
 
 /** Configuration of `RaasNode.open`. Unknown fields are rejected (`INVALID_OPTIONS`). */
+/** The HTTP API's options. */
+export interface HttpOptions {
+  /** Address to bind (default `127.0.0.1`). */
+  host?: string
+  /** Port (default 8787; 0 picks a free one). */
+  port?: number
+  /** `'none'`: serve without API keys on a non-loopback address (development only). */
+  auth?: 'none'
+  /** Largest request body, bytes (default 1 MiB). */
+  bodyLimitBytes?: number
+  /** Most jobs in one `POST /register_jobs` (default 1000). */
+  maxJobsPerRequest?: number
+  /** Seconds a request may take before it is answered 503 (default 30). */
+  requestTimeoutSecs?: number
+}
+
 export interface RaasNodeConfig {
   /** `sqlite:PATH` (default `sqlite:./raas.db`) or `postgres://…` (several nodes share it). */
   store?: string
@@ -175,6 +191,8 @@ export interface RaasNodeConfig {
   historyDays?: number
   /** A built-in hook. */
   hook?: HookConfig
+  /** The HTTP API (`node.serve()`, `raas serve`). */
+  http?: HttpOptions
 }
 
 /** A job as you register it: at least one of the three kinds. Unknown fields are rejected. */
@@ -577,9 +595,24 @@ export declare class RaasNode {
    * `stop()` or `close()`.
    */
   start(): void
+  /**
+   * Serves the HTTP API of this node (the core's router: `/register_jobs`, `/jobs`, …,
+   * `/openapi.json`) on `host` (default `127.0.0.1`) and `port` (default the config's
+   * `http.port`, 8787; 0 picks a free one). Resolves a server with its `url` and
+   * `close()`; the process stays alive while it listens.
+   */
+  serve(options?: { host?: string, port?: number }): Promise<RaasServer>
   /** Stops gracefully: a sweep or delivery in progress finishes first. */
   stop(): Promise<void>
   /** Stops, ends the listeners and closes the store. */
+  close(): Promise<void>
+}
+
+/** The HTTP API of a node, listening. */
+export declare class RaasServer {
+  /** Where it listens, e.g. `http://127.0.0.1:8787`. */
+  get url(): string
+  /** Stops accepting, answers the requests in flight, then resolves. */
   close(): Promise<void>
 }
 

@@ -839,6 +839,7 @@ module.exports.CidHasher = nativeBinding.CidHasher
 module.exports.DealStatusClient = nativeBinding.DealStatusClient
 module.exports.LotusClient = nativeBinding.LotusClient
 module.exports.RaasNode = nativeBinding.RaasNode
+module.exports.RaasServer = nativeBinding.RaasServer
 module.exports.computeCids = nativeBinding.computeCids
 module.exports.computeCidsFromFile = nativeBinding.computeCidsFromFile
 module.exports.computePieceCid = nativeBinding.computePieceCid

@@ -396,6 +396,72 @@ impl RaasNode {
         }
     }
 
+    /// Serves the HTTP API of this node (the core's router: `/register_jobs`, `/jobs`, …,
+    /// `/openapi.json`) on `host` (default `127.0.0.1`) and `port` (default the config's
+    /// `http.port`, 8787; 0 picks a free one). Resolves a server with its `url` and
+    /// `close()`; the process stays alive while it listens.
+    #[napi(
+        ts_args_type = "options?: { host?: string, port?: number }",
+        ts_return_type = "Promise<RaasServer>"
+    )]
+    pub fn serve<'env>(
+        &self,
+        env: &'env Env,
+        options: Option<Value>,
+    ) -> napi::Result<PromiseRaw<'env, RaasServer>> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct ServeArgs {
+            host: Option<String>,
+            port: Option<u16>,
+        }
+        // A bad argument rejects the promise, as every other failure does.
+        let args: Result<ServeArgs, EngineError> = match options {
+            None | Some(Value::Null) => Ok(ServeArgs {
+                host: None,
+                port: None,
+            }),
+            Some(v) => serde_json::from_value(v).map_err(|e| EngineError::InvalidArgument {
+                field: "options",
+                reason: e.to_string(),
+            }),
+        };
+        let n = self.inner.clone();
+        env.spawn_future_with_callback(
+            async move {
+                Ok(match args {
+                    Ok(a) => {
+                        raas_core::service::serve(
+                            n,
+                            raas_core::service::ServeOptions {
+                                host: a.host,
+                                port: a.port,
+                            },
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e),
+                })
+            },
+            |env, out| match out {
+                Ok(server) => {
+                    let f = env
+                        .create_function_from_closure::<(), (), _>("raasServerAlive", |_| Ok(()))?;
+                    let keep = f
+                        .build_threadsafe_function::<()>()
+                        .callee_handled::<false>()
+                        .build()?;
+                    Ok(RaasServer {
+                        url: server.url.clone(),
+                        server: Mutex::new(Some(server)),
+                        keep_alive: Mutex::new(Some(keep)),
+                    })
+                }
+                Err(e) => Err(node_error(env, e)),
+            },
+        )
+    }
+
     /// Stops gracefully: a sweep or delivery in progress finishes first.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn stop<'env>(&self, env: &'env Env) -> JsPromise<'env> {
@@ -420,6 +486,38 @@ impl RaasNode {
         spawn(env, async move {
             n.stop().await;
             n.store().close().await;
+            Ok::<_, EngineError>(Value::Null)
+        })
+    }
+}
+
+/// The HTTP API of a node, listening.
+#[napi]
+pub struct RaasServer {
+    url: String,
+    server: Mutex<Option<raas_core::service::Server>>,
+    keep_alive: Mutex<Option<KeepAlive>>,
+}
+
+#[napi]
+impl RaasServer {
+    /// Where it listens, e.g. `http://127.0.0.1:8787`.
+    #[napi(getter)]
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// Stops accepting, answers the requests in flight, then resolves.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close<'env>(&self, env: &'env Env) -> JsPromise<'env> {
+        if let Ok(mut k) = self.keep_alive.lock() {
+            k.take();
+        }
+        let server = self.server.lock().ok().and_then(|mut s| s.take());
+        spawn(env, async move {
+            if let Some(s) = server {
+                s.close().await?;
+            }
             Ok::<_, EngineError>(Value::Null)
         })
     }

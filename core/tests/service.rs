@@ -15,14 +15,9 @@ fn cid(i: usize) -> String {
 }
 
 async fn node(http: Value) -> Arc<RaasNode> {
-    let path = std::env::temp_dir().join(format!(
-        "raas-service-{}-{}.db",
-        std::process::id(),
-        rand_suffix()
-    ));
     Arc::new(
         RaasNode::open_json(json!({
-            "store": format!("sqlite:{}", path.display()),
+            "store": "sqlite::memory:",
             "nodeId": "svc",
             "dealStatus": {"rpcUrl": "http://127.0.0.1:1", "address": "0x0000000000000000000000000000000000000001"},
             "http": http,
@@ -32,20 +27,12 @@ async fn node(http: Value) -> Arc<RaasNode> {
     )
 }
 
-fn rand_suffix() -> u64 {
-    let mut b = [0u8; 8];
-    getrandom_fill(&mut b);
-    u64::from_le_bytes(b)
-}
-
-fn getrandom_fill(b: &mut [u8]) {
-    let t = std::time::SystemTime::now()
+/// A suffix unique enough for a temporary directory of this process.
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_nanos();
-    for (i, x) in b.iter_mut().enumerate() {
-        *x = (t >> (i * 8)) as u8;
-    }
+        .as_nanos()
 }
 
 async fn send(
@@ -351,4 +338,65 @@ async fn an_open_api_is_served_on_loopback_only_unless_asked() {
     .err()
     .unwrap();
     assert!(e.to_string().contains("http.auth"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn raas_serve_answers_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!(
+        "raas-serve-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = json!({
+        "store": format!("sqlite:{}", dir.join("n.db").display()),
+        "nodeId": "served",
+        "dealStatus": {"rpcUrl": "http://127.0.0.1:1", "address": "0x0000000000000000000000000000000000000001"},
+        "http": {"port": 0},
+        "pollIntervalMs": 50,
+    });
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_raas"))
+        .arg("serve")
+        .arg(config.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let url = first["serving"]
+        .as_str()
+        .expect("prints where it serves")
+        .to_string();
+    let c = reqwest::Client::new();
+    let r = c
+        .post(format!("{url}/register_jobs"))
+        .json(&json!({"cid": cid(7), "replicationTarget": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let jobs: Value = c
+        .get(format!("{url}/jobs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1);
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "{rest:?}");
+    assert!(
+        c.get(format!("{url}/healthz")).send().await.is_err(),
+        "no longer listening"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
