@@ -419,3 +419,13 @@ export interface VerdictEvent {
   dead: boolean
   atMs: number
 }
+
+/** Added to the class in JS (`main.js`): merged with its declaration below. */
+export interface RaasNode {
+  /**
+   * A `(req, res, next?)` function that serves this node's HTTP API inside a host's own
+   * server: `app.use('/raas', node.handler())` in Express, or `http.createServer(node.handler())`.
+   * Every route, limit and error is the core's (the same router as `serve()`).
+   */
+  handler(): (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, next?: (err?: unknown) => void) => void
+}

@@ -420,6 +420,16 @@ export interface VerdictEvent {
   atMs: number
 }
 
+/** Added to the class in JS (`main.js`): merged with its declaration below. */
+export interface RaasNode {
+  /**
+   * A `(req, res, next?)` function that serves this node's HTTP API inside a host's own
+   * server: `app.use('/raas', node.handler())` in Express, or `http.createServer(node.handler())`.
+   * Every route, limit and error is the core's (the same router as `serve()`).
+   */
+  handler(): (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, next?: (err?: unknown) => void) => void
+}
+
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
  * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every
@@ -602,6 +612,17 @@ export declare class RaasNode {
    * `close()`; the process stays alive while it listens.
    */
   serve(options?: { host?: string, port?: number }): Promise<RaasServer>
+  /**
+   * Largest request body the HTTP API takes (`http.bodyLimitBytes`): `handler()` stops
+   * reading a body past it.
+   */
+  get httpBodyLimit(): number
+  /**
+   * Hands one HTTP request to the core's router (what `handler()` calls for each
+   * request of a host's Express, Fastify or `node:http` app). `url` is the path and
+   * query below the mount point.
+   */
+  handleHttp(method: string, url: string, headers: Array<[string, string]>, body?: Buffer): Promise<HttpReply>
   /** Stops gracefully: a sweep or delivery in progress finishes first. */
   stop(): Promise<void>
   /** Stops, ends the listeners and closes the store. */
@@ -669,6 +690,16 @@ export declare function computePieceCid(data: Uint8Array): PieceCids
 
 /** Computes only the UnixFS root CID of `data` (no CommP). */
 export declare function computeUnixfsCid(data: Uint8Array): string
+
+/** The router's answer to one request (`handleHttp`). */
+export interface HttpReply {
+  /** HTTP status. */
+  status: number
+  /** Response headers as `[name, value]` pairs. */
+  headers: Array<Array<string>>
+  /** Response body. */
+  body: Buffer
+}
 
 /**
  * Parses a CID in any form and normalises it to CIDv1 base32. Throws `INVALID_CID`.

@@ -69,3 +69,50 @@ test('node.serve(): register, read, page and cancel over HTTP; typed errors', { 
   }
   await assert.rejects(fetch(`${server.url}/healthz`), 'closed')
 })
+
+test('node.handler() mounted in an Express app and in node:http: the same API, beside the host\'s own routes', { skip }, async () => {
+  const { default: express } = await import('express')
+  const http = await import('node:http')
+  const dir = mkdtempSync(join(tmpdir(), 'raas-handler-'))
+  const node = await raas.RaasNode.open({
+    store: `sqlite:${join(dir, 'n.db')}`,
+    nodeId: 'js-handler',
+    dealStatus: { rpcUrl: 'http://127.0.0.1:1', address: '0x0000000000000000000000000000000000000001' },
+    http: { bodyLimitBytes: 4096 },
+  })
+  const app = express()
+  app.get('/hello', (req, res) => res.json({ from: 'the host' }))
+  app.use('/raas', node.handler())
+  const listen = (server) => new Promise((r) => server.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${server.address().port}`)))
+  const expressServer = http.createServer(app)
+  const plain = http.createServer(node.handler())
+  const [eu, pu] = [await listen(expressServer), await listen(plain)]
+  try {
+    assert.deepEqual(await (await fetch(`${eu}/hello`)).json(), { from: 'the host' })
+    let r = await fetch(`${eu}/raas/register_jobs`, { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify([{ cid: CID, replicationTarget: 1 }]) })
+    assert.equal(r.status, 201)
+    assert.match(r.headers.get('content-type'), /application\/json/)
+    const id = (await r.json()).registrations[0].job.jobId
+    r = await fetch(`${eu}/raas/jobs/${id}`)
+    assert.equal((await r.json()).jobId, id)
+    r = await fetch(`${eu}/raas/jobs?limit=0`)
+    assert.equal(r.status, 400)
+    assert.equal((await r.json()).error.field, 'limit')
+    // The body limit holds through the adapter; nothing is stored.
+    r = await fetch(`${eu}/raas/register_jobs`, { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ cid: CID, replicationTarget: 2, pad: 'x'.repeat(100_000) }) })
+    assert.equal(r.status, 413)
+    assert.equal((await r.json()).error.code, 'PAYLOAD_TOO_LARGE')
+    // The same router at the root of a plain node:http server.
+    r = await fetch(`${pu}/jobs?cid=${CID}`)
+    assert.equal((await r.json()).jobs.length, 1)
+    r = await fetch(`${pu}/openapi.json`)
+    assert.match((await r.json()).openapi, /^3\.1/)
+  } finally {
+    await new Promise((r) => expressServer.close(r))
+    await new Promise((r) => plain.close(r))
+    await node.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})

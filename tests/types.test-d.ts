@@ -44,3 +44,10 @@ const unnarrowed: Listener = (ev) => { void ev.status }
 type Reg = Awaited<ReturnType<Node.RaasNode['registerJob']>>
 const regShape: Same<Reg, Node.Registration> = true
 export { nodeConfig, badHook, spec, hook, listener, unnarrowed, regShape }
+
+// The HTTP API from Node: serve() resolves a server; handler() mounts in node:http/Express.
+declare const served: Node.RaasNode
+const listening: Promise<Node.RaasServer> = served.serve({ port: 0 })
+const mount: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void = served.handler()
+// @ts-expect-error serve() takes no unknown option types
+served.serve({ port: '80' })

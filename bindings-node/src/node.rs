@@ -189,6 +189,19 @@ pub struct RaasNode {
     /// While started, a strong thread-safe function keeps Node's event loop alive (like a
     /// listening server); `stop()` releases it.
     keep_alive: Mutex<Option<KeepAlive>>,
+    /// The HTTP API's router, built on first use by `handleHttp`.
+    router: std::sync::OnceLock<raas_core::service::Router>,
+}
+
+/// The router's answer to one request (`handleHttp`).
+#[napi(object)]
+pub struct HttpReply {
+    /// HTTP status.
+    pub status: u32,
+    /// Response headers as `[name, value]` pairs.
+    pub headers: Vec<Vec<String>>,
+    /// Response body.
+    pub body: napi::bindgen_prelude::Buffer,
 }
 
 type KeepAlive = ThreadsafeFunction<(), (), (), Status, false, false>;
@@ -213,6 +226,7 @@ impl RaasNode {
                     inner: Arc::new(node),
                     listeners: Mutex::new(Vec::new()),
                     keep_alive: Mutex::new(None),
+                    router: std::sync::OnceLock::new(),
                 }),
                 Err(e) => Err(node_error(env, e)),
             },
@@ -457,6 +471,55 @@ impl RaasNode {
                         keep_alive: Mutex::new(Some(keep)),
                     })
                 }
+                Err(e) => Err(node_error(env, e)),
+            },
+        )
+    }
+
+    /// Largest request body the HTTP API takes (`http.bodyLimitBytes`): `handler()` stops
+    /// reading a body past it.
+    #[napi(getter)]
+    pub fn http_body_limit(&self) -> u32 {
+        u32::try_from(self.inner.settings().http.body_limit).unwrap_or(u32::MAX)
+    }
+
+    /// Hands one HTTP request to the core's router (what `handler()` calls for each
+    /// request of a host's Express, Fastify or `node:http` app). `url` is the path and
+    /// query below the mount point.
+    #[napi(
+        ts_args_type = "method: string, url: string, headers: Array<[string, string]>, body?: Buffer",
+        ts_return_type = "Promise<HttpReply>"
+    )]
+    pub fn handle_http<'env>(
+        &self,
+        env: &'env Env,
+        method: String,
+        url: String,
+        headers: Vec<Vec<String>>,
+        body: Option<napi::bindgen_prelude::Buffer>,
+    ) -> napi::Result<PromiseRaw<'env, HttpReply>> {
+        let router = self
+            .router
+            .get_or_init(|| raas_core::service::router(self.inner.clone()))
+            .clone();
+        let headers: Vec<(String, String)> = headers
+            .into_iter()
+            .filter_map(|h| match <[String; 2]>::try_from(h) {
+                Ok([k, v]) => Some((k, v)),
+                Err(_) => None,
+            })
+            .collect();
+        let body: Vec<u8> = body.map(|b| b.to_vec()).unwrap_or_default();
+        env.spawn_future_with_callback(
+            async move {
+                Ok(raas_core::service::respond(&router, &method, &url, &headers, body).await)
+            },
+            |env, out| match out {
+                Ok(r) => Ok(HttpReply {
+                    status: u32::from(r.status),
+                    headers: r.headers.into_iter().map(|(k, v)| vec![k, v]).collect(),
+                    body: r.body.into(),
+                }),
                 Err(e) => Err(node_error(env, e)),
             },
         )

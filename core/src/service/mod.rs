@@ -13,12 +13,12 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::Router;
 use tokio::sync::oneshot;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use axum::Router;
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use routes::{Alive, CidStatusView, History, JobPage, Ready, Registrations, Requests, Retried};
 
@@ -104,6 +104,65 @@ pub fn router(node: Arc<RaasNode>) -> Router {
                 }
             },
         ))
+}
+
+/// An answer of the router to one request handed over by a host's own server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<(String, String)>,
+    /// Response body.
+    pub body: Vec<u8>,
+}
+
+/// Hands one request to the router and returns its whole answer: how `node.handler()`
+/// serves the API inside an Express, Fastify or `node:http` app. `uri` is the path and
+/// query below the mount point (`/jobs?limit=5`).
+pub async fn respond(
+    router: &Router,
+    method: &str,
+    uri: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> Result<Reply, EngineError> {
+    use tower::ServiceExt;
+    let bad = |field: &'static str, reason: String| EngineError::InvalidArgument { field, reason };
+    let mut req = axum::http::Request::builder()
+        .method(
+            axum::http::Method::from_bytes(method.as_bytes())
+                .map_err(|e| bad("method", e.to_string()))?,
+        )
+        .uri(uri);
+    for (k, v) in headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    let req = req
+        .body(axum::body::Body::from(body))
+        .map_err(|e| bad("request", e.to_string()))?;
+    let res = match router.clone().oneshot(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let status = res.status().as_u16();
+    let headers = res
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    // The router's answers are bounded (pages of at most 1 000 jobs, the API document).
+    let body = axum::body::to_bytes(res.into_body(), 64 << 20)
+        .await
+        .map_err(|e| EngineError::Internal {
+            reason: format!("reading the answer: {e}"),
+        })?
+        .to_vec();
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// A running server.
