@@ -115,7 +115,10 @@ pub struct RaasNode {
 /// Result of [`RaasNode::register_job`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    all(feature = "http", not(target_family = "wasm")),
+    derive(utoipa::ToSchema)
+)]
 pub struct Registration {
     /// The job (existing or new).
     pub job: JobRecord,
@@ -126,7 +129,10 @@ pub struct Registration {
 /// One deal of a CID in [`CidStatus`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    all(feature = "http", not(target_family = "wasm")),
+    derive(utoipa::ToSchema)
+)]
 pub struct CidDeal {
     /// Deal id.
     pub deal_id: u64,
@@ -135,14 +141,17 @@ pub struct CidDeal {
     /// Whether DealStatus counts it active.
     pub active: bool,
     /// Its health from Lotus (when Lotus is configured).
-    #[cfg_attr(feature = "http", schema(value_type = Option<Object>))]
+    #[cfg_attr(all(feature = "http", not(target_family = "wasm")), schema(value_type = Option<Object>))]
     pub health: Option<HealthReport>,
 }
 
 /// Everything the node knows about a CID: deals on the contract, their health, its jobs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    all(feature = "http", not(target_family = "wasm")),
+    derive(utoipa::ToSchema)
+)]
 pub struct CidStatus {
     /// Normalised CID.
     pub cid: String,

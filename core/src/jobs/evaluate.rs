@@ -31,7 +31,10 @@ pub struct DealView {
 /// Why copies are needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    all(feature = "http", not(target_family = "wasm")),
+    derive(utoipa::ToSchema)
+)]
 pub enum ShortfallReason {
     /// Fewer active deals than the target.
     Replication,

@@ -83,7 +83,10 @@ pub struct JobSpecInput {
 /// A validated, normalised job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    all(feature = "http", not(target_family = "wasm")),
+    derive(utoipa::ToSchema)
+)]
 pub struct JobSpec {
     /// CIDv1, base32.
     pub cid: String,

@@ -10,7 +10,10 @@ use crate::jobs::{JobSpec, ShortfallReason};
 /// confused with [`CheckStatus`], the outcome of its last check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    all(feature = "http", not(target_family = "wasm")),
+    derive(utoipa::ToSchema)
+)]
 pub enum JobLifecycle {
     /// Checked when due.
     Active,
@@ -47,7 +50,10 @@ impl JobLifecycle {
 /// The outcome of a job's last check, in one word (`status` in JS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    all(feature = "http", not(target_family = "wasm")),
+    derive(utoipa::ToSchema)
+)]
 pub enum CheckStatus {
     /// Enough healthy copies.
     Satisfied,
@@ -84,7 +90,10 @@ impl CheckStatus {
 /// A stored job.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    all(feature = "http", not(target_family = "wasm")),
+    derive(utoipa::ToSchema)
+)]
 pub struct JobRecord {
     /// Stable id (`job_<hex>`), derived from the normalised spec.
     pub job_id: String,
@@ -166,7 +175,10 @@ pub struct JobFilter {
 /// One entry of a job's check history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    all(feature = "http", not(target_family = "wasm")),
+    derive(utoipa::ToSchema)
+)]
 pub struct CheckRecord {
     /// The job.
     pub job_id: String,
@@ -194,7 +206,10 @@ pub struct CheckRecord {
 /// `cancelled`: the job was cancelled, or the shortfall healed before delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    all(feature = "http", not(target_family = "wasm")),
+    derive(utoipa::ToSchema)
+)]
 pub enum RequestState {
     /// Waiting for (another) delivery attempt.
     Pending,
@@ -285,7 +300,10 @@ pub struct RequestUpdate {
 /// A deal request in the outbox, with its lineage and outcome.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    all(feature = "http", not(target_family = "wasm")),
+    derive(utoipa::ToSchema)
+)]
 pub struct OutboxRecord {
     /// Its idempotency key: one request per key, and hooks drop a redelivered key.
     pub idempotency_key: String,
