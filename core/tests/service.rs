@@ -223,6 +223,18 @@ async fn the_api_registers_lists_pages_cancels_and_refuses_bad_input() {
         (s, e["error"]["code"].as_str()),
         (404, Some("JOB_NOT_FOUND"))
     );
+    let (s, e) = send(
+        &c,
+        M::GET,
+        u(&format!("/jobs/{id}/history?limit=5000")),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (400, Some("limit")),
+        "not clamped"
+    );
     let (s, h) = send(&c, M::GET, u(&format!("/jobs/{id}/history")), None).await;
     assert_eq!((s, h["checks"].as_array().map(Vec::len)), (200, Some(0)));
     let (s, r) = send(&c, M::GET, u(&format!("/jobs/{id}/requests")), None).await;

@@ -67,6 +67,18 @@ fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
     })
 }
 
+/// A list's `limit`: default 100, at most 1000; out of range is an error, not clamped.
+fn limit(v: Option<u32>) -> Result<u32, ApiError> {
+    match v.unwrap_or(100) {
+        n @ 1..=1000 => Ok(n),
+        n => Err(ApiError::invalid(
+            "INVALID_ARGUMENT",
+            "limit",
+            format!("limit must be in 1..=1000, got {n}"),
+        )),
+    }
+}
+
 fn query_error(e: QueryRejection) -> ApiError {
     let text = e.body_text();
     // serde_urlencoded names the parameter in its message.
@@ -213,14 +225,7 @@ pub(super) async fn list_jobs(
     q: Result<Query<JobsQuery>, QueryRejection>,
 ) -> Result<Json<JobPage>, ApiError> {
     let Query(q) = q.map_err(query_error)?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid(
-            "INVALID_ARGUMENT",
-            "limit",
-            format!("limit must be in 1..=1000, got {limit}"),
-        ));
-    }
+    let limit = limit(q.limit)?;
     let jobs = svc
         .node
         .list_jobs_where(JobFilter {
@@ -308,10 +313,7 @@ pub(super) async fn job_history(
 ) -> Result<Json<History>, ApiError> {
     let Query(q) = q.map_err(query_error)?;
     svc.node.get_job(&id).await?;
-    let checks = svc
-        .node
-        .job_history(&id, q.limit.unwrap_or(100).clamp(1, 1000))
-        .await?;
+    let checks = svc.node.job_history(&id, limit(q.limit)?).await?;
     Ok(Json(History { checks }))
 }
 
@@ -344,7 +346,7 @@ pub(super) async fn job_requests(
         .node
         .list_requests(serde_json::json!({
             "jobId": id,
-            "limit": q.limit.unwrap_or(100).clamp(1, 1000),
+            "limit": limit(q.limit)?,
         }))
         .await?;
     Ok(Json(Requests { requests }))
@@ -386,7 +388,7 @@ pub(super) async fn list_requests(
         .list_requests(serde_json::json!({
             "jobId": q.job_id,
             "state": q.state,
-            "limit": q.limit.unwrap_or(100).clamp(1, 1000),
+            "limit": limit(q.limit)?,
         }))
         .await?;
     Ok(Json(Requests { requests }))
