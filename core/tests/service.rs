@@ -368,9 +368,12 @@ async fn raas_serve_answers_and_stops_on_sigterm() {
         "http": {"port": 0},
         "pollIntervalMs": 50,
     });
+    let log = dir.join("stderr");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_raas"))
         .arg("serve")
         .arg(config.to_string())
+        .env("RAAS_LOG_FORMAT", "json")
+        .stderr(std::fs::File::create(&log).unwrap())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

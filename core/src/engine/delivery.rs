@@ -185,8 +185,10 @@ impl Inner {
                     )
                     .await?
                 {
+                    tracing::info!(key = %key, job = %r.job_id, attempt = r.attempts, copies = r.copies_needed, "delivered");
                     report.delivered += 1;
                 } else {
+                    tracing::warn!(key = %key, "delivered, but the lease was lost: not acknowledged");
                     report.lease_lost += 1;
                 }
             }

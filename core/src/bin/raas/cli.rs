@@ -174,6 +174,21 @@ async fn run(cmd: &str, args: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Logs on standard error (standard output carries the JSON-line protocol).
+fn init_logs() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RAAS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second subscriber cannot be set; logs then stay off, which is not an error.
+    let _ = if std::env::var("RAAS_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().try_init()
+    } else {
+        builder.with_ansi(false).try_init()
+    };
+}
+
 /// SIGTERM or Ctrl-C.
 async fn terminated() {
     #[cfg(unix)]
@@ -199,6 +214,7 @@ async fn terminated() {
 
 /// Entry point.
 pub(crate) fn main() -> ExitCode {
+    init_logs();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first().cloned() else {
         return usage();

@@ -7,8 +7,12 @@
 //!                                 or @file.jsonl (one job per line), registers them all
 //! ```
 //!
+//! raas serve CONFIG.json          check, deliver and serve the HTTP API until SIGTERM
+//!
 //! CONFIG is the node configuration of `RaasNode.open` (JSON). Verdict changes and sweep
-//! reports are printed as JSON lines on standard output.
+//! reports are printed as JSON lines on standard output. Logs go to standard error: one line
+//! per sweep and per delivery, human-readable, or JSON lines with `RAAS_LOG_FORMAT=json`;
+//! the level comes from `RAAS_LOG` (default `info`, e.g. `RAAS_LOG=raas_core=debug`).
 
 #[cfg(not(target_family = "wasm"))]
 mod cli;
