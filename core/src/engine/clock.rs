@@ -43,32 +43,45 @@ pub(crate) fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Calls `renew` every `every` until `done` is notified, or until a renewal fails (logged:
-/// the lease then lapses, and the work's own writes, which need the lease, are refused).
+/// Runs `work` while calling `renew` every `every`, and returns the work's result once
+/// the renewal in progress, if any, has finished.
 ///
-/// Run it beside the work it guards (`join!`), never awaited inside a `select!` branch's
+/// The renewal runs beside the work (`join!`), never awaited inside a `select!` branch's
 /// body: there it would stop the work, which may hold the store's only connection the
-/// renewal waits for (a deadlock on SQLite). A renewal in progress is never cancelled
-/// mid-query either: `done` is only looked at between renewals.
-pub(crate) async fn renew_until<E, F, Fut>(
+/// renewal waits for (a deadlock on SQLite). A renewal is never cancelled mid-query either:
+/// the end of the work is only looked at between renewals. A failed renewal is logged and
+/// ends the renewing: the lease then lapses, and the work's own writes, which need the
+/// lease, are refused.
+pub(crate) async fn while_renewing<T, E, W, F, Fut>(
     clock: &dyn Clock,
     every: Duration,
-    done: &tokio::sync::Notify,
+    work: W,
     mut renew: F,
-) where
+) -> T
+where
+    W: Future<Output = T>,
     E: std::fmt::Display,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), E>>,
 {
-    loop {
-        tokio::select! {
-            biased;
-            _ = done.notified() => return,
-            _ = clock.sleep(every) => {}
+    let done = tokio::sync::Notify::new();
+    let work = async {
+        let out = work.await;
+        done.notify_one();
+        out
+    };
+    let renewing = async {
+        loop {
+            tokio::select! {
+                biased;
+                _ = done.notified() => return,
+                _ = clock.sleep(every) => {}
+            }
+            if let Err(e) = renew().await {
+                tracing::warn!("lease renewal failed: {e}");
+                return;
+            }
         }
-        if let Err(e) = renew().await {
-            tracing::warn!("lease renewal failed: {e}");
-            return;
-        }
-    }
+    };
+    tokio::join!(work, renewing).0
 }

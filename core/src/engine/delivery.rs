@@ -131,17 +131,14 @@ impl Inner {
         let h = hook.clone();
         let mut run: HookRun = Box::pin(async move { h.deliver_with(&request, &checkpoint).await });
         let mut deadline = self.clock.sleep(limit);
-        let done = tokio::sync::Notify::new();
         let attempt = async {
-            let out = tokio::select! {
+            tokio::select! {
                 biased;
                 out = &mut run => Some(out),
                 _ = &mut deadline => None,
-            };
-            done.notify_one();
-            out
+            }
         };
-        let renew = clock::renew_until(&*self.clock, s.lease / 3, &done, || async {
+        let outcome = clock::while_renewing(&*self.clock, s.lease / 3, attempt, || async {
             let until = self.clock.now_ms().saturating_add(ms(s.lease));
             if !self
                 .store
@@ -151,8 +148,8 @@ impl Inner {
                 tracing::warn!(key = %key, "delivery lease lost while the hook runs");
             }
             Ok::<(), crate::store::StoreError>(())
-        });
-        let (outcome, ()) = tokio::join!(attempt, renew);
+        })
+        .await;
         let outcome = match outcome {
             Some(out) => out,
             None => {

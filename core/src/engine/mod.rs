@@ -689,20 +689,19 @@ impl Inner {
     ) -> Result<(CycleReport, Option<check::Outage>), EngineError> {
         let ids: Vec<String> = jobs.iter().map(|j| j.job_id.clone()).collect();
         let lease = self.settings.lease;
-        let done = tokio::sync::Notify::new();
-        let work = async {
-            let out = self.check_batch(jobs, head).await;
-            done.notify_one();
-            out
-        };
-        let renew = clock::renew_until(&*self.clock, lease / 3, &done, || async {
-            let until = self.clock.now_ms().saturating_add(ms(lease));
-            self.store
-                .extend_job_leases(&self.owner, &ids, until)
-                .await
-                .map(drop)
-        });
-        tokio::join!(work, renew).0
+        clock::while_renewing(
+            &*self.clock,
+            lease / 3,
+            self.check_batch(jobs, head),
+            || async {
+                let until = self.clock.now_ms().saturating_add(ms(lease));
+                self.store
+                    .extend_job_leases(&self.owner, &ids, until)
+                    .await
+                    .map(drop)
+            },
+        )
+        .await
     }
 
     fn endpoint_down(&self, e: &SourceError) {
