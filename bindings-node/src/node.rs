@@ -206,6 +206,15 @@ pub struct HttpReply {
 
 type KeepAlive = ThreadsafeFunction<(), (), (), Status, false, false>;
 
+/// A strong thread-safe function that does nothing: while it lives, Node's event loop
+/// stays alive (a started node, a listening server).
+fn keep_alive(env: &Env, name: &str) -> napi::Result<KeepAlive> {
+    env.create_function_from_closure::<(), (), _>(name, |_| Ok(()))?
+        .build_threadsafe_function::<()>()
+        .callee_handled::<false>()
+        .build()
+}
+
 fn node_error(env: &Env, e: EngineError) -> napi::Error {
     to_js_in_env(env, e)
 }
@@ -394,12 +403,7 @@ impl RaasNode {
             .lock()
             .map_err(|_| napi::Error::from_reason("keep-alive lock poisoned"))?;
         if keep.is_none() {
-            let f = env.create_function_from_closure::<(), (), _>("raasKeepAlive", |_| Ok(()))?;
-            *keep = Some(
-                f.build_threadsafe_function::<()>()
-                    .callee_handled::<false>()
-                    .build()?,
-            );
+            *keep = Some(keep_alive(&env, "raasKeepAlive")?);
         }
         Ok(())
     }
@@ -458,19 +462,11 @@ impl RaasNode {
                 })
             },
             |env, out| match out {
-                Ok(server) => {
-                    let f = env
-                        .create_function_from_closure::<(), (), _>("raasServerAlive", |_| Ok(()))?;
-                    let keep = f
-                        .build_threadsafe_function::<()>()
-                        .callee_handled::<false>()
-                        .build()?;
-                    Ok(RaasServer {
-                        url: server.url.clone(),
-                        server: Mutex::new(Some(server)),
-                        keep_alive: Mutex::new(Some(keep)),
-                    })
-                }
+                Ok(server) => Ok(RaasServer {
+                    url: server.url.clone(),
+                    keep_alive: Mutex::new(Some(keep_alive(env, "raasServerAlive")?)),
+                    server: Mutex::new(Some(server)),
+                }),
                 Err(e) => Err(node_error(env, e)),
             },
         )
