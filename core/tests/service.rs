@@ -415,3 +415,659 @@ async fn raas_serve_answers_and_stops_on_sigterm() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+async fn call(
+    c: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut r = c.request(method, url);
+    if let Some(k) = key {
+        r = r.bearer_auth(k);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let res = r.send().await.unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_scope_every_route_to_a_tenant() {
+    let n = node(json!({"rateLimitPerSecond": 1000, "rateLimitBurst": 1000})).await;
+    let server = serve(
+        n.clone(),
+        ServeOptions {
+            host: None,
+            port: Some(0),
+        },
+    )
+    .await
+    .unwrap();
+    let u = |p: &str| format!("{}{p}", server.url);
+    let c = reqwest::Client::new();
+    use reqwest::Method as M;
+
+    // No key yet: open (the operator on loopback).
+    let (s, _, _) = call(&c, M::GET, u("/jobs"), None, None).await;
+    assert_eq!(s, 200);
+
+    let alice = n
+        .create_api_key(json!({"name": "alice", "scope": "client", "maxJobs": 3}))
+        .await
+        .unwrap();
+    let bob = n
+        .create_api_key(json!({"name": "bob", "scope": "client"}))
+        .await
+        .unwrap();
+    let admin = n
+        .create_api_key(json!({"name": "ops", "scope": "admin"}))
+        .await
+        .unwrap();
+    assert!(alice.key.starts_with("raas_") && alice.key.len() > 80);
+    // The secret is never stored or listed.
+    let listed = serde_json::to_string(&n.list_api_keys().await.unwrap()).unwrap();
+    assert!(!listed.contains(&alice.key[22..]), "{listed}");
+
+    // Now every route but the probes needs a key.
+    let (s, h, e) = call(&c, M::GET, u("/jobs"), None, None).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (401, Some("UNAUTHENTICATED"))
+    );
+    assert!(h.get("www-authenticate").is_some());
+    let (s, _, e) = call(
+        &c,
+        M::GET,
+        u("/jobs"),
+        Some("raas_0000000000000000_00"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (401, Some("INVALID_API_KEY"))
+    );
+    let forged = format!(
+        "{}{}",
+        &alice.key[..alice.key.len() - 1],
+        if alice.key.ends_with('0') { "1" } else { "0" }
+    );
+    let (s, _, _) = call(&c, M::GET, u("/jobs"), Some(&forged), None).await;
+    assert_eq!(s, 401, "a key with a wrong secret is refused");
+    for open in ["/healthz", "/openapi.json"] {
+        let (s, _, _) = call(&c, M::GET, u(open), None, None).await;
+        assert_eq!(s, 200, "{open}");
+    }
+    // X-API-Key works as well as Bearer.
+    let res = c
+        .get(u("/jobs"))
+        .header("x-api-key", &bob.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+
+    // Alice registers; the same CID by Bob is another job.
+    let (s, _, a) = call(
+        &c,
+        M::POST,
+        u("/register_jobs"),
+        Some(&alice.key),
+        Some(json!({"cid": cid(50), "replicationTarget": 2})),
+    )
+    .await;
+    assert_eq!(s, 201, "{a}");
+    let a_id = a["registrations"][0]["job"]["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        a["registrations"][0]["job"]["spec"]["tenant"],
+        alice.tenant.as_str()
+    );
+    let (s, _, b) = call(
+        &c,
+        M::POST,
+        u("/register_jobs"),
+        Some(&bob.key),
+        Some(json!({"cid": cid(50), "replicationTarget": 2})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let b_id = b["registrations"][0]["job"]["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(a_id, b_id, "two tenants, two jobs");
+    // A client cannot name a tenant in the job.
+    let (s, _, e) = call(
+        &c,
+        M::POST,
+        u("/register_jobs"),
+        Some(&bob.key),
+        Some(json!({"cid": cid(51), "replicationTarget": 2, "tenant": alice.tenant})),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (400, Some("tenant")),
+        "{e}"
+    );
+
+    // Bob never sees Alice's job: 404 everywhere, absent from lists and status.
+    for (m, p) in [
+        (M::GET, format!("/jobs/{a_id}")),
+        (M::GET, format!("/jobs/{a_id}/history")),
+        (M::GET, format!("/jobs/{a_id}/requests")),
+        (M::DELETE, format!("/jobs/{a_id}")),
+    ] {
+        let (s, _, e) = call(&c, m.clone(), u(&p), Some(&bob.key), None).await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (404, Some("JOB_NOT_FOUND")),
+            "{m} {p}"
+        );
+    }
+    let (_, _, l) = call(&c, M::GET, u("/jobs"), Some(&bob.key), None).await;
+    let ids: Vec<&str> = l["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["jobId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![b_id.as_str()]);
+    let (_, _, st) = call(
+        &c,
+        M::GET,
+        u(&format!("/status/{}", cid(50))),
+        Some(&bob.key),
+        None,
+    )
+    .await;
+    assert_eq!(st["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(st["jobs"][0]["jobId"], b_id.as_str());
+    // Alice's job is still there and active (Bob's DELETE did nothing).
+    let (s, _, j) = call(
+        &c,
+        M::GET,
+        u(&format!("/jobs/{a_id}")),
+        Some(&alice.key),
+        None,
+    )
+    .await;
+    assert_eq!((s, j["state"].as_str()), (200, Some("active")));
+    // The admin sees both.
+    let (_, _, l) = call(&c, M::GET, u("/jobs"), Some(&admin.key), None).await;
+    assert_eq!(l["jobs"].as_array().unwrap().len(), 2);
+
+    // Admin routes: 403 for a client key, 200 for the admin.
+    let (s, _, e) = call(&c, M::GET, u("/requests"), Some(&alice.key), None).await;
+    assert_eq!((s, e["error"]["code"].as_str()), (403, Some("FORBIDDEN")));
+    let (s, _, _) = call(&c, M::POST, u("/requests/x/retry"), Some(&alice.key), None).await;
+    assert_eq!(s, 403);
+    let (s, _, _) = call(&c, M::GET, u("/requests"), Some(&admin.key), None).await;
+    assert_eq!(s, 200);
+
+    // Quota: Alice may have 3 live jobs; a batch that would make 4 stores nothing.
+    let (s, _, e) = call(
+        &c,
+        M::POST,
+        u("/register_jobs"),
+        Some(&alice.key),
+        Some(json!([
+            {"cid": cid(52), "replicationTarget": 1},
+            {"cid": cid(53), "replicationTarget": 1},
+            {"cid": cid(54), "replicationTarget": 1},
+        ])),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (429, Some("QUOTA_EXCEEDED")),
+        "{e}"
+    );
+    let (_, _, l) = call(&c, M::GET, u("/jobs"), Some(&alice.key), None).await;
+    assert_eq!(
+        l["jobs"].as_array().unwrap().len(),
+        1,
+        "nothing of the refused batch stored"
+    );
+    let (s, _, _) = call(
+        &c,
+        M::POST,
+        u("/register_jobs"),
+        Some(&alice.key),
+        Some(json!([
+            {"cid": cid(52), "replicationTarget": 1},
+            {"cid": cid(53), "replicationTarget": 1},
+        ])),
+    )
+    .await;
+    assert_eq!(s, 201, "up to the quota is fine");
+    // Cancelling frees room.
+    let (s, _, _) = call(
+        &c,
+        M::DELETE,
+        u(&format!("/jobs/{a_id}")),
+        Some(&alice.key),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _, _) = call(
+        &c,
+        M::POST,
+        u("/register_jobs"),
+        Some(&alice.key),
+        Some(json!({"cid": cid(54), "replicationTarget": 1})),
+    )
+    .await;
+    assert_eq!(s, 201);
+
+    // Revoked: refused at once.
+    n.revoke_api_key(&bob.id).await.unwrap();
+    let (s, _, e) = call(&c, M::GET, u("/jobs"), Some(&bob.key), None).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (401, Some("INVALID_API_KEY"))
+    );
+    let e = n.revoke_api_key("key_nope").await.unwrap_err();
+    assert_eq!(raas_core::ErrorCode::code(&e), "KEY_NOT_FOUND");
+    server.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_over_its_rate_gets_429_with_retry_after() {
+    let n = node(json!({"rateLimitPerSecond": 2, "rateLimitBurst": 3})).await;
+    let server = serve(
+        n.clone(),
+        ServeOptions {
+            host: None,
+            port: Some(0),
+        },
+    )
+    .await
+    .unwrap();
+    let c = reqwest::Client::new();
+    let k = n
+        .create_api_key(json!({"name": "k", "scope": "client"}))
+        .await
+        .unwrap();
+    let fast = n
+        .create_api_key(json!({"name": "fast", "scope": "client", "ratePerSecond": 1000}))
+        .await
+        .unwrap();
+    let mut statuses = vec![];
+    let mut retry_after = None;
+    for _ in 0..6 {
+        let (s, h, e) = call(
+            &c,
+            reqwest::Method::GET,
+            format!("{}/jobs", server.url),
+            Some(&k.key),
+            None,
+        )
+        .await;
+        if s == 429 {
+            assert_eq!(e["error"]["code"], "RATE_LIMITED");
+            retry_after = h
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+        }
+        statuses.push(s);
+    }
+    assert_eq!(
+        &statuses[..3],
+        &[200, 200, 200],
+        "the burst passes: {statuses:?}"
+    );
+    assert!(statuses[3..].contains(&429), "{statuses:?}");
+    assert!(matches!(retry_after, Some(1..=2)), "{retry_after:?}");
+    // Buckets are per key: another key is not slowed.
+    let (s, _, _) = call(
+        &c,
+        reqwest::Method::GET,
+        format!("{}/jobs", server.url),
+        Some(&fast.key),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    // After the wait, the key passes again.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (s, _, _) = call(
+        &c,
+        reqwest::Method::GET,
+        format!("{}/jobs", server.url),
+        Some(&k.key),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    server.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cors_answers_only_listed_origins() {
+    let n = node(json!({"corsOrigins": ["https://app.example.com"]})).await;
+    let server = serve(
+        n.clone(),
+        ServeOptions {
+            host: None,
+            port: Some(0),
+        },
+    )
+    .await
+    .unwrap();
+    let c = reqwest::Client::new();
+    let pre = |origin: &'static str| {
+        c.request(reqwest::Method::OPTIONS, format!("{}/jobs", server.url))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let ok = pre("https://app.example.com").await.unwrap();
+    assert_eq!(
+        ok.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap()),
+        Some("https://app.example.com")
+    );
+    let other = pre("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    // Without an allow-list, no CORS header at all.
+    let closed = node(json!({})).await;
+    let s2 = serve(
+        closed,
+        ServeOptions {
+            host: None,
+            port: Some(0),
+        },
+    )
+    .await
+    .unwrap();
+    let r = c
+        .get(format!("{}/jobs", s2.url))
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    // A bad origin in the configuration is refused, naming it.
+    let e = RaasNode::open_json(json!({
+        "store": "sqlite::memory:",
+        "dealStatus": {"rpcUrl": "http://127.0.0.1:1", "address": "0x0000000000000000000000000000000000000001"},
+        "http": {"corsOrigins": ["https://ok.example", "ftp://x/y"]},
+    }))
+    .await
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("http.corsOrigins[1]"), "{e}");
+    server.close().await.unwrap();
+    s2.close().await.unwrap();
+}
+
+/// A chain whose deals the test sets: one active deal per CID listed in `deals`.
+struct TestChain {
+    deals: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+}
+
+impl raas_core::engine::ChainSource for TestChain {
+    fn head(
+        &self,
+    ) -> raas_core::engine::SourceFuture<
+        '_,
+        Result<raas_core::engine::Head, raas_core::engine::SourceError>,
+    > {
+        Box::pin(async {
+            Ok(raas_core::engine::Head {
+                epoch: 1_000,
+                block: None,
+                tipset: None,
+            })
+        })
+    }
+    fn deal_sets<'a>(
+        &'a self,
+        reads: &'a [(String, raas_core::chain::evm::DealRead)],
+        _head: &'a raas_core::engine::Head,
+    ) -> raas_core::engine::SourceFuture<
+        'a,
+        raas_core::engine::Reads<Vec<raas_core::chain::evm::Deal>>,
+    > {
+        Box::pin(async move {
+            let d = self.deals.lock().unwrap();
+            Ok(reads
+                .iter()
+                .map(|(cid, _)| {
+                    Ok((0..d.get(cid).copied().unwrap_or(0))
+                        .map(|i| raas_core::chain::evm::Deal {
+                            deal_id: 100 + i,
+                            miner_id: 1000 + i,
+                        })
+                        .collect())
+                })
+                .collect())
+        })
+    }
+    fn deal_health<'a>(
+        &'a self,
+        _head: &'a raas_core::engine::Head,
+        _deals: &'a [(u64, Option<i64>)],
+    ) -> raas_core::engine::SourceFuture<
+        'a,
+        raas_core::engine::Reads<raas_core::chain::health::HealthReport>,
+    > {
+        Box::pin(async { Ok(vec![]) })
+    }
+    fn has_lotus(&self) -> bool {
+        false
+    }
+}
+
+/// Reads SSE events from a response until `n` have come (or the time runs out).
+async fn sse_events(mut res: reqwest::Response, n: usize) -> Vec<(i64, String, Value)> {
+    let mut out = vec![];
+    let mut buf = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while out.len() < n {
+        let chunk = match tokio::time::timeout_at(deadline, res.chunk()).await {
+            Ok(Ok(Some(c))) => c,
+            _ => break,
+        };
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let (mut id, mut kind, mut data) = (None, String::new(), String::new());
+            for line in frame.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().parse().ok();
+                } else if let Some(v) = line.strip_prefix("event:") {
+                    kind = v.trim().to_string();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim());
+                }
+            }
+            if let Some(id) = id {
+                out.push((id, kind, serde_json::from_str(&data).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_stream_a_tenants_changes_and_resume_from_last_event_id() {
+    let config = raas_core::engine::NodeConfig::from_json(json!({
+        "store": "sqlite::memory:",
+        "nodeId": "sse",
+        "dealStatus": {"rpcUrl": "http://127.0.0.1:1", "address": "0x0000000000000000000000000000000000000001"},
+        "checkIntervalSecs": 1,
+        "http": {"rateLimitPerSecond": 1000, "rateLimitBurst": 1000},
+    }))
+    .unwrap();
+    let store = raas_core::store::Store::open("sqlite::memory:")
+        .await
+        .unwrap();
+    let chain = Arc::new(TestChain {
+        deals: Default::default(),
+    });
+    let n = Arc::new(RaasNode::open_with(
+        store,
+        config.settings,
+        chain.clone(),
+        Arc::new(raas_core::engine::SystemClock),
+    ));
+    let server = serve(
+        n.clone(),
+        ServeOptions {
+            host: None,
+            port: Some(0),
+        },
+    )
+    .await
+    .unwrap();
+    let c = reqwest::Client::new();
+    let alice = n
+        .create_api_key(json!({"name": "a", "scope": "client"}))
+        .await
+        .unwrap();
+    let bob = n
+        .create_api_key(json!({"name": "b", "scope": "client"}))
+        .await
+        .unwrap();
+    let reg = |key: String, i: usize| {
+        let c = c.clone();
+        let url = format!("{}/register_jobs", server.url);
+        async move {
+            let r: Value = c
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"cid": cid(i), "replicationTarget": 2}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["registrations"][0]["job"]["jobId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let a_job = reg(alice.key.clone(), 70).await;
+    let b_job = reg(bob.key.clone(), 71).await;
+    chain.deals.lock().unwrap().insert(cid(70), 1);
+    chain.deals.lock().unwrap().insert(cid(71), 1);
+
+    // Alice listens, then a sweep runs: she sees her job go short and its request made.
+    let live = c
+        .get(format!("{}/events", server.url))
+        .bearer_auth(&alice.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status().as_u16(), 200);
+    assert!(live.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let report = n.run_cycle().await.unwrap();
+    assert_eq!(report.jobs_checked, 2);
+    let seen = sse_events(live, 2).await;
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen.iter().all(|(_, _, d)| d["jobId"] == a_job.as_str()),
+        "only Alice's: {seen:?}"
+    );
+    assert_eq!(seen[0].1, "verdict");
+    assert_eq!(seen[0].2["data"]["status"], "short");
+    assert_eq!(seen[1].1, "request");
+    assert_eq!(seen[1].2["data"]["state"], "pending");
+    let last = seen[1].0;
+
+    // While she is away: her deal count changes (satisfied, the request fulfilled), and she
+    // cancels nothing. Reconnecting with Last-Event-ID gives exactly what she missed.
+    chain.deals.lock().unwrap().insert(cid(70), 2);
+    chain.deals.lock().unwrap().insert(cid(71), 2);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    n.run_cycle().await.unwrap();
+    let back = c
+        .get(format!("{}/events", server.url))
+        .bearer_auth(&alice.key)
+        .header("last-event-id", last.to_string())
+        .send()
+        .await
+        .unwrap();
+    let missed = sse_events(back, 2).await;
+    assert_eq!(missed.len(), 2, "{missed:?}");
+    assert!(missed
+        .iter()
+        .all(|(id, _, d)| *id > last && d["jobId"] == a_job.as_str()));
+    let kinds: Vec<(&str, &str)> = missed
+        .iter()
+        .map(|(_, k, d)| {
+            (
+                k.as_str(),
+                d["data"]["status"]
+                    .as_str()
+                    .or(d["data"]["state"].as_str())
+                    .unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        kinds.contains(&("verdict", "satisfied")) && kinds.contains(&("request", "fulfilled")),
+        "{kinds:?}"
+    );
+    // Numbers increase and nothing repeats.
+    let mut ids: Vec<i64> = seen.iter().chain(&missed).map(|e| e.0).collect();
+    let sorted = {
+        let mut s = ids.clone();
+        s.sort();
+        s.dedup();
+        s
+    };
+    assert_eq!(ids, sorted);
+    // Bob's stream from the start has only his job's events; the admin-less open caller
+    // is refused now that keys exist.
+    let bobs = sse_events(
+        c.get(format!("{}/events?after=0", server.url))
+            .bearer_auth(&bob.key)
+            .send()
+            .await
+            .unwrap(),
+        4,
+    )
+    .await;
+    assert_eq!(bobs.len(), 4, "{bobs:?}");
+    assert!(bobs.iter().all(|(_, _, d)| d["jobId"] == b_job.as_str()));
+    let r = c
+        .get(format!("{}/events", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = c
+        .get(format!("{}/events", server.url))
+        .bearer_auth(&bob.key)
+        .header("last-event-id", "x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    ids.clear();
+    server.close().await.unwrap();
+}

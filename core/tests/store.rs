@@ -68,6 +68,7 @@ fn satisfied(job_id: &str, next_due_ms: i64) -> CheckWrite {
         memory: None,
         new_request: None,
         request_updates: vec![],
+        event: None,
     }
 }
 
@@ -351,7 +352,7 @@ async fn a_shortfall_is_one_request_and_delivery_is_acknowledged_once(store: Sto
             .await
             .unwrap());
         assert!(store
-            .fail_request("k1", "x", "HOOK_FAILED: 503", 2_000, false)
+            .fail_request("k1", "x", "HOOK_FAILED: 503", 2_000, false, 1_000)
             .await
             .unwrap());
         assert!(store
@@ -406,7 +407,7 @@ async fn a_shortfall_is_one_request_and_delivery_is_acknowledged_once(store: Sto
             .unwrap();
         store.claim_request("x", 6_000, 500, &[]).await.unwrap();
         store
-            .fail_request("k2", "x", "gone", 0, true)
+            .fail_request("k2", "x", "gone", 0, true, 0)
             .await
             .unwrap();
         let stats = store.stats().await.unwrap();
@@ -482,4 +483,84 @@ async fn the_sqlite_file_survives_reopening_and_bad_urls_are_typed() {
         .unwrap_err();
     assert_eq!(err.code(), "STORE_UNAVAILABLE");
     assert!(!err.to_string().contains("s3cret"), "{err}");
+}
+
+on_both!(tenants_quotas_and_the_event_log);
+
+async fn tenants_quotas_and_the_event_log(store: Store) {
+    let mut a = spec(&cid(900), 2);
+    a.tenant = Some("alice".into());
+    let mut b = a.clone();
+    b.tenant = Some("bob".into());
+    let (ja, _) = store.register_job(&a, 1_000).await.unwrap();
+    let (jb, _) = store.register_job(&b, 1_000).await.unwrap();
+    assert_ne!(
+        ja.job_id, jb.job_id,
+        "the same job of two tenants is two jobs"
+    );
+    let only = |t: &str| JobFilter {
+        tenant: Some(t.into()),
+        ..Default::default()
+    };
+    let l = store.list_jobs(&only("alice")).await.unwrap();
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].job_id, ja.job_id);
+
+    // Quota: counted in the transaction; over it, nothing of the call is kept.
+    let more: Vec<JobSpec> = (901..904)
+        .map(|i| {
+            let mut s = spec(&cid(i), 1);
+            s.tenant = Some("alice".into());
+            s
+        })
+        .collect();
+    let e = store
+        .register_jobs_within(&more, 1_000, Some(("alice", 3)))
+        .await
+        .unwrap_err();
+    assert_eq!(raas_core::ErrorCode::code(&e), "QUOTA_EXCEEDED");
+    assert_eq!(store.list_jobs(&only("alice")).await.unwrap().len(), 1);
+    store
+        .register_jobs_within(&more[..2], 1_000, Some(("alice", 3)))
+        .await
+        .unwrap();
+
+    // Events: numbered in order, with the job's tenant; a lost lease logs nothing.
+    assert_eq!(store.last_event_seq().await.unwrap(), 0);
+    store
+        .claim_due_jobs("n", 5_000, 5_000, 60_000, 100)
+        .await
+        .unwrap();
+    let mut wa = short(&ja.job_id, &a.cid, "ka", 1, 9_000);
+    wa.event = Some(json!({"status": "short"}));
+    let mut wb = satisfied(&jb.job_id, 9_000);
+    wb.event = Some(json!({"status": "satisfied"}));
+    let mut lost = satisfied("job_nope", 9_000);
+    lost.event = Some(json!({"never": true}));
+    store
+        .record_checks("n", "n", &[wa, wb, lost], 5_000)
+        .await
+        .unwrap();
+    let all = store.events_after(0, None, 100).await.unwrap();
+    let got: Vec<(i64, &str, Option<&str>)> = all
+        .iter()
+        .map(|e| (e.seq, e.kind.as_str(), e.tenant.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, "verdict", Some("alice")),
+            (2, "request", Some("alice")),
+            (3, "verdict", Some("bob")),
+        ]
+    );
+    // Cancelling Alice's job closes her request: one more event, hers.
+    store.cancel_job(&ja.job_id, 6_000).await.unwrap();
+    let hers = store.events_after(1, Some("alice"), 100).await.unwrap();
+    assert_eq!(hers.len(), 2);
+    assert_eq!(hers[1].data["state"], "cancelled");
+    assert_eq!(hers[1].seq, 4);
+    assert_eq!(store.last_event_seq().await.unwrap(), 4);
+    assert!(store.events_after(0, Some("bob"), 100).await.unwrap().len() == 1);
+    assert_eq!(store.prune_events(6_000).await.unwrap(), 3);
 }

@@ -443,6 +443,7 @@ impl Inner {
             (Some(status) != j.status || new_request.is_some() || !closed.is_empty()).then(|| {
                 VerdictEvent {
                     job_id: j.job_id.clone(),
+                    tenant: spec.tenant.clone(),
                     cid: spec.cid.clone(),
                     node_id: s.node_id.clone(),
                     previous: j.status,
@@ -475,6 +476,7 @@ impl Inner {
                 memory: Some(memory),
                 new_request,
                 request_updates: updates,
+                event: None,
             }),
             event,
         )
@@ -559,6 +561,7 @@ impl Inner {
         );
         let event = (j.status != Some(CheckStatus::Error) || dead).then(|| VerdictEvent {
             job_id: j.job_id.clone(),
+            tenant: j.spec.tenant.clone(),
             cid: j.spec.cid.clone(),
             node_id: s.node_id.clone(),
             previous: j.status,
@@ -591,6 +594,7 @@ impl Inner {
                 memory: None,
                 new_request: None,
                 request_updates: vec![],
+                event: None,
             }),
             event,
         )
@@ -633,8 +637,10 @@ impl Inner {
         for j in &jobs {
             let mine = by_job.get(j.job_id.as_str()).map_or(&[][..], Vec::as_slice);
             match self.judge(j, &facts, mine, head, now) {
-                Judgement::Record(w, ev) => {
+                Judgement::Record(mut w, ev) => {
                     if let Some(ev) = ev {
+                        // Logged with the verdict, in its transaction (for `GET /events`).
+                        w.event = serde_json::to_value(&ev).ok();
                         events.push(ev);
                     }
                     writes.push(*w);

@@ -106,6 +106,20 @@ pub struct HttpOptions {
     /// Seconds a request may take before it is answered 503 (default 30).
     #[serde(default)]
     pub request_timeout_secs: Option<u64>,
+    /// Requests per second one API key may make (token bucket; default 50). A key may
+    /// carry its own.
+    #[serde(default)]
+    pub rate_limit_per_second: Option<u32>,
+    /// Requests a key may make at once above its rate (the bucket's size; default 100).
+    #[serde(default)]
+    pub rate_limit_burst: Option<u32>,
+    /// Most live jobs one tenant may have (default 100 000). A key may carry its own.
+    #[serde(default)]
+    pub max_jobs_per_tenant: Option<u64>,
+    /// Origins browsers may call the API from (`https://app.example.com`, or `*`);
+    /// default none.
+    #[serde(default)]
+    pub cors_origins: Option<Vec<String>>,
 }
 
 /// Validated HTTP API settings.
@@ -123,6 +137,14 @@ pub struct HttpSettings {
     pub max_jobs_per_request: usize,
     /// Request time limit.
     pub request_timeout: Duration,
+    /// Requests per second per key.
+    pub rate_per_second: u32,
+    /// Token bucket size per key.
+    pub rate_burst: u32,
+    /// Live jobs per tenant.
+    pub max_jobs_per_tenant: u64,
+    /// CORS allow-list (empty: no cross-origin calls).
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpSettings {
@@ -134,6 +156,10 @@ impl Default for HttpSettings {
             body_limit: 1 << 20,
             max_jobs_per_request: 1_000,
             request_timeout: Duration::from_secs(30),
+            rate_per_second: 50,
+            rate_burst: 100,
+            max_jobs_per_tenant: 100_000,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -180,8 +206,54 @@ impl HttpOptions {
                 3_600,
                 30,
             )?),
+            rate_per_second: range(
+                "http.rateLimitPerSecond",
+                self.rate_limit_per_second.map(u64::from),
+                1,
+                1_000_000,
+                u64::from(d.rate_per_second),
+            )? as u32,
+            rate_burst: range(
+                "http.rateLimitBurst",
+                self.rate_limit_burst.map(u64::from),
+                1,
+                1_000_000,
+                u64::from(d.rate_burst),
+            )? as u32,
+            max_jobs_per_tenant: range(
+                "http.maxJobsPerTenant",
+                self.max_jobs_per_tenant,
+                1,
+                100_000_000,
+                d.max_jobs_per_tenant,
+            )?,
+            cors_origins: cors_origins(self.cors_origins.unwrap_or_default())?,
         })
     }
+}
+
+/// Validates a CORS allow-list: `*`, or origins `scheme://host[:port]` without a path.
+fn cors_origins(list: Vec<String>) -> Result<Vec<String>, OptionsError> {
+    if list.len() > 100 {
+        return Err(OptionsError("http.corsOrigins: at most 100 origins".into()));
+    }
+    for (i, o) in list.iter().enumerate() {
+        if o == "*" {
+            continue;
+        }
+        let ok = match o.split_once("://") {
+            Some(("http" | "https", rest)) => {
+                !rest.is_empty() && rest.len() <= 255 && !rest.contains(['/', '?', '#', ' ', '@'])
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(OptionsError(format!(
+                "http.corsOrigins[{i}]: {o:?} is not an origin (https://host[:port], or *)"
+            )));
+        }
+    }
+    Ok(list)
 }
 
 /// Built-in deal-request hooks.

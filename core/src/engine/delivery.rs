@@ -197,11 +197,12 @@ impl Inner {
                     s.backoff_max,
                     self.clock.jitter(),
                 );
-                let next = self.clock.now_ms().saturating_add(ms(delay));
+                let now = self.clock.now_ms();
+                let next = now.saturating_add(ms(delay));
                 tracing::warn!(key = %key, attempts = r.attempts, dead, code = e.code(), "delivery failed: {}", e.message);
                 if self
                     .store
-                    .fail_request(&key, &self.owner, &e.to_string(), next, dead)
+                    .fail_request(&key, &self.owner, &e.to_string(), next, dead, now)
                     .await?
                 {
                     report.failed += 1;

@@ -35,6 +35,12 @@ pub enum EngineError {
         /// The id asked for.
         job_id: String,
     },
+    /// No API key with this id (`KEY_NOT_FOUND`).
+    #[error("no API key {id}")]
+    KeyNotFound {
+        /// The id asked for.
+        id: String,
+    },
     /// An argument that is not valid (`INVALID_ARGUMENT`), naming the field.
     #[error("invalid {field}: {reason}")]
     InvalidArgument {
@@ -64,6 +70,7 @@ impl ErrorCode for EngineError {
             EngineError::Evm(e) => e.code(),
             EngineError::Lotus(e) => e.code(),
             EngineError::JobNotFound { .. } => "JOB_NOT_FOUND",
+            EngineError::KeyNotFound { .. } => "KEY_NOT_FOUND",
             EngineError::InvalidArgument { .. } => "INVALID_ARGUMENT",
             EngineError::Internal { .. } => "INTERNAL",
             EngineError::Stopped => "NODE_STOPPED",

@@ -25,6 +25,9 @@ pub enum NodeEvent {
 pub struct VerdictEvent {
     /// The job.
     pub job_id: String,
+    /// The job's tenant (absent for the operator's jobs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// Its CID.
     pub cid: String,
     /// The node that checked.

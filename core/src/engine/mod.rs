@@ -39,6 +39,7 @@ mod delivery;
 mod error;
 mod events;
 mod hooks;
+mod keys;
 mod outage;
 mod request;
 mod source;
@@ -62,6 +63,7 @@ pub use events::{EndpointEvent, NodeEvent, VerdictEvent};
 pub use hooks::{
     Checkpoint, DealRequestHook, FnHook, HookError, HookFuture, PinHook, SharedHook, SubmitRaasHook,
 };
+pub use keys::{Caller, CreatedKey, KeyRefusal, NewKeyInput, KEY_CACHE_TTL};
 pub use outage::{Endpoint, EndpointStatus};
 pub use request::DealRequest;
 pub use source::{ChainReads, ChainSource, Head, Reads, SourceError, SourceFuture};
@@ -90,6 +92,7 @@ pub(crate) struct Inner {
     wake_delivery: Notify,
     outages: Outages,
     stragglers: Stragglers,
+    keys: keys::KeyCache,
 }
 
 impl Inner {
@@ -266,6 +269,7 @@ impl RaasNode {
                 wake_delivery: Notify::new(),
                 outages,
                 stragglers: Stragglers::default(),
+                keys: keys::KeyCache::default(),
             }),
             running: Mutex::new(None),
         }
@@ -291,6 +295,11 @@ impl RaasNode {
         &self.inner.store
     }
 
+    /// The limits jobs are validated against.
+    pub fn job_limits(&self) -> &crate::jobs::JobLimits {
+        &self.inner.settings.limits
+    }
+
     /// Validates and registers a job (camelCase JSON, see [`crate::jobs::JobSpecInput`]).
     /// Idempotent: the same job registered twice is one job.
     pub async fn register_job(&self, spec: serde_json::Value) -> Result<Registration, EngineError> {
@@ -313,6 +322,18 @@ impl RaasNode {
         &self,
         specs: Vec<serde_json::Value>,
     ) -> Result<Vec<Registration>, EngineError> {
+        self.register_jobs_for(None, None, specs).await
+    }
+
+    /// [`RaasNode::register_jobs`] for a tenant: the jobs are the tenant's (two tenants
+    /// asking the same are two jobs), and the call fails with `QUOTA_EXCEEDED`, storing
+    /// nothing, if the tenant would then have more than `max_jobs` live jobs.
+    pub async fn register_jobs_for(
+        &self,
+        tenant: Option<&str>,
+        max_jobs: Option<u64>,
+        specs: Vec<serde_json::Value>,
+    ) -> Result<Vec<Registration>, EngineError> {
         let limits = self.inner.settings.limits;
         let specs = specs
             .into_iter()
@@ -331,14 +352,41 @@ impl RaasNode {
                     },
                 })
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.register_specs(specs).await
+            .collect::<Result<Vec<JobSpec>, _>>()?;
+        self.register_specs_for(tenant, max_jobs, specs).await
+    }
+
+    /// [`RaasNode::register_specs`] for a tenant, under its quota (see
+    /// [`RaasNode::register_jobs_for`]).
+    pub async fn register_specs_for(
+        &self,
+        tenant: Option<&str>,
+        max_jobs: Option<u64>,
+        specs: Vec<JobSpec>,
+    ) -> Result<Vec<Registration>, EngineError> {
+        let specs = specs
+            .into_iter()
+            .map(|mut s| {
+                s.tenant = tenant.map(str::to_string);
+                s
+            })
+            .collect();
+        self.register_specs_within(specs, tenant.zip(max_jobs))
+            .await
     }
 
     /// Registers already validated jobs in one transaction.
     pub async fn register_specs(
         &self,
         specs: Vec<JobSpec>,
+    ) -> Result<Vec<Registration>, EngineError> {
+        self.register_specs_within(specs, None).await
+    }
+
+    async fn register_specs_within(
+        &self,
+        specs: Vec<JobSpec>,
+        quota: Option<(&str, u64)>,
     ) -> Result<Vec<Registration>, EngineError> {
         if !self.inner.source.has_lotus() {
             if let Some(i) = specs
@@ -360,7 +408,7 @@ impl RaasNode {
         let rows = self
             .inner
             .store
-            .register_jobs(&specs, self.inner.clock.now_ms())
+            .register_jobs_within(&specs, self.inner.clock.now_ms(), quota)
             .await?;
         Ok(rows
             .into_iter()
@@ -517,6 +565,23 @@ impl RaasNode {
             Err(p) => *p.into_inner() = Some(hook),
         }
         self.inner.wake_delivery.notify_one();
+    }
+
+    /// Logged events (verdict and deal-request changes) after number `after`, oldest
+    /// first, at most `limit`; only `tenant`'s jobs' when given. Kept as long as check
+    /// history (`historyDays`).
+    pub async fn events_after(
+        &self,
+        after: i64,
+        tenant: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<crate::store::EventRecord>, EngineError> {
+        Ok(self.inner.store.events_after(after, tenant, limit).await?)
+    }
+
+    /// The number of the last logged event (where a new listener starts).
+    pub async fn last_event(&self) -> Result<i64, EngineError> {
+        Ok(self.inner.store.last_event_seq().await?)
     }
 
     /// Events from now on: verdict changes, endpoints going down and coming back.
@@ -775,6 +840,9 @@ async fn scheduler_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
             last_prune = now;
             if let Err(e) = inner.store.prune_checks(now - ms(s.history)).await {
                 tracing::warn!("pruning history failed: {e}");
+            }
+            if let Err(e) = inner.store.prune_events(now - ms(s.history)).await {
+                tracing::warn!("pruning events failed: {e}");
             }
         }
     }

@@ -426,6 +426,7 @@ mod tests {
             renew_threshold_epochs: renew,
             repair_threshold_epochs: repair,
             end_epoch: Some(1_000_000),
+            tenant: None,
         }
     }
 

@@ -98,6 +98,10 @@ pub struct JobSpec {
     pub repair_threshold_epochs: Option<i64>,
     /// Retirement epoch.
     pub end_epoch: Option<i64>,
+    /// Whose job it is: the tenant of the API key that registered it (absent for the
+    /// operator's own jobs). Never taken from the job a client sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 impl JobSpec {
@@ -164,6 +168,7 @@ impl JobSpec {
             renew_threshold_epochs: input.renew_threshold_epochs,
             repair_threshold_epochs: input.repair_threshold_epochs,
             end_epoch: input.end_epoch,
+            tenant: None,
         })
     }
 
@@ -182,6 +187,11 @@ impl JobSpec {
                 Some(x) => h.update(format!("|{x}")),
                 None => h.update("|-"),
             }
+        }
+        // Two tenants asking the same are two jobs; an operator's job keeps the id it had
+        // before tenants existed.
+        if let Some(t) = &self.tenant {
+            h.update(format!("|tenant:{t}"));
         }
         let digest = h.finalize();
         format!("job_{}", alloy::hex::encode(&digest[..12]))

@@ -82,6 +82,9 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidArgument { field, .. } => ApiError::invalid(code, *field, message),
             EngineError::Options(_) => ApiError::new(StatusCode::BAD_REQUEST, code, message),
             EngineError::JobNotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, code, message),
+            EngineError::Store(crate::store::StoreError::QuotaExceeded { .. }) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+            }
             // The chain or the store is unreachable: try again later.
             EngineError::Store(_)
             | EngineError::Evm(_)

@@ -5,7 +5,9 @@
 //!
 //! Native only, behind the `http` feature: the browser package never carries it.
 
+mod auth;
 mod error;
+mod events;
 mod routes;
 
 use std::net::SocketAddr;
@@ -28,6 +30,7 @@ use crate::engine::{EngineError, HttpSettings, RaasNode};
 pub(crate) struct Service {
     node: Arc<RaasNode>,
     settings: HttpSettings,
+    limiters: auth::Limiters,
 }
 
 #[derive(OpenApi)]
@@ -41,14 +44,79 @@ pub(crate) struct Service {
         (name = "requests", description = "Deal requests (admin)"),
         (name = "status", description = "A CID's deals and jobs"),
         (name = "ops", description = "Liveness, readiness, the API document"),
-    )
+    ),
+    modifiers(&KeyedRoutes)
 )]
 struct ApiDoc;
+
+/// Documents the API key on every route but the open ones, with the answers every such
+/// route can give: 401 (no key, or not valid), 429 (over the key's rate).
+struct KeyedRoutes;
+
+impl utoipa::Modify for KeyedRoutes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder};
+        use utoipa::openapi::security::{SecurityRequirement, SecurityScheme};
+        use utoipa::openapi::{RefOr, ResponseBuilder};
+        let comps = doc.components.get_or_insert_with(Default::default);
+        comps.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        comps.add_security_scheme(
+            "apiKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+        let error = |desc: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(desc)
+                    .content(
+                        "application/json",
+                        utoipa::openapi::ContentBuilder::new()
+                            .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if auth::OPEN_ROUTES.contains(&path.as_str()) {
+                continue;
+            }
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.put,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.security = Some(vec![
+                    SecurityRequirement::new("bearer", Vec::<String>::new()),
+                    SecurityRequirement::new("apiKey", Vec::<String>::new()),
+                ]);
+                let r = &mut op.responses.responses;
+                r.entry("401".into()).or_insert_with(|| {
+                    error("No API key, or not a valid one (once any key exists)")
+                });
+                r.entry("429".into())
+                    .or_insert_with(|| error("Over the key's rate: see Retry-After"));
+            }
+        }
+    }
+}
 
 fn api(node: Arc<RaasNode>) -> (Router, utoipa::openapi::OpenApi) {
     let settings = node.settings().http.clone();
     let limit = settings.body_limit;
-    let svc = Arc::new(Service { node, settings });
+    let svc = Arc::new(Service {
+        node,
+        settings,
+        limiters: auth::Limiters::default(),
+    });
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::register_jobs))
         .routes(routes!(routes::list_jobs))
@@ -58,11 +126,51 @@ fn api(node: Arc<RaasNode>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::list_requests))
         .routes(routes!(routes::retry_request))
         .routes(routes!(routes::cid_status))
+        .routes(routes!(events::events))
         .routes(routes!(routes::healthz))
         .routes(routes!(routes::readyz))
-        .with_state(svc)
+        .with_state(svc.clone())
         .split_for_parts();
-    (router.layer(DefaultBodyLimit::max(limit)), doc)
+    let router =
+        router
+            .layer(DefaultBodyLimit::max(limit))
+            .layer(axum::middleware::from_fn_with_state(
+                svc,
+                auth::authenticate,
+            ));
+    (router, doc)
+}
+
+/// The CORS layer of an allow-list (none when the list is empty: no cross-origin calls).
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{header, HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect::<Vec<_>>(),
+        )
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("x-api-key"),
+                HeaderName::from_static("last-event-id"),
+            ])
+            .expose_headers([header::RETRY_AFTER])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }
 
 /// The API document (OpenAPI 3.1), as served at `/openapi.json`.
@@ -74,9 +182,10 @@ pub fn openapi(node: Arc<RaasNode>) -> utoipa::openapi::OpenApi {
 /// limit and JSON errors for unknown routes and methods.
 pub fn router(node: Arc<RaasNode>) -> Router {
     let timeout = node.settings().http.request_timeout;
+    let cors = cors(&node.settings().http.cors_origins);
     let (router, doc) = api(node);
     let doc = Arc::new(doc);
-    router
+    let router = router
         .route(
             "/openapi.json",
             axum::routing::get(move || {
@@ -103,7 +212,13 @@ pub fn router(node: Arc<RaasNode>) -> Router {
                     )),
                 }
             },
-        ))
+        ));
+    // CORS outermost, over the fallbacks too: a browser's preflight is answered before
+    // any key is asked for.
+    match cors {
+        Some(c) => router.layer(c),
+        None => router,
+    }
 }
 
 /// An answer of the router to one request handed over by a host's own server.
@@ -145,6 +260,23 @@ pub async fn respond(
         Ok(r) => r,
         Err(never) => match never {},
     };
+    // A stream has no whole answer: `GET /events` needs a server of ours.
+    if res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+    {
+        let body = serde_json::to_vec(&serde_json::json!({"error": {
+            "code": "STREAM_NOT_SUPPORTED",
+            "message": "GET /events streams: serve it with node.serve() or raas serve, not through node.handler()",
+        }}))
+        .unwrap_or_default();
+        return Ok(Reply {
+            status: 501,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body,
+        });
+    }
     let status = res.status().as_u16();
     let headers = res
         .headers()
@@ -206,8 +338,8 @@ pub struct ServeOptions {
 }
 
 /// Binds and serves the API on the current tokio runtime. Refuses a non-loopback address
-/// unless the node's `http.auth` is `"none"` (API keys are not served yet: an open API
-/// must be asked for, and only for development).
+/// while no API key exists, unless the node's `http.auth` is `"none"` (an open API must
+/// be asked for, and only for development).
 pub async fn serve(node: Arc<RaasNode>, opts: ServeOptions) -> Result<Server, EngineError> {
     let http = node.settings().http.clone();
     let host = opts.host.unwrap_or(http.host.clone());
@@ -219,11 +351,11 @@ pub async fn serve(node: Arc<RaasNode>, opts: ServeOptions) -> Result<Server, En
             reason: format!("{h:?} is not an IP address"),
         })?,
     };
-    if !ip.is_loopback() && !http.auth_none {
+    if !ip.is_loopback() && !http.auth_none && !node.keys_required().await? {
         return Err(EngineError::InvalidArgument {
             field: "host",
             reason: format!(
-                "{ip} is not a loopback address, and the API has no keys: set http.auth to \"none\" to serve it open (development only)"
+                "{ip} is not a loopback address, and the API has no keys: make one (`raas keys create`), or set http.auth to \"none\" to serve it open (development only)"
             ),
         });
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -13,14 +13,30 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::auth::admin;
 use super::error::{ApiError, ErrorBody};
 use super::Service;
-use crate::engine::{CidDeal, Registration};
+use crate::engine::{Caller, CidDeal, Registration};
 use crate::store::{
     CheckRecord, CheckStatus, JobFilter, JobLifecycle, JobRecord, OutboxRecord, RequestState,
 };
 
 type Shared = State<Arc<Service>>;
+type Who = Extension<Caller>;
+
+/// The job `id` if the caller may see it: another tenant's job is answered exactly as a
+/// job that does not exist.
+async fn own_job(svc: &Service, caller: &Caller, id: &str) -> Result<JobRecord, ApiError> {
+    let job = svc.node.get_job(id).await?;
+    match caller.tenant() {
+        Some(t) if job.spec.tenant.as_deref() != Some(t) => {
+            Err(ApiError::from(crate::engine::EngineError::JobNotFound {
+                job_id: id.to_string(),
+            }))
+        }
+        _ => Ok(job),
+    }
+}
 
 /// The body as JSON: `application/json` (or `+json`), bounded by the body limit, parsed
 /// with the path of a syntax or type error.
@@ -79,7 +95,7 @@ fn limit(v: Option<u32>) -> Result<u32, ApiError> {
     }
 }
 
-fn query_error(e: QueryRejection) -> ApiError {
+pub(super) fn query_error(e: QueryRejection) -> ApiError {
     let text = e.body_text();
     // serde_urlencoded names the parameter in its message.
     let field = text
@@ -114,15 +130,18 @@ pub struct Registrations {
 )]
 pub(super) async fn register_jobs(
     State(svc): Shared,
+    Extension(caller): Who,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let body = json_body(&headers, body)?;
     let registrations = match body {
-        Value::Array(jobs) => register_many(&svc, jobs).await?,
+        Value::Array(jobs) => register_many(&svc, &caller, jobs).await?,
         Value::Object(mut o) if o.contains_key("jobs") && !o.contains_key("cid") => {
             match o.remove("jobs") {
-                Some(Value::Array(jobs)) if o.is_empty() => register_many(&svc, jobs).await?,
+                Some(Value::Array(jobs)) if o.is_empty() => {
+                    register_many(&svc, &caller, jobs).await?
+                }
                 Some(Value::Array(_)) => {
                     let extra = o.keys().next().cloned().unwrap_or_default();
                     return Err(ApiError::invalid(
@@ -140,7 +159,15 @@ pub(super) async fn register_jobs(
                 }
             }
         }
-        one @ Value::Object(_) => vec![svc.node.register_job(one).await?],
+        one @ Value::Object(_) => {
+            // One job sent: its fields are named as sent, not as `jobs[0].…`.
+            let spec = crate::jobs::JobSpec::from_json(one, svc.node.job_limits())
+                .map_err(crate::engine::EngineError::from)?;
+            let (tenant, quota) = registrant(&svc, &caller);
+            svc.node
+                .register_specs_for(tenant, quota, vec![spec])
+                .await?
+        }
         _ => {
             return Err(ApiError::invalid(
                 "INVALID_JOB",
@@ -157,7 +184,33 @@ pub(super) async fn register_jobs(
     Ok((status, Json(Registrations { registrations })))
 }
 
-async fn register_many(svc: &Service, jobs: Vec<Value>) -> Result<Vec<Registration>, ApiError> {
+/// Registers for the caller: a client key's jobs are its tenant's, under its quota.
+async fn register(
+    svc: &Service,
+    caller: &Caller,
+    jobs: Vec<Value>,
+) -> Result<Vec<Registration>, ApiError> {
+    let (tenant, quota) = registrant(svc, caller);
+    Ok(svc.node.register_jobs_for(tenant, quota, jobs).await?)
+}
+
+/// The tenant a caller registers for, and its quota.
+fn registrant<'a>(svc: &Service, caller: &'a Caller) -> (Option<&'a str>, Option<u64>) {
+    let tenant = caller.tenant();
+    let quota = match caller {
+        Caller::Key(k) if tenant.is_some() => {
+            Some(k.max_jobs.unwrap_or(svc.settings.max_jobs_per_tenant))
+        }
+        _ => None,
+    };
+    (tenant, quota)
+}
+
+async fn register_many(
+    svc: &Service,
+    caller: &Caller,
+    jobs: Vec<Value>,
+) -> Result<Vec<Registration>, ApiError> {
     let max = svc.settings.max_jobs_per_request;
     if jobs.len() > max {
         return Err(ApiError {
@@ -176,7 +229,7 @@ async fn register_many(svc: &Service, jobs: Vec<Value>) -> Result<Vec<Registrati
             "no job to register",
         ));
     }
-    Ok(svc.node.register_jobs(jobs).await?)
+    register(svc, caller, jobs).await
 }
 
 /// Which jobs `GET /jobs` lists.
@@ -222,6 +275,7 @@ pub struct JobPage {
 )]
 pub(super) async fn list_jobs(
     State(svc): Shared,
+    Extension(caller): Who,
     q: Result<Query<JobsQuery>, QueryRejection>,
 ) -> Result<Json<JobPage>, ApiError> {
     let Query(q) = q.map_err(query_error)?;
@@ -234,6 +288,7 @@ pub(super) async fn list_jobs(
             cid: q.cid,
             limit: Some(limit),
             after: q.after,
+            tenant: caller.tenant().map(str::to_string),
         })
         .await?;
     let next = (jobs.len() == limit as usize)
@@ -255,9 +310,10 @@ pub(super) async fn list_jobs(
 )]
 pub(super) async fn get_job(
     State(svc): Shared,
+    Extension(caller): Who,
     Path(id): Path<String>,
 ) -> Result<Json<JobRecord>, ApiError> {
-    Ok(Json(svc.node.get_job(&id).await?))
+    Ok(Json(own_job(&svc, &caller, &id).await?))
 }
 
 /// Cancels a job and withdraws its undelivered deal requests.
@@ -273,8 +329,10 @@ pub(super) async fn get_job(
 )]
 pub(super) async fn cancel_job(
     State(svc): Shared,
+    Extension(caller): Who,
     Path(id): Path<String>,
 ) -> Result<Json<JobRecord>, ApiError> {
+    own_job(&svc, &caller, &id).await?;
     Ok(Json(svc.node.cancel_job(&id).await?))
 }
 
@@ -308,11 +366,12 @@ pub struct History {
 )]
 pub(super) async fn job_history(
     State(svc): Shared,
+    Extension(caller): Who,
     Path(id): Path<String>,
     q: Result<Query<LimitQuery>, QueryRejection>,
 ) -> Result<Json<History>, ApiError> {
     let Query(q) = q.map_err(query_error)?;
-    svc.node.get_job(&id).await?;
+    own_job(&svc, &caller, &id).await?;
     let checks = svc.node.job_history(&id, limit(q.limit)?).await?;
     Ok(Json(History { checks }))
 }
@@ -337,11 +396,12 @@ pub struct Requests {
 )]
 pub(super) async fn job_requests(
     State(svc): Shared,
+    Extension(caller): Who,
     Path(id): Path<String>,
     q: Result<Query<LimitQuery>, QueryRejection>,
 ) -> Result<Json<Requests>, ApiError> {
     let Query(q) = q.map_err(query_error)?;
-    svc.node.get_job(&id).await?;
+    own_job(&svc, &caller, &id).await?;
     let requests = svc
         .node
         .list_requests(serde_json::json!({
@@ -380,8 +440,10 @@ pub(super) struct RequestsQuery {
 )]
 pub(super) async fn list_requests(
     State(svc): Shared,
+    Extension(caller): Who,
     q: Result<Query<RequestsQuery>, QueryRejection>,
 ) -> Result<Json<Requests>, ApiError> {
+    admin(&caller)?;
     let Query(q) = q.map_err(query_error)?;
     let requests = svc
         .node
@@ -413,8 +475,10 @@ pub struct Retried {
 )]
 pub(super) async fn retry_request(
     State(svc): Shared,
+    Extension(caller): Who,
     Path(key): Path<String>,
 ) -> Result<Json<Retried>, ApiError> {
+    admin(&caller)?;
     Ok(Json(Retried {
         retried: svc.node.retry_request(&key).await?,
     }))
@@ -465,12 +529,17 @@ pub struct CidStatusView {
 )]
 pub(super) async fn cid_status(
     State(svc): Shared,
+    Extension(caller): Who,
     Path(cid): Path<String>,
     q: Result<Query<StatusQuery>, QueryRejection>,
 ) -> Result<Json<CidStatusView>, ApiError> {
     let Query(q) = q.map_err(query_error)?;
+    let tenant = caller.tenant();
     if q.fresh.unwrap_or(false) {
-        let s = svc.node.deal_status(&cid).await?;
+        let mut s = svc.node.deal_status(&cid).await?;
+        if let Some(t) = tenant {
+            s.jobs.retain(|j| j.spec.tenant.as_deref() == Some(t));
+        }
         return Ok(Json(CidStatusView {
             cid: s.cid,
             fresh: true,
@@ -489,6 +558,7 @@ pub(super) async fn cid_status(
         .list_jobs_where(JobFilter {
             cid: Some(cid.clone()),
             limit: Some(1000),
+            tenant: tenant.map(str::to_string),
             ..Default::default()
         })
         .await?;

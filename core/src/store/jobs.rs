@@ -4,6 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::events::NewEvent;
 use super::records::{
     CheckRecord, CheckStatus, JobFilter, JobLifecycle, JobMemory, JobRecord, NewRequest,
     RequestUpdate,
@@ -70,6 +71,8 @@ pub struct CheckWrite {
     pub new_request: Option<NewRequest>,
     /// Changes to the job's open requests (fulfilment, windows passed, withdrawn).
     pub request_updates: Vec<RequestUpdate>,
+    /// The verdict change to log as an event (camelCase JSON), when the verdict changed.
+    pub event: Option<serde_json::Value>,
 }
 
 /// What became of one [`CheckWrite`].
@@ -155,7 +158,7 @@ pub(super) fn to_json(what: &'static str, v: &impl serde::Serialize) -> Result<S
     })
 }
 
-/// Jobs per registration statement: 3 values each, well under SQLite's 32 766 and
+/// Jobs per registration statement: 4 values each, well under SQLite's 32 766 and
 /// PostgreSQL's 65 535 bound parameters.
 const REGISTER_CHUNK: usize = 1_000;
 
@@ -184,6 +187,18 @@ impl Store {
         specs: &[JobSpec],
         now_ms: i64,
     ) -> Result<Vec<(JobRecord, bool)>, StoreError> {
+        self.register_jobs_within(specs, now_ms, None).await
+    }
+
+    /// [`Store::register_jobs`] under a quota: when `quota` is `(tenant, max)`, the call
+    /// fails with `QUOTA_EXCEEDED` (and writes nothing) if the tenant would then have more
+    /// than `max` live (active or dead) jobs. Counted inside the writing transaction.
+    pub async fn register_jobs_within(
+        &self,
+        specs: &[JobSpec],
+        now_ms: i64,
+        quota: Option<(&str, u64)>,
+    ) -> Result<Vec<(JobRecord, bool)>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(query_err("register_job"))?;
         let mut out = Vec::with_capacity(specs.len());
         // Three statements per chunk, not two or three per job: each statement is a round
@@ -192,29 +207,35 @@ impl Store {
         for chunk in specs.chunks(REGISTER_CHUNK) {
             let ids: Vec<String> = chunk.iter().map(JobSpec::job_id).collect();
             let mut rows = Vec::with_capacity(chunk.len());
-            let mut binds: Vec<(String, String, String)> = Vec::with_capacity(chunk.len());
+            let mut binds: Vec<(String, &JobSpec, String)> = Vec::with_capacity(chunk.len());
             for (id, spec) in ids.iter().zip(chunk) {
                 // A job twice in one call is written once.
                 if seen.insert(id.clone()) {
-                    let n = binds.len() * 3 + 2;
+                    let n = binds.len() * 4 + 2;
                     rows.push(format!(
-                        "(${n}, ${}, ${}, 'active', $1, $1, $1)",
+                        "(${n}, ${}, ${}, ${}, 'active', $1, $1, $1)",
                         n + 1,
-                        n + 2
+                        n + 2,
+                        n + 3
                     ));
-                    binds.push((id.clone(), spec.cid.clone(), to_json("job spec", spec)?));
+                    binds.push((id.clone(), spec, to_json("job spec", spec)?));
                 }
             }
             let mut created = std::collections::HashSet::new();
             if !binds.is_empty() {
                 let sql = format!(
-                    "INSERT INTO raas_jobs (job_id, cid, spec, state, created_ms, updated_ms, \
-                     next_due_ms) VALUES {} ON CONFLICT (job_id) DO NOTHING RETURNING job_id",
+                    "INSERT INTO raas_jobs (job_id, cid, tenant, spec, state, created_ms, \
+                     updated_ms, next_due_ms) VALUES {} ON CONFLICT (job_id) DO NOTHING \
+                     RETURNING job_id",
                     rows.join(", ")
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms);
-                for (id, cid, spec) in &binds {
-                    q = q.bind(id).bind(cid).bind(spec);
+                for (id, spec, json) in &binds {
+                    q = q
+                        .bind(id)
+                        .bind(spec.cid.as_str())
+                        .bind(spec.tenant.as_deref())
+                        .bind(json);
                 }
                 for r in q
                     .fetch_all(&mut *tx)
@@ -275,6 +296,23 @@ impl Store {
                 out.push((job, new));
             }
         }
+        if let Some((tenant, max)) = quota {
+            let n: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM raas_jobs WHERE tenant = $1 AND state IN ('active', 'dead')",
+            )
+            .bind(tenant)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(query_err("register_job"))
+            .and_then(|r| col(&r, "n"))?;
+            if u64::try_from(n).unwrap_or(0) > max {
+                // Dropping the transaction rolls it back: nothing of this call is kept.
+                return Err(StoreError::QuotaExceeded {
+                    max,
+                    would_have: u64::try_from(n).unwrap_or(0),
+                });
+            }
+        }
         tx.commit().await.map_err(query_err("register_job"))?;
         Ok(out)
     }
@@ -298,13 +336,15 @@ impl Store {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {JOB_COLS} FROM raas_jobs WHERE ($1 IS NULL OR state = $1) \
              AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR cid = $3) \
-             AND ($4 IS NULL OR job_id > $4) ORDER BY job_id LIMIT $5"
+             AND ($4 IS NULL OR job_id > $4) AND ($6 IS NULL OR tenant = $6) \
+             ORDER BY job_id LIMIT $5"
         )))
         .bind(filter.state.map(|s| s.as_str()))
         .bind(filter.status.map(|s| s.as_str()))
         .bind(filter.cid.as_deref())
         .bind(filter.after.as_deref())
         .bind(limit)
+        .bind(filter.tenant.as_deref())
         .fetch_all(&self.pool)
         .await
         .map_err(query_err("list_jobs"))?;
@@ -328,16 +368,22 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(query_err("cancel_job"))?;
-        sqlx::query(
+        let closing: Vec<String> = sqlx::query(
             "UPDATE raas_outbox SET state = 'cancelled', lease_owner = NULL, lease_until_ms = NULL, \
              closed_ms = $2, last_error = 'job cancelled' \
-             WHERE job_id = $1 AND state IN ('pending', 'delivered', 'dead')",
+             WHERE job_id = $1 AND state IN ('pending', 'delivered', 'dead') \
+             RETURNING idempotency_key",
         )
         .bind(job_id)
         .bind(now_ms)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await
-        .map_err(query_err("cancel_job"))?;
+        .map_err(query_err("cancel_job"))?
+        .iter()
+        .map(|r| col(r, "idempotency_key"))
+        .collect::<Result<_, _>>()?;
+        self.request_events(&mut tx, &closing, "cancelled", now_ms)
+            .await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {JOB_COLS} FROM raas_jobs WHERE job_id = $1"
         )))
@@ -491,6 +537,7 @@ impl Store {
             .await
             .map_err(query_err("record_checks"))?;
         let mut summary = RecordSummary::default();
+        let mut events = Vec::new();
         for w in writes {
             let row = if w.error.is_none() {
                 let memory = w
@@ -505,7 +552,8 @@ impl Store {
                      updated_ms = $8, lease_owner = NULL, lease_until_ms = NULL, \
                      target = COALESCE($9, target), request_seq = COALESCE($10, request_seq), \
                      memory = COALESCE($11, memory) \
-                     WHERE job_id = $1 AND lease_owner = $2 AND state = 'active' RETURNING checks",
+                     WHERE job_id = $1 AND lease_owner = $2 AND state = 'active' \
+                     RETURNING checks, tenant",
                 )
                 .bind(&w.job_id)
                 .bind(owner)
@@ -525,7 +573,8 @@ impl Store {
                     "UPDATE raas_jobs SET state = $3, status = 'error', next_due_ms = $4, \
                      failures = $5, last_error = $6, checks = checks + 1, last_checked_ms = $7, \
                      updated_ms = $7, lease_owner = NULL, lease_until_ms = NULL \
-                     WHERE job_id = $1 AND lease_owner = $2 AND state = 'active' RETURNING checks",
+                     WHERE job_id = $1 AND lease_owner = $2 AND state = 'active' \
+                     RETURNING checks, tenant",
                 )
                 .bind(&w.job_id)
                 .bind(owner)
@@ -543,6 +592,7 @@ impl Store {
                 continue;
             };
             let seq: i64 = col(&row, "checks")?;
+            let tenant: Option<String> = col(&row, "tenant")?;
             let detail = match (&w.verdict, &w.error) {
                 (_, Some(e)) => {
                     Some(serde_json::json!({ "error": e.to_string(), "code": e.code }).to_string())
@@ -567,6 +617,14 @@ impl Store {
             for u in &w.request_updates {
                 self.update_request(&mut tx, u, now_ms).await?;
             }
+            if let Some(data) = &w.event {
+                events.push(NewEvent {
+                    tenant: tenant.clone(),
+                    job_id: w.job_id.clone(),
+                    kind: "verdict",
+                    data: data.clone(),
+                });
+            }
             let request_created = match &w.new_request {
                 Some(r) => {
                     if !self.insert_request(&mut tx, r, now_ms).await? {
@@ -575,6 +633,16 @@ impl Store {
                             reason: format!("key {} exists already", r.idempotency_key),
                         });
                     }
+                    events.push(NewEvent {
+                        tenant,
+                        job_id: w.job_id.clone(),
+                        kind: "request",
+                        data: serde_json::json!({
+                            "key": r.idempotency_key, "jobId": r.job_id, "cid": r.cid,
+                            "seq": r.seq, "state": "pending", "reason": r.reason.as_str(),
+                            "copiesNeeded": r.copies_needed, "atMs": now_ms,
+                        }),
+                    });
                     true
                 }
                 None => false,
@@ -583,6 +651,7 @@ impl Store {
                 .outcomes
                 .push(RecordOutcome::Recorded { request_created });
         }
+        self.append_events(&mut tx, &events, now_ms).await?;
         tx.commit().await.map_err(query_err("record_checks"))?;
         Ok(summary)
     }

@@ -6,7 +6,9 @@
 //! together (a verdict, its history entry and its deal request) is one transaction, so a
 //! crash at any point leaves either all of it or none.
 
+mod events;
 mod jobs;
+mod keys;
 mod outbox;
 mod records;
 mod schema;
@@ -16,7 +18,9 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
 
+pub use events::{EventRecord, NewEvent};
 pub use jobs::{CheckFailure, CheckWrite, RecordOutcome, RecordSummary};
+pub use keys::{ApiKey, KeyScope, NewApiKey};
 pub use records::{
     CheckRecord, CheckStatus, JobFilter, JobLifecycle, JobMemory, JobRecord, NewRequest,
     OutboxRecord, RequestState, RequestUpdate, StoreStats,
@@ -51,6 +55,14 @@ pub enum StoreError {
         /// The database's message.
         reason: String,
     },
+    /// A tenant would have more live jobs than its quota (`QUOTA_EXCEEDED`).
+    #[error("job quota exceeded: at most {max} live jobs, this would make {would_have}")]
+    QuotaExceeded {
+        /// The quota.
+        max: u64,
+        /// Live jobs the registration would have left.
+        would_have: u64,
+    },
     /// Stored data that does not decode (`STORE_CORRUPT`).
     #[error("stored {what} is not valid: {reason}")]
     Corrupt {
@@ -68,6 +80,7 @@ impl ErrorCode for StoreError {
             StoreError::Unavailable { .. } => "STORE_UNAVAILABLE",
             StoreError::Query { .. } => "STORE_ERROR",
             StoreError::Corrupt { .. } => "STORE_CORRUPT",
+            StoreError::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
         }
     }
 

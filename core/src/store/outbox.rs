@@ -85,6 +85,27 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// [`Store::changed_one`] for a change of the request's state: the event telling of
+    /// it is written in the same transaction.
+    async fn changed_state(
+        &self,
+        q: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
+        op: &'static str,
+        key: &str,
+        state: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(query_err(op))?;
+        let done = q.execute(&mut *tx).await.map_err(query_err(op))?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        self.request_events(&mut tx, &[key.to_string()], state, now_ms)
+            .await?;
+        tx.commit().await.map_err(query_err(op))?;
+        Ok(true)
+    }
+
     /// Writes a new request. Its key is unique (job + sequence), so a conflict means the
     /// same check was recorded twice, which the job's lease rules out: it is an error.
     pub(super) async fn insert_request(
@@ -154,9 +175,20 @@ impl Store {
             .bind(u.note.as_deref())
             .bind(state.as_str()),
         };
-        q.execute(&mut **tx)
+        let changed = q
+            .execute(&mut **tx)
             .await
-            .map_err(query_err("update_request"))?;
+            .map_err(query_err("update_request"))?
+            .rows_affected();
+        if let (Some(state), 1) = (u.state, changed) {
+            self.request_events(
+                tx,
+                std::slice::from_ref(&u.idempotency_key),
+                state.as_str(),
+                now_ms,
+            )
+            .await?;
+        }
         Ok(())
     }
 
@@ -325,7 +357,8 @@ impl Store {
             .bind(receipt.to_string())
             .bind(fulfil_by_epoch)
             .bind(node_id);
-        self.changed_one(q, "ack_request").await
+        self.changed_state(q, "ack_request", key, "delivered", now_ms)
+            .await
     }
 
     /// Records a failed delivery by `owner`: retried at `next_attempt_ms`, or parked as
@@ -337,6 +370,7 @@ impl Store {
         error: &str,
         next_attempt_ms: i64,
         dead: bool,
+        now_ms: i64,
     ) -> Result<bool, StoreError> {
         let state = if dead { "dead" } else { "pending" };
         let q = sqlx::query(
@@ -349,6 +383,11 @@ impl Store {
         .bind(state)
         .bind(next_attempt_ms)
         .bind(error);
+        if dead {
+            return self
+                .changed_state(q, "fail_request", key, "dead", now_ms)
+                .await;
+        }
         self.changed_one(q, "fail_request").await
     }
 
@@ -360,7 +399,8 @@ impl Store {
         )
         .bind(key)
         .bind(now_ms);
-        self.changed_one(q, "retry_request").await
+        self.changed_state(q, "retry_request", key, "pending", now_ms)
+            .await
     }
 
     /// The request with idempotency key `key`.

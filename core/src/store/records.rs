@@ -170,6 +170,9 @@ pub struct JobFilter {
     /// Jobs after this id (the last id of the previous page).
     #[serde(default)]
     pub after: Option<String>,
+    /// Only this tenant's jobs.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 /// One entry of a job's check history.

@@ -87,6 +87,38 @@ ALTER TABLE raas_outbox ADD COLUMN checkpoint TEXT;
 CREATE INDEX raas_outbox_job_state ON raas_outbox (job_id, state);
 "#;
 
+/// Tenants (a job belongs to the API key's tenant that registered it), API keys (only a
+/// hash of each secret is kept), and the event log `GET /events` replays from. Event
+/// numbers come from one counter row updated in the writing transaction: its row lock
+/// orders commits, so a reader never sees event n+1 before event n is visible.
+const V3: &str = r#"
+ALTER TABLE raas_jobs ADD COLUMN tenant TEXT;
+CREATE INDEX raas_jobs_tenant ON raas_jobs (tenant, job_id);
+
+CREATE TABLE raas_api_keys (
+    key_id      TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    scope       TEXT NOT NULL,
+    tenant      TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    created_ms  BIGINT NOT NULL,
+    revoked_ms  BIGINT,
+    max_jobs    BIGINT,
+    rate_per_s  BIGINT
+);
+
+CREATE TABLE raas_events (
+    seq        BIGINT PRIMARY KEY,
+    tenant     TEXT,
+    job_id     TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    data       TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+CREATE INDEX raas_events_time ON raas_events (created_ms);
+INSERT INTO raas_cursors (name, value, updated_ms) VALUES ('raas.events.seq', 0, 0);
+"#;
+
 /// The migrator for both backends.
 pub(super) fn migrator() -> Migrator {
     Migrator::with_migrations(vec![
@@ -102,6 +134,13 @@ pub(super) fn migrator() -> Migrator {
             Cow::Borrowed("request lineage and fulfilment, fixed targets, checkpoints"),
             MigrationType::Simple,
             V2.into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            3,
+            Cow::Borrowed("tenants, API keys, event log"),
+            MigrationType::Simple,
+            V3.into_sql_str(),
             false,
         ),
     ])

@@ -7,8 +7,104 @@ use raas_core::ErrorCode;
 use serde_json::{json, Value};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: raas run|cycle|serve CONFIG.json | raas register CONFIG.json JOB");
+    eprintln!(
+        "usage: raas run|cycle|serve CONFIG.json | raas register CONFIG.json JOB\n       \
+         raas keys create --name N --scope client|admin [--tenant T] [--max-jobs N] [--rate R] [CONFIG.json]\n       \
+         raas keys list [CONFIG.json] | raas keys revoke ID [CONFIG.json]\n\
+         (for keys, CONFIG.json may also come from --config or RAAS_CONFIG)"
+    );
     ExitCode::from(2)
+}
+
+/// `raas keys …`: flags and positionals, the config from an argument, `--config` or
+/// `RAAS_CONFIG`.
+async fn keys(args: &[String]) -> ExitCode {
+    let Some(action) = args.first() else {
+        return usage();
+    };
+    let mut flags = std::collections::BTreeMap::new();
+    let mut positional = Vec::new();
+    let mut it = args[1..].iter();
+    while let Some(a) = it.next() {
+        match a.strip_prefix("--") {
+            Some(name) => match it.next() {
+                Some(v) => {
+                    flags.insert(name.to_string(), v.clone());
+                }
+                None => {
+                    eprintln!("--{name} needs a value");
+                    return ExitCode::from(2);
+                }
+            },
+            None => positional.push(a.clone()),
+        }
+    }
+    let id = if action == "revoke" {
+        if positional.is_empty() {
+            return usage();
+        }
+        Some(positional.remove(0))
+    } else {
+        None
+    };
+    let config = flags
+        .remove("config")
+        .or_else(|| positional.pop())
+        .or_else(|| std::env::var("RAAS_CONFIG").ok());
+    let Some(config) = config else {
+        eprintln!("raas keys: name the node's CONFIG.json (argument, --config or RAAS_CONFIG)");
+        return ExitCode::from(2);
+    };
+    let config = match read_json(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let node = match RaasNode::open_json(config).await {
+        Ok(n) => n,
+        Err(e) => return fail(&e),
+    };
+    match (action.as_str(), id) {
+        ("create", _) => {
+            let mut input = serde_json::Map::new();
+            for (flag, field) in [("name", "name"), ("scope", "scope"), ("tenant", "tenant")] {
+                if let Some(v) = flags.remove(flag) {
+                    input.insert(field.into(), Value::String(v));
+                }
+            }
+            for (flag, field) in [("max-jobs", "maxJobs"), ("rate", "ratePerSecond")] {
+                if let Some(v) = flags.remove(flag) {
+                    match v.parse::<u64>() {
+                        Ok(n) => input.insert(field.into(), json!(n)),
+                        Err(_) => {
+                            eprintln!("--{flag}: not a number: {v:?}");
+                            return ExitCode::from(2);
+                        }
+                    };
+                }
+            }
+            if let Some(flag) = flags.keys().next() {
+                eprintln!("unknown flag --{flag}");
+                return ExitCode::from(2);
+            }
+            match node.create_api_key(Value::Object(input)).await {
+                Ok(k) => println!("{}", json!({ "created": k })),
+                Err(e) => return fail(&e),
+            }
+        }
+        ("list", _) => match node.list_api_keys().await {
+            Ok(keys) => println!("{}", json!({ "keys": keys })),
+            Err(e) => return fail(&e),
+        },
+        ("revoke", Some(id)) => match node.revoke_api_key(&id).await {
+            Ok(k) => println!("{}", json!({ "revoked": k })),
+            Err(e) => return fail(&e),
+        },
+        _ => return usage(),
+    }
+    ExitCode::SUCCESS
 }
 
 /// A job list from `@file.jsonl` (one job per line), if the argument names one.
@@ -59,6 +155,9 @@ fn fail(e: &dyn ErrorCode) -> ExitCode {
 }
 
 async fn run(cmd: &str, args: &[String]) -> ExitCode {
+    if cmd == "keys" {
+        return keys(args).await;
+    }
     let Some(config) = args.first() else {
         return usage();
     };

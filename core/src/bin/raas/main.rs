@@ -5,9 +5,12 @@
 //! raas cycle CONFIG.json          one sweep of due jobs and one delivery pass, then exit
 //! raas register CONFIG.json JOB   register a job (JSON text or @file), print it; an array,
 //!                                 or @file.jsonl (one job per line), registers them all
-//! ```
-//!
 //! raas serve CONFIG.json          check, deliver and serve the HTTP API until SIGTERM
+//! raas keys create --name N --scope client|admin [--tenant T] [--max-jobs N] [--rate R] CONFIG.json
+//!                                 make an API key; its secret is printed only now
+//! raas keys list CONFIG.json      the keys (never their secrets)
+//! raas keys revoke ID CONFIG.json revoke a key
+//! ```
 //!
 //! CONFIG is the node configuration of `RaasNode.open` (JSON). Verdict changes and sweep
 //! reports are printed as JSON lines on standard output. Logs go to standard error: one line
