@@ -146,6 +146,14 @@ export interface HttpOptions {
   maxJobsPerRequest?: number
   /** Seconds a request may take before it is answered 503 (default 30). */
   requestTimeoutSecs?: number
+  /** Requests per second per API key (token bucket; default 50). */
+  rateLimitPerSecond?: number
+  /** Bucket size per key (default 100). */
+  rateLimitBurst?: number
+  /** Most live jobs per tenant (default 100 000). */
+  maxJobsPerTenant?: number
+  /** Origins browsers may call the API from (`https://app.example.com`, or `*`); default none. */
+  corsOrigins?: string[]
 }
 
 export interface RaasNodeConfig {
@@ -239,7 +247,7 @@ export interface Job {
   jobId: string
   /** The normalised spec. */
   spec: { cid: string; replicationTarget: number | null; renewThresholdEpochs: number | null;
-    repairThresholdEpochs: number | null; endEpoch: number | null }
+    repairThresholdEpochs: number | null; endEpoch: number | null; tenant?: string }
   state: JobState
   createdMs: number
   updatedMs: number
@@ -269,6 +277,43 @@ export interface JobFilter {
   limit?: number
   /** The last `jobId` of the previous page. */
   after?: string
+  /** Only this tenant's jobs. */
+  tenant?: string
+}
+
+/** What an API key may do: `client` (its tenant's jobs only) or `admin` (everything). */
+export type KeyScope = 'client' | 'admin'
+
+export interface NewApiKey {
+  name: string
+  scope: KeyScope
+  /** Whose jobs it registers and sees (default: the key's own id). Keys may share one. */
+  tenant?: string
+  /** Most live jobs of the tenant through this key (default `http.maxJobsPerTenant`). */
+  maxJobs?: number
+  /** Requests per second (default `http.rateLimitPerSecond`). */
+  ratePerSecond?: number
+}
+
+export interface ApiKey {
+  id: string
+  name: string
+  scope: KeyScope
+  tenant: string
+  createdMs: number
+  revokedMs: number | null
+  maxJobs: number | null
+  ratePerSecond: number | null
+}
+
+/** A key just made: `key` is the secret, shown only now. */
+export interface CreatedApiKey {
+  id: string
+  name: string
+  scope: KeyScope
+  tenant: string
+  /** Send as `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+  key: string
 }
 
 export interface CheckRecord {
@@ -404,6 +449,8 @@ export interface EndpointEvent {
 /** A job's verdict changed. */
 export interface VerdictEvent {
   kind: 'verdict'
+  /** The job's tenant (absent for the operator's jobs). */
+  tenant?: string
   jobId: string
   cid: string
   nodeId: string

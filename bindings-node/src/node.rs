@@ -270,6 +270,60 @@ impl RaasNode {
         spawn(env, async move { n.register_jobs(specs).await })
     }
 
+    /// Registers jobs for a tenant (as the HTTP API does for a client key): two tenants
+    /// asking the same are two jobs, and `maxJobs` caps the tenant's live jobs
+    /// (`QUOTA_EXCEEDED`, nothing stored).
+    #[napi(
+        ts_args_type = "tenant: string, specs: JobSpec[], options?: { maxJobs?: number }",
+        ts_return_type = "Promise<Registration[]>"
+    )]
+    pub fn register_jobs_for<'env>(
+        &self,
+        env: &'env Env,
+        tenant: String,
+        specs: Vec<Value>,
+        options: Option<Value>,
+    ) -> JsPromise<'env> {
+        let n = self.inner.clone();
+        spawn(env, async move {
+            let max = match options.as_ref().and_then(|o| o.get("maxJobs")) {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_u64().filter(|m| *m > 0).ok_or(
+                    raas_core::engine::EngineError::InvalidArgument {
+                        field: "maxJobs",
+                        reason: format!("must be a positive integer, got {v}"),
+                    },
+                )?),
+            };
+            n.register_jobs_for(Some(&tenant), max, specs).await
+        })
+    }
+
+    /// Makes an API key for the HTTP API. The secret `key` is in this answer only; the
+    /// store keeps its hash.
+    #[napi(
+        ts_args_type = "key: NewApiKey",
+        ts_return_type = "Promise<CreatedApiKey>"
+    )]
+    pub fn create_api_key<'env>(&self, env: &'env Env, key: Value) -> JsPromise<'env> {
+        let n = self.inner.clone();
+        spawn(env, async move { n.create_api_key(key).await })
+    }
+
+    /// Every API key, revoked ones too (never their secrets).
+    #[napi(ts_return_type = "Promise<ApiKey[]>")]
+    pub fn list_api_keys<'env>(&self, env: &'env Env) -> JsPromise<'env> {
+        let n = self.inner.clone();
+        spawn(env, async move { n.list_api_keys().await })
+    }
+
+    /// Revokes an API key. Rejects with `KEY_NOT_FOUND`.
+    #[napi(ts_return_type = "Promise<ApiKey>")]
+    pub fn revoke_api_key<'env>(&self, env: &'env Env, id: String) -> JsPromise<'env> {
+        let n = self.inner.clone();
+        spawn(env, async move { n.revoke_api_key(&id).await })
+    }
+
     /// The job with this id. Rejects with `JOB_NOT_FOUND`.
     #[napi(ts_return_type = "Promise<Job>")]
     pub fn get_job<'env>(&self, env: &'env Env, job_id: String) -> JsPromise<'env> {

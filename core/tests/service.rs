@@ -1071,3 +1071,257 @@ async fn events_stream_a_tenants_changes_and_resume_from_last_event_id() {
     ids.clear();
     server.close().await.unwrap();
 }
+
+async fn test_node(chain: Arc<TestChain>, http: Value) -> Arc<RaasNode> {
+    let config = raas_core::engine::NodeConfig::from_json(json!({
+        "store": "sqlite::memory:",
+        "nodeId": "t",
+        "dealStatus": {"rpcUrl": "http://127.0.0.1:1", "address": "0x0000000000000000000000000000000000000001"},
+        "checkIntervalSecs": 1,
+        "http": http,
+    }))
+    .unwrap();
+    let store = raas_core::store::Store::open("sqlite::memory:")
+        .await
+        .unwrap();
+    Arc::new(RaasNode::open_with(
+        store,
+        config.settings,
+        chain,
+        Arc::new(raas_core::engine::SystemClock),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reference_kit_routes_take_its_forms_and_answer_its_shapes() {
+    let chain = Arc::new(TestChain {
+        deals: Default::default(),
+    });
+    let n = test_node(chain.clone(), json!({})).await;
+    let server = serve(
+        n.clone(),
+        ServeOptions {
+            host: None,
+            port: Some(0),
+        },
+    )
+    .await
+    .unwrap();
+    let c = reqwest::Client::new();
+    let u = |p: &str| format!("{}{p}", server.url);
+
+    // The kit's frontend: a urlencoded form with its defaults (jobType all, target 2, epochs 4).
+    let r = c
+        .post(u("/api/register_job"))
+        .form(&[("cid", cid(80).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["message"], "Job registered successfully.");
+    let job = n.get_job(body["jobId"].as_str().unwrap()).await.unwrap();
+    assert_eq!(job.spec.replication_target, Some(2));
+    assert_eq!(job.spec.renew_threshold_epochs, Some(4));
+    assert_eq!(
+        job.spec.repair_threshold_epochs, None,
+        "no Lotus here: repair left out of `all`"
+    );
+    // endDate default: 30 days of epochs after the head (1000).
+    assert_eq!(job.spec.end_epoch, Some(1_000 + 30 * 2_880));
+
+    // Multipart (the kit's multer) and JSON (the README's example) work too.
+    let form = reqwest::multipart::Form::new()
+        .text("cid", cid(81))
+        .text("jobType", "replication")
+        .text("replicationTarget", "3")
+        .text("aggregator", "lighthouse");
+    let r = c
+        .post(u("/api/register_job"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let j: Value = r.json().await.unwrap();
+    let job = n.get_job(j["jobId"].as_str().unwrap()).await.unwrap();
+    assert_eq!(
+        (job.spec.replication_target, job.spec.renew_threshold_epochs),
+        (Some(3), None)
+    );
+    let r = c
+        .post(u("/api/register_job"))
+        .json(&json!({"cid": cid(82), "jobType": "renew", "epochs": 100, "replicationTarget": "1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+
+    // The kit's errors: `{error}` with a 400; our code and field beside it.
+    for (form, field) in [
+        (vec![("cid", "")], "cid"),
+        (vec![("cid", "nope")], "cid"),
+        (
+            vec![("cid", cid(83).leak() as &str), ("jobType", "weekly")],
+            "jobType",
+        ),
+        (
+            vec![("cid", cid(83).leak() as &str), ("epochs", "four")],
+            "epochs",
+        ),
+        (
+            vec![("cid", cid(83).leak() as &str), ("colour", "red")],
+            "colour",
+        ),
+    ] {
+        let r = c
+            .post(u("/api/register_job"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{form:?}");
+        let e: Value = r.json().await.unwrap();
+        assert!(e["error"].is_string(), "{e}");
+        assert_eq!(e["field"], field, "{e}");
+    }
+    let r = c
+        .post(u("/api/register_job"))
+        .body("cid=x")
+        .header("content-type", "text/plain")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    assert_eq!(
+        n.list_jobs(Value::Null).await.unwrap().len(),
+        3,
+        "no refused request stored anything"
+    );
+
+    // deal_status: no dealInfos while there are no deals (the kit's frontend keeps polling),
+    // then the deals with their providers.
+    let r = c
+        .get(u(&format!("/api/deal_status?cid={}", cid(80))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let s: Value = r.json().await.unwrap();
+    assert!(s.get("dealInfos").is_none(), "{s}");
+    assert_eq!(
+        (
+            s["jobType"].as_str(),
+            s["replicationTarget"].as_u64(),
+            s["epochs"].as_i64()
+        ),
+        (Some("renew"), Some(2), Some(4))
+    );
+    assert_eq!(s["currentActiveDeals"], json!([]));
+    chain.deals.lock().unwrap().insert(cid(80), 2);
+    let s: Value = c
+        .get(u(&format!("/api/deal_status?cid={}", cid(80))))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["dealInfos"][0]["storageProvider"], "f01000");
+    assert_eq!(s["dealInfos"][1]["dealId"], 101);
+    assert_eq!(s["currentActiveDeals"], json!([[100, 1000], [101, 1001]]));
+    let r = c.get(u("/api/deal_status")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"], "CID must be of a valid deal");
+    server.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_checks_chain_reads_and_requests_without_secrets() {
+    let chain = Arc::new(TestChain {
+        deals: Default::default(),
+    });
+    let n = test_node(
+        chain.clone(),
+        json!({"rateLimitPerSecond": 1000, "rateLimitBurst": 1000}),
+    )
+    .await;
+    let server = serve(
+        n.clone(),
+        ServeOptions {
+            host: None,
+            port: Some(0),
+        },
+    )
+    .await
+    .unwrap();
+    let c = reqwest::Client::new();
+    let u = |p: &str| format!("{}{p}", server.url);
+    n.register_job(json!({"cid": cid(90), "replicationTarget": 2}))
+        .await
+        .unwrap();
+    n.register_job(json!({"cid": cid(91), "replicationTarget": 1}))
+        .await
+        .unwrap();
+    chain.deals.lock().unwrap().insert(cid(91), 1);
+    n.run_cycle().await.unwrap();
+    let _ = c
+        .get(u(&format!("/jobs/job_{}", "0".repeat(24))))
+        .send()
+        .await
+        .unwrap();
+    let r = c.get(u("/metrics")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = r.text().await.unwrap();
+    for want in [
+        "raas_checks_total{outcome=\"short\"} 1",
+        "raas_checks_total{outcome=\"satisfied\"} 1",
+        "raas_deal_requests_created_total 1",
+        "raas_jobs{state=\"active\",status=\"short\"} 1",
+        "raas_deal_requests{state=\"pending\"} 1",
+        "raas_chain_requests_total{endpoint=\"dealStatus\",method=\"deals\",outcome=\"ok\"}",
+        "raas_http_requests_total{route=\"/jobs/{id}\",method=\"GET\",status=\"404\"} 1",
+        "raas_sweeps_total 1",
+        "raas_endpoint_up{endpoint=\"dealStatus\"} 1",
+        "raas_sweep_seconds_bucket",
+    ] {
+        assert!(text.contains(want), "missing {want}:\n{text}");
+    }
+    assert!(!text.contains(&cid(90)), "no CID in labels");
+    // Once keys exist, metrics are for admins; no key, token or URL ever appears.
+    let k = n
+        .create_api_key(json!({"name": "c", "scope": "client"}))
+        .await
+        .unwrap();
+    let a = n
+        .create_api_key(json!({"name": "a", "scope": "admin"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.get(u("/metrics"))
+            .bearer_auth(&k.key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        403
+    );
+    let text = c
+        .get(u("/metrics"))
+        .bearer_auth(&a.key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains(&a.key) && !text.contains(&k.key) && !text.contains("127.0.0.1:1"));
+    assert!(text.contains("status=\"403\""), "{text}");
+    server.close().await.unwrap();
+}

@@ -99,7 +99,14 @@ impl Inner {
                 {
                     Some(r) => {
                         let (me, hook) = (self.clone(), hook.clone());
-                        running.spawn(async move { me.deliver_one(hook, r).await });
+                        running.spawn(async move {
+                            let t = std::time::Instant::now();
+                            let out = me.deliver_one(hook, r).await;
+                            if let Ok(rep) = &out {
+                                me.metrics.delivery(rep, t.elapsed());
+                            }
+                            out
+                        });
                     }
                     None => exhausted = true,
                 }

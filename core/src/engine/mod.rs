@@ -40,6 +40,7 @@ mod error;
 mod events;
 mod hooks;
 mod keys;
+mod metrics;
 mod outage;
 mod request;
 mod source;
@@ -64,6 +65,7 @@ pub use hooks::{
     Checkpoint, DealRequestHook, FnHook, HookError, HookFuture, PinHook, SharedHook, SubmitRaasHook,
 };
 pub use keys::{Caller, CreatedKey, KeyRefusal, NewKeyInput, KEY_CACHE_TTL};
+pub use metrics::{HttpLabels, Metrics};
 pub use outage::{Endpoint, EndpointStatus};
 pub use request::DealRequest;
 pub use source::{ChainReads, ChainSource, Head, Reads, SourceError, SourceFuture};
@@ -93,6 +95,7 @@ pub(crate) struct Inner {
     outages: Outages,
     stragglers: Stragglers,
     keys: keys::KeyCache,
+    metrics: Arc<Metrics>,
 }
 
 impl Inner {
@@ -252,6 +255,11 @@ impl RaasNode {
         let _ = getrandom::fill(&mut token);
         let owner = format!("{}#{}", settings.node_id, alloy::hex::encode(token));
         let (events, _) = broadcast::channel(4096);
+        let metrics = Arc::new(Metrics::new());
+        let source: Arc<dyn ChainSource> = Arc::new(metrics::Metered {
+            inner: source,
+            metrics: metrics.clone(),
+        });
         let outages = Outages::new(
             source.has_lotus(),
             settings.backoff_base.min(Duration::from_secs(5)),
@@ -270,6 +278,7 @@ impl RaasNode {
                 outages,
                 stragglers: Stragglers::default(),
                 keys: keys::KeyCache::default(),
+                metrics,
             }),
             running: Mutex::new(None),
         }
@@ -293,6 +302,21 @@ impl RaasNode {
     /// The store (for operators' queries).
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Whether Lotus is configured (repair can be checked).
+    pub fn has_lotus(&self) -> bool {
+        self.inner.source.has_lotus()
+    }
+
+    /// The node's clock, ms since the Unix epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// The chain head's epoch, read now.
+    pub async fn head_epoch(&self) -> Result<i64, EngineError> {
+        Ok(self.inner.source.head().await?.epoch)
     }
 
     /// The limits jobs are validated against.
@@ -584,6 +608,37 @@ impl RaasNode {
         Ok(self.inner.store.last_event_seq().await?)
     }
 
+    /// The node's metrics (the HTTP API counts its requests here).
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The metrics in the OpenMetrics text format (what `GET /metrics` answers), with
+    /// the jobs, requests and endpoints read now.
+    pub async fn metrics_text(&self) -> Result<String, EngineError> {
+        let (jobs, requests) = self.inner.store.counts().await?;
+        let endpoints: Vec<(String, bool)> = self
+            .inner
+            .outages
+            .snapshot()
+            .iter()
+            .map(|e| {
+                let name = serde_json::to_value(e.endpoint)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                (name, e.up)
+            })
+            .collect();
+        self.inner.metrics.set_store(&jobs, &requests, &endpoints);
+        self.inner
+            .metrics
+            .encode()
+            .map_err(|e| EngineError::Internal {
+                reason: format!("encoding metrics: {e}"),
+            })
+    }
+
     /// Events from now on: verdict changes, endpoints going down and coming back.
     pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
         self.inner.events.subscribe()
@@ -724,6 +779,7 @@ async fn run_cycle(inner: &Arc<Inner>) -> Result<CycleReport, EngineError> {
         }
     }
     report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    inner.metrics.sweep(&report, started.elapsed());
     match first_error {
         Some(e) if report.jobs_checked == 0 => Err(e),
         _ => Ok(report),

@@ -8,6 +8,7 @@
 mod auth;
 mod error;
 mod events;
+mod kit;
 mod routes;
 
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use utoipa_axum::routes;
 
 pub use axum::Router;
 pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use kit::{KitDealInfo, KitDealStatus, KitRegistered};
 pub use routes::{Alive, CidStatusView, History, JobPage, Ready, Registrations, Requests, Retried};
 
 use crate::engine::{EngineError, HttpSettings, RaasNode};
@@ -43,6 +45,7 @@ pub(crate) struct Service {
         (name = "jobs", description = "Jobs on CIDs"),
         (name = "requests", description = "Deal requests (admin)"),
         (name = "status", description = "A CID's deals and jobs"),
+        (name = "kit", description = "The reference starter kit's routes, for its frontend and scripts"),
         (name = "ops", description = "Liveness, readiness, the API document"),
     ),
     modifiers(&KeyedRoutes)
@@ -127,6 +130,9 @@ fn api(node: Arc<RaasNode>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::retry_request))
         .routes(routes!(routes::cid_status))
         .routes(routes!(events::events))
+        .routes(routes!(routes::metrics))
+        .routes(routes!(kit::register_job))
+        .routes(routes!(kit::deal_status))
         .routes(routes!(routes::healthz))
         .routes(routes!(routes::readyz))
         .with_state(svc.clone())
@@ -183,6 +189,7 @@ pub fn openapi(node: Arc<RaasNode>) -> utoipa::openapi::OpenApi {
 pub fn router(node: Arc<RaasNode>) -> Router {
     let timeout = node.settings().http.request_timeout;
     let cors = cors(&node.settings().http.cors_origins);
+    let counted = node.clone();
     let (router, doc) = api(node);
     let doc = Arc::new(doc);
     let router = router
@@ -213,6 +220,31 @@ pub fn router(node: Arc<RaasNode>) -> Router {
                 }
             },
         ));
+    // Every answer counted, by route template (never the raw path: it holds ids and CIDs).
+    let router = router.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let node = counted.clone();
+            async move {
+                let started = std::time::Instant::now();
+                let route = req
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .map_or("unmatched", |p| p.as_str())
+                    .to_string();
+                let method = req.method().as_str().to_string();
+                let res = next.run(req).await;
+                node.metrics().http_request(
+                    crate::engine::HttpLabels {
+                        route,
+                        method,
+                        status: res.status().as_u16(),
+                    },
+                    started.elapsed(),
+                );
+                res
+            }
+        },
+    ));
     // CORS outermost, over the fallbacks too: a browser's preflight is answered before
     // any key is asked for.
     match cors {

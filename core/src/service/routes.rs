@@ -639,3 +639,30 @@ pub(super) async fn readyz(State(svc): Shared) -> (StatusCode, Json<Ready>) {
         }),
     )
 }
+
+/// The node's metrics in the OpenMetrics text format (Prometheus scrapes it). Admin only
+/// once keys exist.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    responses(
+        (status = 200, description = "The metrics", content_type = "application/openmetrics-text", body = String),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 503, description = "The store is unreachable", body = ErrorBody),
+    )
+)]
+pub(super) async fn metrics(
+    State(svc): Shared,
+    Extension(caller): Who,
+) -> Result<impl IntoResponse, ApiError> {
+    admin(&caller)?;
+    let text = svc.node.metrics_text().await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    ))
+}

@@ -264,6 +264,37 @@ impl Store {
         Ok(s)
     }
 
+    /// Jobs by (state, last status) and deal requests by state (for metrics).
+    #[allow(clippy::type_complexity)]
+    pub async fn counts(
+        &self,
+    ) -> Result<(Vec<(String, String, i64)>, Vec<(String, i64)>), StoreError> {
+        let jobs = sqlx::query(
+            "SELECT state, COALESCE(status, 'unchecked') AS status, COUNT(*) AS n \
+             FROM raas_jobs GROUP BY state, COALESCE(status, 'unchecked')",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("counts"))?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("state").map_err(query_err("counts"))?,
+                r.try_get("status").map_err(query_err("counts"))?,
+                r.try_get("n").map_err(query_err("counts"))?,
+            ))
+        })
+        .collect::<Result<_, StoreError>>()?;
+        let requests = sqlx::query("SELECT state, COUNT(*) AS n FROM raas_outbox GROUP BY state")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("counts"))?
+            .iter()
+            .map(state_count)
+            .collect::<Result<_, _>>()?;
+        Ok((jobs, requests))
+    }
+
     /// Deletes check history older than `before_ms` (the verdict on each job stays).
     pub async fn prune_checks(&self, before_ms: i64) -> Result<u64, StoreError> {
         let r = sqlx::query("DELETE FROM raas_checks WHERE checked_ms < $1")
