@@ -492,3 +492,160 @@ async fn the_submit_raas_hook_makes_a_confirmed_request_on_chain() {
         .unwrap();
     assert_eq!(scan.requests.len(), 1, "sent once");
 }
+
+/// Intake until caught up: the sums of the steps, and how many there were.
+async fn intake_all(n: &RaasNode) -> (raas_core::engine::IntakeReport, usize) {
+    let mut total = raas_core::engine::IntakeReport::default();
+    let mut steps = 0;
+    loop {
+        let r = n.intake_once().await.unwrap();
+        steps += 1;
+        total.registered += r.registered;
+        total.skipped += r.skipped;
+        total.plain += r.plain;
+        total.own += r.own;
+        total.existing += r.existing;
+        if r.caught_up {
+            return (total, steps);
+        }
+    }
+}
+
+async fn onchain_jobs(n: &RaasNode) -> Vec<raas_core::store::JobRecord> {
+    n.list_jobs(json!({"tenant": "onchain"})).await.unwrap()
+}
+
+/// Sends `submitRaaS` with any numbers (as anyone on chain may), from account `who`.
+async fn raw_submit_raas(d: &Devnet, who: usize, key: Vec<u8>, nums: [alloy::primitives::U256; 3]) {
+    use alloy::providers::{Provider, ProviderBuilder};
+    let signer: alloy::signers::local::PrivateKeySigner = d.key(who).parse().unwrap();
+    let p = ProviderBuilder::new()
+        .wallet(signer)
+        .connect_http(d.evm().parse().unwrap());
+    let c = raas_core::chain::evm::IDealStatus::new(d.deal_status().parse().unwrap(), &p);
+    let receipt = c
+        .submitRaaS(key.into(), nums[0], nums[1], nums[2])
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status());
+    let _ = p.get_block_number().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_chain_requests_become_jobs_across_restarts_poison_skipped_own_not_twice() {
+    use alloy::primitives::U256;
+    let d = Devnet::start();
+    let (url, _dir) = temp_sqlite();
+    let mut cfg = config(&d, &url);
+    cfg["hook"] = json!({"type": "submitRaaS"});
+    cfg["intake"] = json!({"confirmations": 0, "maxRangeBlocks": 3, "maxJobs": 3});
+
+    let node = RaasNode::open_json(cfg.clone()).await.unwrap();
+    // The first scan starts at the head: nothing before the node existed is taken.
+    let client =
+        DealStatusClient::with_signer(DealStatusConfig::new(d.evm(), d.deal_status()), &d.key(1))
+            .unwrap();
+    let cid = |i: usize| {
+        raas_core::cid::compute_cids(format!("intake {i}").as_bytes())
+            .cid
+            .to_string()
+    };
+    client.submit_raas(&cid(0), 2, 0, 100).await.unwrap();
+    let r = node.intake_once().await.unwrap();
+    assert_eq!((r.registered, r.caught_up), (0, true), "{r:?}");
+
+    // A client's request after start: a job of the on-chain tenant with its numbers.
+    client.submit_raas(&cid(1), 2, 0, 100).await.unwrap();
+    let r = node.intake_once().await.unwrap();
+    assert_eq!(r.registered, 1, "{r:?}");
+    let jobs = onchain_jobs(&node).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].spec.cid, cid(1));
+    assert_eq!(
+        (
+            jobs[0].spec.replication_target,
+            jobs[0].spec.renew_threshold_epochs
+        ),
+        (Some(2), Some(100))
+    );
+    assert_eq!(jobs[0].spec.tenant.as_deref(), Some("onchain"));
+
+    // The node is down while requests come in, good and poisoned.
+    drop(node);
+    client.submit_raas(&cid(2), 1, 0, 0).await.unwrap();
+    client.submit_raas(&cid(3), u64::MAX, 0, 0).await.unwrap(); // out of range
+    raw_submit_raas(
+        &d,
+        1,
+        b"not a cid".to_vec(),
+        [U256::from(2), U256::ZERO, U256::ZERO],
+    )
+    .await;
+    raw_submit_raas(&d, 1, b"x".to_vec(), [U256::MAX, U256::ZERO, U256::ZERO]).await; // malformed
+                                                                                      // A fresh client: the raw sends moved the account's nonce past the old one's cache.
+    let client =
+        DealStatusClient::with_signer(DealStatusConfig::new(d.evm(), d.deal_status()), &d.key(1))
+            .unwrap();
+    for i in 4..9 {
+        // Padding blocks: the backfill takes several bounded ranges.
+        client.submit(&cid(100 + i)).await.unwrap();
+    }
+    client.submit_raas(&cid(4), 3, 0, 50).await.unwrap();
+    let node = RaasNode::open_json(cfg.clone()).await.unwrap();
+    let (total, steps) = intake_all(&node).await;
+    assert!(steps > 2, "bounded ranges: {steps} steps");
+    assert_eq!(
+        (total.registered, total.skipped, total.plain),
+        (2, 3, 5),
+        "{total:?}"
+    );
+    let mut cids: Vec<String> = onchain_jobs(&node)
+        .await
+        .into_iter()
+        .map(|j| j.spec.cid)
+        .collect();
+    cids.sort();
+    let mut want = vec![cid(1), cid(2), cid(4)];
+    want.sort();
+    assert_eq!(cids, want);
+    let skipped = node.skipped_events(10).await.unwrap();
+    assert_eq!(skipped.len(), 3);
+    let reasons: Vec<&str> = skipped
+        .iter()
+        .map(|s| s.reason.split(':').next().unwrap())
+        .collect();
+    assert!(
+        reasons.contains(&"INVALID_JOB")
+            && reasons.contains(&"INVALID_CID")
+            && reasons.contains(&"MALFORMED_EVENT"),
+        "{reasons:?}"
+    );
+
+    // Over the cap (3 live jobs from chain): recorded and skipped, the cursor moves on.
+    client.submit_raas(&cid(5), 1, 0, 0).await.unwrap();
+    let r = node.intake_once().await.unwrap();
+    assert_eq!((r.registered, r.skipped), (0, 1), "{r:?}");
+    assert!(node.skipped_events(1).await.unwrap()[0]
+        .reason
+        .starts_with("QUOTA_EXCEEDED"));
+
+    // The node's own submitRaaS requests (for its job and the three from chain, all short
+    // of copies) are not taken as new jobs.
+    node.register_job(json!({"cid": cid(6), "replicationTarget": 1}))
+        .await
+        .unwrap();
+    assert_eq!(node.run_cycle().await.unwrap().requests_created, 4);
+    assert_eq!(node.deliver().await.unwrap().delivered, 4);
+    let (r, _) = intake_all(&node).await;
+    assert_eq!((r.own, r.registered, r.skipped), (4, 0, 0), "{r:?}");
+    assert_eq!(onchain_jobs(&node).await.len(), 3);
+    // Scanning again after a restart takes nothing twice.
+    drop(node);
+    let node = RaasNode::open_json(cfg).await.unwrap();
+    let (r, _) = intake_all(&node).await;
+    assert_eq!((r.registered, r.skipped, r.own), (0, 0, 0), "{r:?}");
+}

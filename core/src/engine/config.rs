@@ -81,6 +81,82 @@ pub struct NodeConfigInput {
     /// The HTTP API (`raas serve`, `node.serve()`).
     #[serde(default)]
     pub http: Option<HttpOptions>,
+    /// On-chain intake of `SubmitAggregatorRequestWithRaaS` events as jobs (off unless
+    /// given).
+    #[serde(default)]
+    pub intake: Option<IntakeOptions>,
+}
+
+/// On-chain intake options.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IntakeOptions {
+    /// The tenant jobs from chain belong to (default `onchain`).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Blocks an event must be under the head before it is taken (default 5).
+    #[serde(default)]
+    pub confirmations: Option<u64>,
+    /// Most blocks per `eth_getLogs` (default 2000; Lotus allows 2880).
+    #[serde(default)]
+    pub max_range_blocks: Option<u64>,
+    /// The first block to scan when no cursor is stored (default: the confirmed head at
+    /// the first start, so only new requests are taken).
+    #[serde(default)]
+    pub from_block: Option<u64>,
+    /// Seconds between scans once caught up (default 30).
+    #[serde(default)]
+    pub poll_secs: Option<u64>,
+    /// Most live jobs from chain (default 10 000): over it, events are recorded and skipped.
+    #[serde(default)]
+    pub max_jobs: Option<u64>,
+}
+
+/// Validated intake settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntakeSettings {
+    /// Tenant of the jobs.
+    pub tenant: String,
+    /// Confirmation depth.
+    pub confirmations: u64,
+    /// Block range per scan.
+    pub max_range: u64,
+    /// First block without a cursor.
+    pub from_block: Option<u64>,
+    /// Pause once caught up.
+    pub poll: Duration,
+    /// Cap on live jobs from chain.
+    pub max_jobs: u64,
+}
+
+impl IntakeOptions {
+    /// Validates, naming the field (`intake.confirmations`, …).
+    pub fn validate(self) -> Result<IntakeSettings, OptionsError> {
+        let tenant = self.tenant.unwrap_or_else(|| "onchain".into());
+        if !(1..=64).contains(&tenant.len())
+            || !tenant
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        {
+            return Err(OptionsError(
+                "intake.tenant: 1 to 64 characters of A-Z a-z 0-9 - _ . :".into(),
+            ));
+        }
+        Ok(IntakeSettings {
+            tenant,
+            confirmations: range("intake.confirmations", self.confirmations, 0, 10_000, 5)?,
+            max_range: range(
+                "intake.maxRangeBlocks",
+                self.max_range_blocks,
+                1,
+                100_000,
+                2_000,
+            )?,
+            from_block: self.from_block,
+            poll: Duration::from_secs(range("intake.pollSecs", self.poll_secs, 1, 86_400, 30)?),
+            max_jobs: range("intake.maxJobs", self.max_jobs, 1, 100_000_000, 10_000)?,
+        })
+    }
 }
 
 /// The HTTP API's options, as hosts pass them.
@@ -332,6 +408,8 @@ pub struct EngineSettings {
     pub history: Duration,
     /// The HTTP API.
     pub http: HttpSettings,
+    /// On-chain intake, when on.
+    pub intake: Option<IntakeSettings>,
 }
 
 /// A validated node configuration.
@@ -482,6 +560,7 @@ impl NodeConfig {
                 86_400 * u32r("historyDays", i.history_days, 1, 3_650, 7)?,
             ),
             http: i.http.unwrap_or_default().validate()?,
+            intake: i.intake.map(IntakeOptions::validate).transpose()?,
         };
         Ok(NodeConfig {
             store: i.store.unwrap_or_else(|| DEFAULT_STORE_URL.to_string()),

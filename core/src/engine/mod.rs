@@ -39,6 +39,7 @@ mod delivery;
 mod error;
 mod events;
 mod hooks;
+mod intake;
 mod keys;
 mod metrics;
 mod outage;
@@ -56,7 +57,8 @@ pub use backoff::backoff;
 pub use check::CycleReport;
 pub use clock::{Clock, ClockFuture, SystemClock};
 pub use config::{
-    EngineSettings, HookConfig, HttpOptions, HttpSettings, NodeConfig, NodeConfigInput,
+    EngineSettings, HookConfig, HttpOptions, HttpSettings, IntakeOptions, IntakeSettings,
+    NodeConfig, NodeConfigInput,
 };
 pub use delivery::DeliveryReport;
 pub use error::EngineError;
@@ -64,6 +66,7 @@ pub use events::{EndpointEvent, NodeEvent, VerdictEvent};
 pub use hooks::{
     Checkpoint, DealRequestHook, FnHook, HookError, HookFuture, PinHook, SharedHook, SubmitRaasHook,
 };
+pub use intake::{IntakeReport, INTAKE_CURSOR};
 pub use keys::{Caller, CreatedKey, KeyRefusal, NewKeyInput, KEY_CACHE_TTL};
 pub use metrics::{HttpLabels, Metrics};
 pub use outage::{Endpoint, EndpointStatus};
@@ -96,6 +99,8 @@ pub(crate) struct Inner {
     stragglers: Stragglers,
     keys: keys::KeyCache,
     metrics: Arc<Metrics>,
+    /// The DealStatus client on-chain intake scans with (set by [`RaasNode::open`]).
+    intake_client: std::sync::OnceLock<crate::chain::evm::DealStatusClient>,
 }
 
 impl Inner {
@@ -231,12 +236,14 @@ impl RaasNode {
             )),
         };
         let store = Store::open(&config.store).await?;
+        let scanner = evm.clone();
         let node = Self::open_with(
             store,
             config.settings,
             Arc::new(ChainReads { evm, lotus }),
             Arc::new(SystemClock),
         );
+        let _ = node.inner.intake_client.set(scanner);
         if let Some(h) = hook {
             node.set_hook(h);
         }
@@ -279,6 +286,7 @@ impl RaasNode {
                 stragglers: Stragglers::default(),
                 keys: keys::KeyCache::default(),
                 metrics,
+                intake_client: std::sync::OnceLock::new(),
             }),
             running: Mutex::new(None),
         }
@@ -667,10 +675,13 @@ impl RaasNode {
                 reason: "start() needs a tokio runtime".into(),
             })?;
         let (stop, rx) = watch::channel(false);
-        let tasks = vec![
+        let mut tasks = vec![
             handle.spawn(scheduler_loop(self.inner.clone(), rx.clone())),
-            handle.spawn(delivery_loop(self.inner.clone(), rx)),
+            handle.spawn(delivery_loop(self.inner.clone(), rx.clone())),
         ];
+        if self.inner.settings.intake.is_some() {
+            tasks.push(handle.spawn(intake::intake_loop(intake::handle(&self.inner), rx)));
+        }
         *running = Some(Running { stop, tasks });
         Ok(())
     }

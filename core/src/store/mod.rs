@@ -7,6 +7,7 @@
 //! crash at any point leaves either all of it or none.
 
 mod events;
+mod intake;
 mod jobs;
 mod keys;
 mod outbox;
@@ -19,6 +20,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
 
 pub use events::{EventRecord, NewEvent};
+pub use intake::SkippedEvent;
 pub use jobs::{CheckFailure, CheckWrite, RecordOutcome, RecordSummary};
 pub use keys::{ApiKey, KeyScope, NewApiKey};
 pub use records::{

@@ -117,6 +117,16 @@ CREATE TABLE raas_events (
 );
 CREATE INDEX raas_events_time ON raas_events (created_ms);
 INSERT INTO raas_cursors (name, value, updated_ms) VALUES ('raas.events.seq', 0, 0);
+
+CREATE TABLE raas_intake_skipped (
+    tx_hash    TEXT NOT NULL,
+    log_index  BIGINT NOT NULL,
+    block      BIGINT NOT NULL,
+    reason     TEXT NOT NULL,
+    data       TEXT,
+    created_ms BIGINT NOT NULL,
+    PRIMARY KEY (tx_hash, log_index)
+);
 "#;
 
 /// The migrator for both backends.
@@ -138,7 +148,7 @@ pub(super) fn migrator() -> Migrator {
         ),
         Migration::new(
             3,
-            Cow::Borrowed("tenants, API keys, event log"),
+            Cow::Borrowed("tenants, API keys, event log, skipped intake events"),
             MigrationType::Simple,
             V3.into_sql_str(),
             false,

@@ -63,6 +63,23 @@ pub struct RequestScan {
     pub cursor: EventCursor,
     /// Whether the scan reached the confirmed head.
     pub caught_up: bool,
+    /// Logs of the contract's request events that do not decode (anyone can call
+    /// `submitRaaS` with any numbers): reported, never a reason to stop the scan.
+    pub skipped: Vec<SkippedLog>,
+}
+
+/// A request event that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedLog {
+    /// Block of the event.
+    pub block_number: u64,
+    /// Transaction hash.
+    pub tx_hash: String,
+    /// Position of the log in its block.
+    pub log_index: u64,
+    /// Why it was skipped.
+    pub reason: String,
 }
 
 fn small(v: U256, what: &'static str) -> Result<u64, EvmError> {
@@ -92,6 +109,7 @@ impl DealStatusClient {
                 requests: vec![],
                 cursor,
                 caught_up: true,
+                skipped: vec![],
             });
         }
         let to = safe.min(cursor.next_block + max_range.max(1) - 1);
@@ -115,38 +133,56 @@ impl DealStatusClient {
             .await
             .map_err(|e| EvmError::from_transport("eth_getLogs", e))?;
         let mut requests = Vec::with_capacity(logs.len());
+        let mut skipped = Vec::new();
         for log in logs {
-            let (id, key, raas) =
+            let block_number = log.block_number.unwrap_or_default();
+            let tx_hash = log
+                .transaction_hash
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            let log_index = log.log_index.unwrap_or_default();
+            let decoded: Result<_, String> =
                 if let Ok(e) = log.log_decode::<IDealStatus::SubmitAggregatorRequestWithRaaS>() {
                     let d = e.inner.data;
-                    let raas = RaasParams {
-                        replication_target: small(d._replication_target, "replication target")?,
-                        repair_threshold: small(d._repair_threshold, "repair threshold")?,
-                        renew_threshold: small(d._renew_threshold, "renew threshold")?,
-                    };
-                    (d.id, d.cid, Some(raas))
+                    (|| {
+                        let raas = RaasParams {
+                            replication_target: small(d._replication_target, "replication target")?,
+                            repair_threshold: small(d._repair_threshold, "repair threshold")?,
+                            renew_threshold: small(d._renew_threshold, "renew threshold")?,
+                        };
+                        Ok((small(d.id, "request id")?, d.cid, Some(raas)))
+                    })()
+                    .map_err(|e: EvmError| e.to_string())
                 } else if let Ok(e) = log.log_decode::<IDealStatus::SubmitAggregatorRequest>() {
-                    (e.inner.data.id, e.inner.data.cid, None)
+                    small(e.inner.data.id, "request id")
+                        .map(|id| (id, e.inner.data.cid, None))
+                        .map_err(|e| e.to_string())
                 } else {
-                    continue;
+                    Err("the log does not decode as a request event".into())
                 };
-            requests.push(AggregatorRequest {
-                request_id: small(id, "request id")?,
-                cid: CidKeyEncoding::cid_of_key(&key),
-                cid_key: format!("0x{}", alloy::hex::encode(&key)),
-                raas,
-                block_number: log.block_number.unwrap_or_default(),
-                tx_hash: log
-                    .transaction_hash
-                    .map(|h| h.to_string())
-                    .unwrap_or_default(),
-                log_index: log.log_index.unwrap_or_default(),
-            });
+            match decoded {
+                Ok((request_id, key, raas)) => requests.push(AggregatorRequest {
+                    request_id,
+                    cid: CidKeyEncoding::cid_of_key(&key),
+                    cid_key: format!("0x{}", alloy::hex::encode(&key)),
+                    raas,
+                    block_number,
+                    tx_hash,
+                    log_index,
+                }),
+                Err(reason) => skipped.push(SkippedLog {
+                    block_number,
+                    tx_hash,
+                    log_index,
+                    reason,
+                }),
+            }
         }
         Ok(RequestScan {
             requests,
             cursor: EventCursor { next_block: to + 1 },
             caught_up: to == safe,
+            skipped,
         })
     }
 }

@@ -13,5 +13,5 @@ pub use client::{
     TxStatus, MULTICALL3_ADDRESS,
 };
 pub use error::EvmError;
-pub use events::{AggregatorRequest, EventCursor, RequestScan};
+pub use events::{AggregatorRequest, EventCursor, RequestScan, SkippedLog};
 pub use keys::CidKeyEncoding;
