@@ -25,6 +25,10 @@ fi
 command -v chromium >/dev/null || apt_packages+=(chromium)
 # PostgreSQL: the shared store of multi-node tests (scripts/postgres.sh runs a throw-away cluster).
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || apt_packages+=(postgresql)
+# wrk: the load generator of `npm run bench:api`.
+command -v wrk >/dev/null || apt_packages+=(wrk)
+# python3-venv: Schemathesis (the API's property tests) runs in a virtual environment.
+python3 -m venv --help >/dev/null 2>&1 || apt_packages+=(python3-venv)
 for extra in ${RAAS_SETUP_APT_EXTRA:-}; do have_pkg "$extra" || apt_packages+=("$extra"); done
 
 if ((${#apt_packages[@]})); then
@@ -43,5 +47,12 @@ fi
 if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then
   log "npm ci"
   npm ci --no-audit --no-fund --loglevel=error
+fi
+# Schemathesis from PyPI, in .venv/ (kept between runs; the version is pinned).
+st_version=4.32.5
+if [[ "$(.venv/bin/st --version 2>/dev/null || true)" != *"$st_version"* ]]; then
+  log "pip install schemathesis==$st_version into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check "schemathesis==$st_version"
 fi
 log "tools ready"

@@ -116,3 +116,106 @@ test('node.handler() mounted in an Express app and in node:http: the same API, b
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('API keys and tenants through node.handler() in Express: 401, 403, 404, 429, 413, 415, 400', { skip }, async () => {
+  const { default: express } = await import('express')
+  const http = await import('node:http')
+  const dir = mkdtempSync(join(tmpdir(), 'raas-keys-'))
+  const node = await raas.RaasNode.open({
+    store: `sqlite:${join(dir, 'n.db')}`,
+    nodeId: 'js-keys',
+    dealStatus: { rpcUrl: 'http://127.0.0.1:1', address: '0x0000000000000000000000000000000000000001' },
+    http: { rateLimitPerSecond: 1000, rateLimitBurst: 1000 },
+  })
+  const app = express()
+  app.use('/raas', node.handler())
+  const server = http.createServer(app)
+  const url = await new Promise((r) => server.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${server.address().port}/raas`)))
+  const cid = (i) => raas.computeUnixfsCid(Buffer.from(`keys ${i}`))
+  const call = (path, { key, method = 'GET', body, type = 'application/json' } = {}) => fetch(`${url}${path}`, {
+    method,
+    headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body !== undefined ? { 'content-type': type } : {}) },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  })
+  try {
+    const alice = await node.createApiKey({ name: 'alice', scope: 'client', maxJobs: 2 })
+    const bob = await node.createApiKey({ name: 'bob', scope: 'client', tenant: 'team-b' })
+    const slow = await node.createApiKey({ name: 'slow', scope: 'client', ratePerSecond: 1 })
+    const admin = await node.createApiKey({ name: 'ops', scope: 'admin' })
+    assert.deepEqual(Object.keys(alice).sort(), ['id', 'key', 'name', 'scope', 'tenant'])
+    assert.equal(bob.tenant, 'team-b')
+    const listed = await node.listApiKeys()
+    assert.equal(listed.length, 4)
+    assert.ok(!JSON.stringify(listed).includes(alice.key.slice(22)), 'secrets are never listed')
+
+    let r = await call('/jobs')
+    assert.equal(r.status, 401)
+    assert.equal((await r.json()).error.code, 'UNAUTHENTICATED')
+    r = await call('/healthz')
+    assert.equal(r.status, 200, 'probes stay open')
+
+    r = await call('/register_jobs', { key: alice.key, method: 'POST', body: { cid: cid(1), replicationTarget: 1 } })
+    assert.equal(r.status, 201)
+    const aliceJob = (await r.json()).registrations[0].job.jobId
+    r = await call(`/jobs/${aliceJob}`, { key: bob.key })
+    assert.equal(r.status, 404, "another tenant's job is not there")
+    r = await call('/jobs', { key: bob.key })
+    assert.deepEqual((await r.json()).jobs, [])
+    r = await call(`/jobs/${aliceJob}`, { key: admin.key })
+    assert.equal(r.status, 200, 'admins see every tenant')
+    r = await call('/requests', { key: alice.key })
+    assert.equal(r.status, 403)
+    assert.equal((await r.json()).error.code, 'FORBIDDEN')
+
+    // Quota: a batch that would take Alice over 2 live jobs stores nothing.
+    r = await call('/register_jobs', { key: alice.key, method: 'POST', body: [{ cid: cid(2), replicationTarget: 1 }, { cid: cid(3), replicationTarget: 1 }] })
+    assert.equal(r.status, 429)
+    assert.equal((await r.json()).error.code, 'QUOTA_EXCEEDED')
+    assert.equal((await node.listJobs({ tenant: alice.tenant })).length, 1)
+
+    // Rate: the slow key's bucket empties; 429 with Retry-After.
+    const statuses = []
+    let retryAfter
+    for (let i = 0; i < 4; i++) {
+      r = await call('/jobs', { key: slow.key })
+      statuses.push(r.status)
+      if (r.status === 429) retryAfter = Number(r.headers.get('retry-after'))
+    }
+    assert.equal(statuses[0], 200)
+    assert.ok(statuses.includes(429), `${statuses}`)
+    assert.ok(retryAfter >= 1, `Retry-After ${retryAfter}`)
+
+    // Bodies: 2 MiB is 413, wrong type 415, bad JSON 400 naming the field; none stored.
+    r = await call('/register_jobs', { key: bob.key, method: 'POST', body: `{"cid":"${cid(4)}","replicationTarget":1,"pad":"${'x'.repeat(2 << 20)}"}` })
+    assert.equal(r.status, 413)
+    r = await call('/register_jobs', { key: bob.key, method: 'POST', body: 'cid=x', type: 'text/plain' })
+    assert.equal(r.status, 415)
+    r = await call('/register_jobs', { key: bob.key, method: 'POST', body: '{"cid": ' })
+    assert.equal(r.status, 400)
+    assert.equal((await r.json()).error.field, 'body')
+    r = await call('/register_jobs', { key: bob.key, method: 'POST', body: { cid: cid(5), replicationTarget: 'two' } })
+    assert.equal((await r.json()).error.field, 'replicationTarget')
+    assert.equal((await node.listJobs({ tenant: 'team-b' })).length, 0, 'nothing stored by a refused request')
+
+    // The library registers for a tenant the same way.
+    const regs = await node.registerJobsFor('team-b', [{ cid: cid(1), replicationTarget: 1 }])
+    assert.notEqual(regs[0].job.jobId, aliceJob, 'the same job of two tenants is two jobs')
+    assert.equal(regs[0].job.spec.tenant, 'team-b')
+
+    const revoked = await node.revokeApiKey(bob.id)
+    assert.ok(revoked.revokedMs > 0)
+    r = await call('/jobs', { key: bob.key })
+    assert.equal(r.status, 401)
+    await assert.rejects(node.revokeApiKey('key_nope'), (e) => e.code === 'KEY_NOT_FOUND')
+    await assert.rejects(node.createApiKey({ name: 'x', scope: 'root' }), (e) => e.code === 'INVALID_ARGUMENT')
+
+    // /events cannot stream through a host's adapter: a clear 501, not a hang.
+    r = await call('/events', { key: admin.key })
+    assert.equal(r.status, 501)
+    assert.equal((await r.json()).error.code, 'STREAM_NOT_SUPPORTED')
+  } finally {
+    await new Promise((r) => server.close(r))
+    await node.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})

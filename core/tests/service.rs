@@ -400,6 +400,58 @@ async fn raas_serve_answers_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1);
+
+    // `raas keys create` on the same store: from then on the API needs the key.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_raas"))
+        .args([
+            "keys", "create", "--name", "ci", "--scope", "client", "--tenant", "team-a",
+        ])
+        .arg(config.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = created["created"]["key"].as_str().unwrap().to_string();
+    assert_eq!(created["created"]["tenant"], "team-a");
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_raas"))
+        .args(["keys", "list"])
+        .env("RAAS_CONFIG", config.to_string())
+        .output()
+        .unwrap();
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(
+        listed.contains("team-a") && !listed.contains(&key[22..]),
+        "{listed}"
+    );
+    // The serving process sees the new key within the key cache's lifetime.
+    tokio::time::sleep(raas_core::engine::KEY_CACHE_TTL + std::time::Duration::from_millis(200))
+        .await;
+    let r = c.get(format!("{url}/jobs")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r: Value = c
+        .get(format!("{url}/jobs"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        r["jobs"].as_array().unwrap().len(),
+        0,
+        "the operator's job is not team-a's"
+    );
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_raas"))
+        .args(["keys", "create", "--name", "x", "--scope", "root"])
+        .arg(config.to_string())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stdout).contains("scope"),
+        "{bad:?}"
+    );
     std::process::Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -413,6 +465,8 @@ async fn raas_serve_answers_and_stops_on_sigterm() {
         c.get(format!("{url}/healthz")).send().await.is_err(),
         "no longer listening"
     );
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(!logs.contains(&key[22..]), "the secret is never logged");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -1069,7 +1123,18 @@ async fn events_stream_a_tenants_changes_and_resume_from_last_event_id() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     ids.clear();
-    server.close().await.unwrap();
+    // A client still listening does not hold the server's shutdown: its stream ends.
+    let held = c
+        .get(format!("{}/events", server.url))
+        .bearer_auth(&alice.key)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), server.close())
+        .await
+        .expect("close() returns with a stream open")
+        .unwrap();
+    drop(held);
 }
 
 async fn test_node(chain: Arc<TestChain>, http: Value) -> Arc<RaasNode> {

@@ -37,7 +37,7 @@ impl Limiters {
             b.entry(key.to_string())
                 .or_insert_with(|| {
                     let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
-                    let burst = NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
+                    let burst = NonZeroU32::new(burst).unwrap_or(rate);
                     Arc::new(RateLimiter::direct(
                         Quota::per_second(rate).allow_burst(burst),
                     ))
@@ -105,8 +105,12 @@ pub(super) async fn authenticate(
         }
     };
     if let Caller::Key(k) = &caller {
-        let rate = k.rate_per_second.unwrap_or(svc.settings.rate_per_second);
-        if let Err(wait) = svc.limiters.check(&k.id, rate, svc.settings.rate_burst) {
+        let (node_rate, node_burst) = (svc.settings.rate_per_second, svc.settings.rate_burst);
+        let rate = k.rate_per_second.unwrap_or(node_rate);
+        // A key's own rate keeps the node's ratio of burst to rate.
+        let burst = (u64::from(rate) * u64::from(node_burst) / u64::from(node_rate.max(1)))
+            .clamp(1, u64::from(u32::MAX)) as u32;
+        if let Err(wait) = svc.limiters.check(&k.id, rate, burst) {
             let mut r = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "RATE_LIMITED",

@@ -88,6 +88,7 @@ pub(super) async fn events(
     let tenant = caller.tenant().map(str::to_string);
     let node = svc.node.clone();
     let mut wake = node.subscribe();
+    let mut closing = svc.closing.clone();
     let stream = async_stream(move |tx| async move {
         let mut cursor = start;
         loop {
@@ -114,7 +115,18 @@ pub(super) async fn events(
                 }
             }
             // This node's own verdicts wake the stream at once; the others' are polled.
-            let _ = tokio::time::timeout(POLL, wake.recv()).await;
+            let closed = async {
+                match closing.as_mut() {
+                    Some(c) => {
+                        let _ = c.wait_for(|v| *v).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::timeout(POLL, wake.recv()) => {}
+                _ = closed => return,
+            }
             if tx.is_closed() {
                 return;
             }

@@ -33,6 +33,9 @@ pub(crate) struct Service {
     node: Arc<RaasNode>,
     settings: HttpSettings,
     limiters: auth::Limiters,
+    /// True once the server closes: long-lived answers (`GET /events`) end then, so a
+    /// graceful shutdown does not wait for them.
+    closing: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 #[derive(OpenApi)]
@@ -48,9 +51,48 @@ pub(crate) struct Service {
         (name = "kit", description = "The reference starter kit's routes, for its frontend and scripts"),
         (name = "ops", description = "Liveness, readiness, the API document"),
     ),
-    modifiers(&KeyedRoutes)
+    modifiers(&KeyedRoutes, &Links)
 )]
 struct ApiDoc;
+
+/// OpenAPI links from a registration to what can be done with the job it returns, so
+/// stateful clients (Schemathesis' stateful phase among them) can follow them.
+struct Links;
+
+impl utoipa::Modify for Links {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::link::LinkBuilder;
+        use utoipa::openapi::RefOr;
+        let Some(post) = doc
+            .paths
+            .paths
+            .get_mut("/register_jobs")
+            .and_then(|p| p.post.as_mut())
+        else {
+            return;
+        };
+        for status in ["200", "201"] {
+            if let Some(RefOr::T(r)) = post.responses.responses.get_mut(status) {
+                for (name, op) in [
+                    ("GetJob", "get_job"),
+                    ("JobHistory", "job_history"),
+                    ("JobRequests", "job_requests"),
+                    ("CancelJob", "cancel_job"),
+                ] {
+                    r.links.insert(
+                        name.into(),
+                        RefOr::T(
+                            LinkBuilder::new()
+                                .operation_id(op)
+                                .parameter("id", "$response.body#/registrations/0/job/jobId")
+                                .build(),
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
 
 /// Documents the API key on every route but the open ones, with the answers every such
 /// route can give: 401 (no key, or not valid), 429 (over the key's rate).
@@ -112,13 +154,17 @@ impl utoipa::Modify for KeyedRoutes {
     }
 }
 
-fn api(node: Arc<RaasNode>) -> (Router, utoipa::openapi::OpenApi) {
+fn api(
+    node: Arc<RaasNode>,
+    closing: Option<tokio::sync::watch::Receiver<bool>>,
+) -> (Router, utoipa::openapi::OpenApi) {
     let settings = node.settings().http.clone();
     let limit = settings.body_limit;
     let svc = Arc::new(Service {
         node,
         settings,
         limiters: auth::Limiters::default(),
+        closing,
     });
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::register_jobs))
@@ -181,16 +227,24 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 
 /// The API document (OpenAPI 3.1), as served at `/openapi.json`.
 pub fn openapi(node: Arc<RaasNode>) -> utoipa::openapi::OpenApi {
-    api(node).1
+    api(node, None).1
 }
 
 /// The whole API as one router, with `/openapi.json`, the body limit, the request time
 /// limit and JSON errors for unknown routes and methods.
 pub fn router(node: Arc<RaasNode>) -> Router {
+    // Mounted in a host's server, which owns its shutdown: streams end with their clients.
+    router_closing(node, None)
+}
+
+fn router_closing(
+    node: Arc<RaasNode>,
+    closing: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Router {
     let timeout = node.settings().http.request_timeout;
     let cors = cors(&node.settings().http.cors_origins);
     let counted = node.clone();
-    let (router, doc) = api(node);
+    let (router, doc) = api(node, closing);
     let doc = Arc::new(doc);
     let router = router
         .route(
@@ -401,11 +455,13 @@ pub async fn serve(node: Arc<RaasNode>, opts: ServeOptions) -> Result<Server, En
         reason: format!("listener address: {e}"),
     })?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let app = router(node);
+    let (closing, closing_rx) = tokio::sync::watch::channel(false);
+    let app = router_closing(node, Some(closing_rx));
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
-            .with_graceful_shutdown(async {
+            .with_graceful_shutdown(async move {
                 let _ = stopped.await;
+                let _ = closing.send(true);
             })
             .await
     });
