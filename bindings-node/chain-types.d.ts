@@ -201,6 +201,21 @@ export interface RaasNodeConfig {
   hook?: HookConfig
   /** The HTTP API (`node.serve()`, `raas serve`). */
   http?: HttpOptions
+  /** On-chain intake of `submitRaaS` events as jobs (off unless given). */
+  intake?: {
+    /** Tenant of jobs from chain (default `onchain`). */
+    tenant?: string
+    /** Blocks under the head before an event is taken (default 5). */
+    confirmations?: number
+    /** Most blocks per `eth_getLogs` (default 2000). */
+    maxRangeBlocks?: number
+    /** First block without a stored cursor (default: the confirmed head at first start). */
+    fromBlock?: number
+    /** Seconds between scans once caught up (default 30). */
+    pollSecs?: number
+    /** Most live jobs from chain (default 10 000). */
+    maxJobs?: number
+  }
 }
 
 /** A job as you register it: at least one of the three kinds. Unknown fields are rejected. */
@@ -279,6 +294,29 @@ export interface JobFilter {
   after?: string
   /** Only this tenant's jobs. */
   tenant?: string
+}
+
+/** One step of on-chain intake. */
+export interface IntakeReport {
+  fromBlock: number
+  nextBlock: number
+  registered: number
+  existing: number
+  own: number
+  skipped: number
+  plain: number
+  caughtUp: boolean
+}
+
+/** An on-chain request intake recorded and skipped. */
+export interface SkippedEvent {
+  txHash: string
+  logIndex: number
+  block: number
+  /** `CODE: message` (`MALFORMED_EVENT`, `INVALID_CID`, `INVALID_JOB`, `QUOTA_EXCEEDED`). */
+  reason: string
+  data: unknown | null
+  createdMs: number
 }
 
 /** What an API key may do: `client` (its tenant's jobs only) or `admin` (everything). */

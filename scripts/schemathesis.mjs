@@ -29,7 +29,7 @@ const config = {
   nodeId: 'schemathesis',
   dealStatus: { rpcUrl: devnet.info.evmRpc, address: devnet.info.dealStatus },
   lotus: { url: devnet.info.lotusRpc },
-  http: { port: 0, maxJobsPerRequest: 50 },
+  http: { port: 0 },
 }
 const serve = spawn(bin, ['serve', JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'],
   env: { ...process.env, RAAS_LOG: 'warn' } })
@@ -42,7 +42,15 @@ const url = await new Promise((resolve, reject) => {
 })
 console.log(`schemathesis against ${url}/openapi.json (max ${maxExamples} examples per operation)`)
 const code = await new Promise((resolve) => {
-  const run = spawn(st, ['run', `${url}/openapi.json`, '--checks', 'all', '--max-examples', maxExamples,
+  // Every check but two, each for a reason the document cannot carry:
+  // - positive_data_acceptance: a CID's validity (multibase, multihash) is not expressible in
+  //   JSON Schema, so schema-valid strings that are not CIDs are refused, 400 naming `cid`.
+  // - use_after_free: DELETE /jobs/{id} cancels; the cancelled job stays readable (state
+  //   `cancelled`, its history and requests), as the API documents.
+  // GET /events is a stream without end (each case would wait out the request timeout): the
+  // Rust and JS suites test it.
+  const run = spawn(st, ['run', `${url}/openapi.json`, '--checks', 'all', '--exclude-path', '/events',
+    '--exclude-checks', 'positive_data_acceptance,use_after_free', '--max-examples', maxExamples,
     '--workers', '2', '--request-timeout', '20', '--seed', '1', '--no-color', '--suppress-health-check', 'all'],
   { stdio: 'inherit', env: { ...process.env, SCHEMATHESIS_HOOKS: '' } })
   run.on('exit', (c) => resolve(c ?? 1))

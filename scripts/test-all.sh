@@ -25,6 +25,8 @@ trap 'bash scripts/postgres.sh stop' EXIT
 step "rust tests";       cargo test --workspace --exclude raas-node -- --include-ignored --skip seeded_histories
 step "simulation (RAAS_SIM_SEEDS, RAAS_SIM_SEED to replay)"
 cargo test -p raas-core --test simulation -- --nocapture
+step "schemathesis against raas serve (OpenAPI document, stateful links)"
+node scripts/schemathesis.mjs --max-examples 100
 step "node tests (napi addon)";   BACKEND=node node --test tests/*.test.mjs
 step "node tests (wasm package)"; BACKEND=wasm node --test tests/*.test.mjs
 step "browser tests (headless chromium)"; node --test tests/browser/*.browser.mjs

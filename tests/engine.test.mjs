@@ -385,6 +385,8 @@ test("the reference kit's frontend flow: form post to /api/register_job, poll /a
       const s = await (await fetch(`${url}/api/deal_status?cid=${cid}`, { headers: auth })).json()
       return s.dealInfos ? s : null
     })
+    // The deal shows on the contract first; the next check then finds the job satisfied.
+    await until('satisfied', async () => (await node.listJobs({ cid }))[0]?.status === 'satisfied')
     await node.stop()
     assert.equal(status.dealInfos[0].dealId, 611)
     assert.equal(status.dealInfos[0].storageProvider, 'f01000')

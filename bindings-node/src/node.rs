@@ -299,6 +299,33 @@ impl RaasNode {
         })
     }
 
+    /// One step of on-chain intake (`intake` in the config): scans the next block range
+    /// for `submitRaaS` events and registers their jobs. The started node does this itself.
+    #[napi(ts_return_type = "Promise<IntakeReport>")]
+    pub fn intake_once<'env>(&self, env: &'env Env) -> JsPromise<'env> {
+        let n = self.inner.clone();
+        spawn(env, async move { n.intake_once().await })
+    }
+
+    /// Events on-chain intake recorded and skipped (malformed, out of range, over the cap),
+    /// newest first (default 100).
+    #[napi(ts_return_type = "Promise<SkippedEvent[]>")]
+    pub fn skipped_events<'env>(&self, env: &'env Env, limit: Option<u32>) -> JsPromise<'env> {
+        let n = self.inner.clone();
+        spawn(
+            env,
+            async move { n.skipped_events(limit.unwrap_or(100)).await },
+        )
+    }
+
+    /// The node's metrics in the OpenMetrics text format (what `GET /metrics` answers), for
+    /// a host that exposes its own metrics endpoint.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn metrics_text<'env>(&self, env: &'env Env) -> JsPromise<'env> {
+        let n = self.inner.clone();
+        spawn(env, async move { n.metrics_text().await })
+    }
+
     /// Makes an API key for the HTTP API. The secret `key` is in this answer only; the
     /// store keeps its hash.
     #[napi(

@@ -44,10 +44,10 @@ pub(super) struct EventsQuery {
     tag = "jobs",
     params(
         EventsQuery,
-        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event"),
+        ("Last-Event-ID" = Option<i64>, Header, minimum = 0, description = "Resume after this event"),
     ),
     responses(
-        (status = 200, description = "The stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The stream: each event's `data` is an EventRecord", content_type = "text/event-stream", body = super::routes::SseFrame),
         (status = 400, description = "A parameter is not valid", body = ErrorBody),
     )
 )]

@@ -106,6 +106,58 @@ pub(super) fn query_error(e: QueryRejection) -> ApiError {
     ApiError::invalid("INVALID_ARGUMENT", field, text)
 }
 
+/// One frame of `GET /events` (documentation: `data` is an `EventRecord` as JSON).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)]
+pub(super) struct SseFrame {
+    /// The event number (send it back as `Last-Event-ID`).
+    id: String,
+    /// `verdict` or `request`.
+    event: String,
+    /// The event, JSON: `{seq, tenant?, jobId, kind, data, createdMs}`.
+    data: String,
+}
+
+/// A job as sent (documentation of the body: the engine validates it, naming the field).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"cid": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", "replicationTarget": 2}))]
+#[allow(dead_code)]
+pub(super) struct JobInput {
+    /// The data's CID (any version or multibase).
+    #[schema(min_length = 1, max_length = 200)]
+    cid: String,
+    /// Keep at least this many active deals (1 to the node's `maxReplicationTarget`).
+    #[schema(minimum = 1, maximum = 10)]
+    replication_target: Option<u32>,
+    /// Replace a deal when it ends within this many epochs.
+    #[schema(minimum = 1, maximum = 3_680_640)]
+    renew_threshold_epochs: Option<i64>,
+    /// Replace a deal not proven for this many epochs (needs Lotus on the node).
+    #[schema(minimum = 1, maximum = 3_680_640)]
+    repair_threshold_epochs: Option<i64>,
+    /// Epoch after which the job retires.
+    #[schema(minimum = 0)]
+    end_epoch: Option<i64>,
+}
+
+/// The body of `POST /register_jobs`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(super) enum RegisterBody {
+    /// One job.
+    One(JobInput),
+    /// Several, all or none.
+    Many(Vec<JobInput>),
+    /// Several, wrapped.
+    Wrapped {
+        /// The jobs.
+        #[schema(min_items = 1)]
+        jobs: Vec<JobInput>,
+    },
+}
+
 /// Registrations answered by `POST /register_jobs`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Registrations {
@@ -118,7 +170,7 @@ pub struct Registrations {
     post,
     path = "/register_jobs",
     tag = "jobs",
-    request_body(content = Value, description = "A job (`{cid, replicationTarget?, renewThresholdEpochs?, repairThresholdEpochs?, endEpoch?}`), an array of jobs, or `{\"jobs\": [...]}`", content_type = "application/json"),
+    request_body(content = RegisterBody, description = "A job, an array of jobs, or `{\"jobs\": [...]}`", content_type = "application/json"),
     responses(
         (status = 201, description = "At least one job is new", body = Registrations),
         (status = 200, description = "Every job already existed", body = Registrations),
@@ -213,6 +265,21 @@ async fn register_many(
 ) -> Result<Vec<Registration>, ApiError> {
     let max = svc.settings.max_jobs_per_request;
     if jobs.len() > max {
+        // A job that is not valid is named first (400): the count is the last complaint.
+        let limits = svc.node.job_limits();
+        for (i, j) in jobs.iter().enumerate() {
+            if let Err(e) = crate::jobs::JobSpec::from_json(j.clone(), limits) {
+                let field = match &e {
+                    crate::jobs::JobError::Invalid { field, .. } => format!("jobs[{i}].{field}"),
+                    _ => format!("jobs[{i}].cid"),
+                };
+                return Err(ApiError::invalid(
+                    crate::error::ErrorCode::code(&e),
+                    field,
+                    e.to_string(),
+                ));
+            }
+        }
         return Err(ApiError {
             field: Some("jobs".into()),
             ..ApiError::new(
@@ -361,6 +428,7 @@ pub struct History {
     params(("id" = String, Path, description = "Job id"), LimitQuery),
     responses(
         (status = 200, description = "Its checks", body = History),
+        (status = 400, description = "A parameter is not valid", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
     )
 )]
@@ -391,6 +459,7 @@ pub struct Requests {
     params(("id" = String, Path, description = "Job id"), LimitQuery),
     responses(
         (status = 200, description = "Its requests", body = Requests),
+        (status = 400, description = "A parameter is not valid", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
     )
 )]
@@ -520,7 +589,7 @@ pub struct CidStatusView {
     get,
     path = "/status/{cid}",
     tag = "status",
-    params(("cid" = String, Path, description = "The CID (any form)"), StatusQuery),
+    params(("cid" = String, Path, min_length = 1, description = "The CID (any form)"), StatusQuery),
     responses(
         (status = 200, description = "The CID's status", body = CidStatusView),
         (status = 400, description = "Not a CID", body = ErrorBody),

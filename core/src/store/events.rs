@@ -24,6 +24,10 @@ pub struct NewEvent {
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(
+    all(feature = "http", not(target_family = "wasm")),
+    derive(utoipa::ToSchema)
+)]
 pub struct EventRecord {
     /// Its number: increasing in commit order (the SSE `id`).
     pub seq: i64,
