@@ -127,13 +127,20 @@ end
   const http = await import('node:http')
   const app = express()
   app.get('/api/deal_status', async (req, res) => {
+    try {
+      await kitStatus(req, res)
+    } catch (e) {
+      res.status(502).json({ error: String(e.message) })
+    }
+  })
+  async function kitStatus(req, res) {
     const cid = String(req.query.cid ?? '')
     const data = devnet.call('DealStatus', 'getActiveDeals(bytes)', word(32), bytesTail(Buffer.from(cid).toString('hex')))
     const r = await fetch(proxy.url, { method: 'POST', headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_call', params: [{ to: devnet.info.dealStatus, data }, 'latest'] }) })
     const { result } = await r.json()
     res.status(200).json({ dealInfos: [], jobType: 'all', replicationTarget: '2', epochs: '1000', currentActiveDeals: result })
-  })
+  }
   const server = http.createServer(app)
   const kitUrl = await new Promise((r) => server.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${server.address().port}`)))
   const cids = Array.from({ length: 200 }, (_, i) => cidOf(`poll ${i}`))

@@ -333,21 +333,40 @@ impl Store {
     /// (see [`JobSpec::cid`]).
     pub async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, StoreError> {
         let limit = i64::from(filter.limit.unwrap_or(100).clamp(1, 1000));
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {JOB_COLS} FROM raas_jobs WHERE ($1 IS NULL OR state = $1) \
-             AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR cid = $3) \
-             AND ($4 IS NULL OR job_id > $4) AND ($6 IS NULL OR tenant = $6) \
-             ORDER BY job_id LIMIT $5"
-        )))
-        .bind(filter.state.map(|s| s.as_str()))
-        .bind(filter.status.map(|s| s.as_str()))
-        .bind(filter.cid.as_deref())
-        .bind(filter.after.as_deref())
-        .bind(limit)
-        .bind(filter.tenant.as_deref())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_err("list_jobs"))?;
+        // Only the filters given are in the statement: `($1 IS NULL OR cid = $1)` would keep
+        // SQLite from using the CID and tenant indexes (a full scan per status read).
+        let mut conds = Vec::new();
+        let mut binds: Vec<&str> = Vec::new();
+        for (col, v) in [
+            ("state", filter.state.map(|s| s.as_str())),
+            ("status", filter.status.map(|s| s.as_str())),
+            ("cid", filter.cid.as_deref()),
+            ("tenant", filter.tenant.as_deref()),
+        ] {
+            if let Some(v) = v {
+                binds.push(v);
+                conds.push(format!("{col} = ${}", binds.len()));
+            }
+        }
+        if let Some(a) = filter.after.as_deref() {
+            binds.push(a);
+            conds.push(format!("job_id > ${}", binds.len()));
+        }
+        let sql = format!(
+            "SELECT {JOB_COLS} FROM raas_jobs{}{} ORDER BY job_id LIMIT ${}",
+            if conds.is_empty() { "" } else { " WHERE " },
+            conds.join(" AND "),
+            binds.len() + 1
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            q = q.bind(b);
+        }
+        let rows = q
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("list_jobs"))?;
         rows.iter().map(job_from_row).collect()
     }
 

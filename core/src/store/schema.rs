@@ -94,6 +94,7 @@ CREATE INDEX raas_outbox_job_state ON raas_outbox (job_id, state);
 const V3: &str = r#"
 ALTER TABLE raas_jobs ADD COLUMN tenant TEXT;
 CREATE INDEX raas_jobs_tenant ON raas_jobs (tenant, job_id);
+CREATE INDEX raas_jobs_cid_id ON raas_jobs (cid, job_id);
 
 CREATE TABLE raas_api_keys (
     key_id      TEXT PRIMARY KEY,
