@@ -207,17 +207,7 @@ pub(super) async fn register_job(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let too_large = |e: BytesRejection| {
-        KitError(if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                e.status(),
-                "PAYLOAD_TOO_LARGE",
-                "the body is larger than the limit",
-            )
-        } else {
-            ApiError::new(e.status(), "INVALID_BODY", e.body_text())
-        })
-    };
+    let too_large = |e: BytesRejection| KitError(super::routes::body_error(e));
     let fields =
         match ct.as_str() {
             "application/x-www-form-urlencoded" => {
@@ -266,13 +256,7 @@ pub(super) async fn register_job(
             }
         };
     let spec = kit_job(&svc, &fields).await?;
-    let tenant = caller.tenant();
-    let quota = match &caller {
-        Caller::Key(k) if tenant.is_some() => {
-            Some(k.max_jobs.unwrap_or(svc.settings.max_jobs_per_tenant))
-        }
-        _ => None,
-    };
+    let (tenant, quota) = super::routes::registrant(&svc, &caller);
     let mut regs = svc
         .node
         .register_specs_for(tenant, quota, vec![spec])

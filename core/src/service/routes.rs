@@ -58,18 +58,7 @@ fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
             format!("the body must be application/json, got {:?}", ct),
         ));
     }
-    let body = body.map_err(|e| {
-        let status = e.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                status,
-                "PAYLOAD_TOO_LARGE",
-                "the body is larger than the limit",
-            )
-        } else {
-            ApiError::new(status, "INVALID_BODY", e.body_text())
-        }
-    })?;
+    let body = body.map_err(body_error)?;
     serde_json::from_slice(&body).map_err(|e| {
         ApiError::invalid(
             "INVALID_JSON",
@@ -81,6 +70,20 @@ fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
             ),
         )
     })
+}
+
+/// A body that could not be read: over the body limit (413), or broken.
+pub(super) fn body_error(e: BytesRejection) -> ApiError {
+    let status = e.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            status,
+            "PAYLOAD_TOO_LARGE",
+            "the body is larger than the limit",
+        )
+    } else {
+        ApiError::new(status, "INVALID_BODY", e.body_text())
+    }
 }
 
 /// A list's `limit`: default 100, at most 1000; out of range is an error, not clamped.
@@ -247,7 +250,7 @@ async fn register(
 }
 
 /// The tenant a caller registers for, and its quota.
-fn registrant<'a>(svc: &Service, caller: &'a Caller) -> (Option<&'a str>, Option<u64>) {
+pub(super) fn registrant<'a>(svc: &Service, caller: &'a Caller) -> (Option<&'a str>, Option<u64>) {
     let tenant = caller.tenant();
     let quota = match caller {
         Caller::Key(k) if tenant.is_some() => {
