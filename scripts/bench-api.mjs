@@ -4,7 +4,7 @@
 // kit-style Express `deal_status` handler (one contract read per request through a proxy
 // of 50 ms and 50 requests/s) and our `GET /status/{cid}` for the same CIDs.
 //   npm run bench:api            (builds target/release/raas first if it is missing)
-import { spawn, spawnSync, execFileSync } from 'node:child_process'
+import { spawn, execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -36,15 +36,20 @@ async function startServe(config) {
   return { p, url }
 }
 
-/** Runs wrk with a Lua script; returns its figures and the CPU seconds of wrk and `serverPid`. */
-function wrk(url, lua, serverPid, secs = SECS) {
+/** Runs wrk with a Lua script; returns its figures and the CPU seconds of wrk and `serverPid`.
+ * Asynchronous on purpose: the kit-style handler and its proxy live in this process, and a
+ * synchronous spawn would stop them from answering while wrk runs. */
+async function wrk(url, lua, serverPid, secs = SECS) {
   const script = join(dir, `s${Math.random().toString(36).slice(2)}.lua`)
   writeFileSync(script, lua)
   const before = cpuOfPid(serverPid)
-  const r = spawnSync('bash', ['-c', `/usr/bin/time -f 'WRKCPU %U %S' wrk -t2 -c${CONNS} -d${secs}s --timeout 30s --latency -s ${script} ${url}`],
-    { encoding: 'utf8', maxBuffer: 1 << 26 })
+  const child = spawn('bash', ['-c', `/usr/bin/time -f 'WRKCPU %U %S' wrk -t2 -c${CONNS} -d${secs}s --timeout 30s --latency -s ${script} ${url}`],
+    { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (d) => { out += d })
+  child.stderr.on('data', (d) => { out += d })
+  await new Promise((resolve) => child.once('close', resolve))
   const server = (cpuOfPid(serverPid) - before) / 1000
-  const out = r.stdout + r.stderr
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1])
   const lat = (q) => {
     const m = new RegExp(`${q}%\\s+([\\d.]+)(us|ms|s)`).exec(out)
@@ -88,8 +93,8 @@ const config = (name) => ({
 local n = #${name}
 request = function() return wrk.format("GET", "/" .. PREFIX .. ${name}[math.random(n)]) end
 `
-  report('GET /jobs/{id}', wrk(url, `PREFIX = "jobs/"\n` + pick(ids, 'paths'), p.pid))
-  report('GET /status/{cid}', wrk(url, `PREFIX = "status/"\n` + pick(cids, 'paths'), p.pid))
+  report('GET /jobs/{id}', await wrk(url, `PREFIX = "jobs/"\n` + pick(ids, 'paths'), p.pid))
+  report('GET /status/{cid}', await wrk(url, `PREFIX = "status/"\n` + pick(cids, 'paths'), p.pid))
   p.kill('SIGTERM')
 }
 
@@ -109,12 +114,12 @@ request = function()
   return wrk.format("POST", "/register_jobs", {["Content-Type"] = "application/json"}, bodies[i])
 end
 `
-  report('POST /register_jobs (1 job per request)', wrk(url, lua(singles), p.pid))
+  report('POST /register_jobs (1 job per request)', await wrk(url, lua(singles), p.pid))
   const batches = []
   for (let b = 0; b < 700; b++) {
     batches.push(JSON.stringify(Array.from({ length: 1000 }, (_, j) => ({ cid: cidOf(`batch ${b} ${j}`), replicationTarget: 2 }))))
   }
-  report('POST /register_jobs (1 000 jobs per request)', wrk(url, lua(batches), p.pid), 1000)
+  report('POST /register_jobs (1 000 jobs per request)', await wrk(url, lua(batches), p.pid), 1000)
   p.kill('SIGTERM')
 }
 
@@ -144,14 +149,14 @@ end
   const server = http.createServer(app)
   const kitUrl = await new Promise((r) => server.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${server.address().port}`)))
   const cids = Array.from({ length: 200 }, (_, i) => cidOf(`poll ${i}`))
-  const kit = wrk(kitUrl, luaList('cids', cids) + `
+  const kit = await wrk(kitUrl, luaList('cids', cids) + `
 request = function() return wrk.format("GET", "/api/deal_status?cid=" .. cids[math.random(#cids)]) end
 `, process.pid)
   report('kit-style GET /api/deal_status (Express, proxy)', kit)
   const { p, url } = await startServe({ ...config('poll'), dealStatus: { rpcUrl: proxy.url, address: devnet.info.dealStatus } })
   await fetch(`${url}/register_jobs`, { method: 'POST', headers: { 'content-type': 'application/json' },
     body: JSON.stringify(cids.map((cid) => ({ cid, replicationTarget: 2 }))) })
-  report('ours: GET /status/{cid} (same CIDs)', wrk(url, luaList('cids', cids) + `
+  report('ours: GET /status/{cid} (same CIDs)', await wrk(url, luaList('cids', cids) + `
 request = function() return wrk.format("GET", "/status/" .. cids[math.random(#cids)]) end
 `, p.pid))
   p.kill('SIGTERM')
