@@ -19,6 +19,8 @@ const root = new URL('..', import.meta.url).pathname
 const bin = join(root, 'target/release/raas')
 const SECS = Number(process.env.BENCH_API_SECS ?? 10)
 const CONNS = 64
+// BENCH_API_ONLY=reads,writes,kit runs only those parts.
+const ONLY = new Set((process.env.BENCH_API_ONLY ?? 'reads,writes,kit').split(','))
 if (!existsSync(bin) || process.env.BENCH_API_BUILD) {
   execFileSync('cargo', ['build', '--release', '-q', '--bin', 'raas'], { cwd: root, stdio: 'inherit' })
 }
@@ -80,7 +82,7 @@ const config = (name) => ({
   dealStatus: { rpcUrl: 'http://127.0.0.1:1', address: '0x0000000000000000000000000000000000000001' },
   http: { port: 0, maxJobsPerRequest: 1000, bodyLimitBytes: 4 << 20 }, checkIntervalSecs: 86_400,
 })
-{
+if (ONLY.has('reads')) {
   const { p, url } = await startServe(config('reads'))
   const cids = Array.from({ length: N }, (_, i) => cidOf(`bench api ${i}`))
   const ids = []
@@ -99,7 +101,7 @@ request = function() return wrk.format("GET", "/" .. PREFIX .. ${name}[math.rand
 }
 
 // 2. Writes: one job per request, then 1 000 jobs per request (fresh CIDs each time).
-{
+if (ONLY.has('writes')) {
   const { p, url } = await startServe(config('writes'))
   const singles = Array.from({ length: 120_000 }, (_, i) => JSON.stringify({ cid: cidOf(`single ${i}`), replicationTarget: 2 }))
   const lua = (bodies) => luaList('bodies', bodies) + `
@@ -125,7 +127,7 @@ end
 
 // 3. What a polling client sees: the reference kit's deal_status (one contract read per
 // request, through the 50 ms / 50 requests/s proxy) against our /status/{cid}.
-{
+if (ONLY.has('kit')) {
   const devnet = await startDevnet()
   const proxy = await startProxy(devnet.info.evmRpc, { latencyMs: 50, rps: 50 })
   const { default: express } = await import('express')

@@ -199,6 +199,39 @@ async fn bulk_registration_spans_chunks_keeps_order_and_revives(store: Store) {
     let created = out.iter().filter(|o| o.1).count();
     assert_eq!(created, 2_500 - 4);
     assert_eq!(store.stats().await.unwrap().active, 2 + created as i64);
+    // New jobs are answered without reading them back: each answer is what is stored.
+    for (job, _) in &out {
+        assert_eq!(
+            Some(job),
+            store.get_job(&job.job_id).await.unwrap().as_ref(),
+            "registration answer = stored record"
+        );
+    }
+}
+
+on_both!(jobs_register_returns_stored);
+
+async fn jobs_register_returns_stored(store: Store) {
+    let mut tenanted = spec(&cid(7), 3);
+    tenanted.tenant = Some("acme".into());
+    let renew = JobSpec::from_json(
+        json!({"cid": cid(8), "renewThresholdEpochs": 20_000, "repairThresholdEpochs": 2_880, "endEpoch": 9_000_000}),
+        &JobLimits::default(),
+    )
+    .unwrap();
+    let out = store
+        .register_jobs(&[tenanted, renew, spec(CID_V0, 1)], 77)
+        .await
+        .unwrap();
+    for (job, new) in &out {
+        assert!(new);
+        let stored = store.get_job(&job.job_id).await.unwrap().unwrap();
+        assert_eq!(job, &stored);
+        assert_eq!(
+            serde_json::to_value(job).unwrap(),
+            serde_json::to_value(&stored).unwrap()
+        );
+    }
 }
 
 on_both!(leases_give_each_due_job_to_one_node_and_expire);

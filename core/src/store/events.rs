@@ -149,7 +149,7 @@ impl Store {
         .bind(after)
         .bind(tenant)
         .bind(i64::from(limit.clamp(1, 10_000)))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await
         .map_err(query_err("events_after"))?;
         rows.iter()
@@ -173,7 +173,7 @@ impl Store {
     /// The number of the last event committed (0 before any).
     pub async fn last_event_seq(&self) -> Result<i64, StoreError> {
         let r = sqlx::query("SELECT value FROM raas_cursors WHERE name = 'raas.events.seq'")
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reads)
             .await
             .map_err(query_err("last_event_seq"))?;
         match r {

@@ -51,7 +51,7 @@ impl Store {
              ORDER BY block DESC, log_index DESC LIMIT $1",
         )
         .bind(i64::from(limit.clamp(1, 1000)))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await
         .map_err(query_err("skipped_events"))?;
         rows.iter()

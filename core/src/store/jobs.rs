@@ -113,6 +113,31 @@ fn json_col(r: &AnyRow, name: &str) -> Result<Option<serde_json::Value>, StoreEr
         .transpose()
 }
 
+/// The record of a job as its registering `INSERT` wrote it (the columns' defaults), so a
+/// registration need not read its new rows back. `store::jobs_register_returns_stored` holds
+/// it equal to what is read.
+fn new_job_record(job_id: &str, spec: &JobSpec, now_ms: i64) -> JobRecord {
+    JobRecord {
+        job_id: job_id.to_string(),
+        spec: spec.clone(),
+        state: JobLifecycle::Active,
+        created_ms: now_ms,
+        updated_ms: now_ms,
+        next_due_ms: now_ms,
+        due_epoch: None,
+        failures: 0,
+        last_error: None,
+        checks: 0,
+        last_checked_ms: None,
+        status: None,
+        target: None,
+        requests: 0,
+        verdict: None,
+        memory: JobMemory::default(),
+        lease_owner: None,
+    }
+}
+
 pub(super) fn job_from_row(r: &AnyRow) -> Result<JobRecord, StoreError> {
     let spec: String = col(r, "spec")?;
     let spec: JobSpec = serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt {
@@ -158,9 +183,11 @@ pub(super) fn to_json(what: &'static str, v: &impl serde::Serialize) -> Result<S
     })
 }
 
-/// Jobs per registration statement: 4 values each, well under SQLite's 32 766 and
-/// PostgreSQL's 65 535 bound parameters.
-const REGISTER_CHUNK: usize = 1_000;
+/// Jobs per registration statement: 4 values each. Small on purpose: SQLite finds a
+/// parameter's name by walking the statement's list of them, so binding costs grow with the
+/// square of the parameter count (at 1 000 jobs, 4 000 parameters, binding was a fifth of a
+/// registration's time).
+const REGISTER_CHUNK: usize = 100;
 
 impl Store {
     /// Registers `spec` (already validated). Idempotent: the same spec gives the same job;
@@ -261,30 +288,42 @@ impl Store {
                     marks.join(", ")
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms);
-                for id in existing {
-                    q = q.bind(id);
+                for id in &existing {
+                    q = q.bind(*id);
                 }
                 q.execute(&mut *tx)
                     .await
                     .map_err(query_err("register_job"))?;
             }
-            let marks: Vec<String> = (1..ids.len() + 1).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT {JOB_COLS} FROM raas_jobs WHERE job_id IN ({})",
-                marks.join(", ")
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in &ids {
-                q = q.bind(id);
-            }
+            // A job this statement created is what was just written: it is built here, not
+            // read back (decoding a thousand rows and their specs again costs the writer).
+            // Only the others are read.
             let mut by_id = std::collections::HashMap::new();
-            for r in q
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(query_err("register_job"))?
-            {
-                let job = job_from_row(&r)?;
-                by_id.insert(job.job_id.clone(), job);
+            for (id, spec, _) in &binds {
+                if created.contains(id) {
+                    by_id.insert(id.clone(), new_job_record(id, spec, now_ms));
+                }
+            }
+            // Jobs that existed, and jobs an earlier chunk of this call wrote.
+            let read: Vec<&String> = ids.iter().filter(|id| !created.contains(*id)).collect();
+            if !read.is_empty() {
+                let marks: Vec<String> = (1..read.len() + 1).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "SELECT {JOB_COLS} FROM raas_jobs WHERE job_id IN ({})",
+                    marks.join(", ")
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for id in read {
+                    q = q.bind(id);
+                }
+                for r in q
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(query_err("register_job"))?
+                {
+                    let job = job_from_row(&r)?;
+                    by_id.insert(job.job_id.clone(), job);
+                }
             }
             for id in ids {
                 let job = by_id.get(&id).cloned().ok_or_else(|| StoreError::Query {
@@ -323,7 +362,7 @@ impl Store {
             "SELECT {JOB_COLS} FROM raas_jobs WHERE job_id = $1"
         )))
         .bind(job_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await
         .map_err(query_err("get_job"))?;
         row.as_ref().map(job_from_row).transpose()
@@ -364,7 +403,7 @@ impl Store {
         }
         let rows = q
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reads)
             .await
             .map_err(query_err("list_jobs"))?;
         rows.iter().map(job_from_row).collect()
@@ -687,7 +726,7 @@ impl Store {
         )
         .bind(job_id)
         .bind(i64::from(limit.clamp(1, 1000)))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await
         .map_err(query_err("job_history"))?;
         rows.iter()
@@ -716,7 +755,7 @@ impl Store {
             "SELECT job_id, node_id FROM raas_checks WHERE checked_ms >= $1 ORDER BY job_id, seq",
         )
         .bind(since_ms)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await
         .map_err(query_err("checks_since"))?;
         rows.iter()

@@ -122,7 +122,7 @@ impl Store {
             "SELECT {KEY_COLS} FROM raas_api_keys WHERE key_id = $1"
         )))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await
         .map_err(query_err("api_key"))?;
         row.as_ref().map(key_from_row).transpose()
@@ -133,7 +133,7 @@ impl Store {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {KEY_COLS} FROM raas_api_keys ORDER BY created_ms, key_id"
         )))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await
         .map_err(query_err("list_api_keys"))?;
         rows.iter().map(|r| key_from_row(r).map(|k| k.0)).collect()
@@ -160,7 +160,7 @@ impl Store {
     /// How many keys are live (not revoked).
     pub async fn live_api_keys(&self) -> Result<i64, StoreError> {
         let r = sqlx::query("SELECT COUNT(*) AS n FROM raas_api_keys WHERE revoked_ms IS NULL")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.reads)
             .await
             .map_err(query_err("live_api_keys"))?;
         col(&r, "n")

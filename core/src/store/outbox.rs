@@ -208,7 +208,7 @@ impl Store {
                 q = q.bind(id);
             }
             let rows = q
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await
                 .map_err(query_err("open_requests"))?;
             for r in &rows {
@@ -409,7 +409,7 @@ impl Store {
             "SELECT {OUTBOX_COLS} FROM raas_outbox WHERE idempotency_key = $1"
         )))
         .bind(key)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await
         .map_err(query_err("get_request"))?;
         row.as_ref().map(request_from_row).transpose()
@@ -430,7 +430,7 @@ impl Store {
         .bind(job_id)
         .bind(state.map(|s| s.as_str()))
         .bind(i64::from(limit.clamp(1, 100_000)))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await
         .map_err(query_err("list_requests"))?;
         rows.iter().map(request_from_row).collect()

@@ -131,6 +131,15 @@ CREATE TABLE raas_intake_skipped (
 "#;
 
 /// The migrator for both backends.
+/// `raas_jobs_cid` is a prefix of `raas_jobs_cid_id` (V3), which serves every CID read:
+/// keeping both cost every registration one more index write. The tenant index only serves
+/// `tenant = …` reads, so jobs without a tenant (no keys, or the library) stay out of it.
+const V4: &str = r#"
+DROP INDEX raas_jobs_cid;
+DROP INDEX raas_jobs_tenant;
+CREATE INDEX raas_jobs_tenant ON raas_jobs (tenant, job_id) WHERE tenant IS NOT NULL;
+"#;
+
 pub(super) fn migrator() -> Migrator {
     Migrator::with_migrations(vec![
         Migration::new(
@@ -152,6 +161,13 @@ pub(super) fn migrator() -> Migrator {
             Cow::Borrowed("tenants, API keys, event log, skipped intake events"),
             MigrationType::Simple,
             V3.into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            4,
+            Cow::Borrowed("fewer index writes per job: no CID-only index, tenant index partial"),
+            MigrationType::Simple,
+            V4.into_sql_str(),
             false,
         ),
     ])
