@@ -168,18 +168,23 @@ impl Store {
             // meets SQLITE_BUSY on a read-to-write upgrade. A 64 MiB page cache and reads
             // through mmap keep a large job table from costing a pread per page; a WAL of up
             // to 16 MiB between checkpoints copies a page written by many commits back once.
-            Backend::Sqlite => options.max_connections(1).after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+            // No ping before each acquire: a file connection does not drop as a socket does,
+            // and the ping is a second round trip to sqlx's worker thread per query.
+            Backend::Sqlite => options
+                .max_connections(1)
+                .test_before_acquire(false)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                          PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
                          PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; \
                          PRAGMA wal_autocheckpoint = 4000;",
-                    )
-                    .await?;
-                    Ok(())
-                })
-            }),
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                }),
             Backend::Postgres => options.max_connections(8),
         };
         let pool = options
@@ -200,6 +205,7 @@ impl Store {
             AnyPoolOptions::new()
                 .acquire_timeout(Duration::from_secs(30))
                 .max_connections(SQLITE_READERS)
+                .test_before_acquire(false)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         conn.execute(
