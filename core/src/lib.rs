@@ -24,6 +24,7 @@ pub mod engine;
 pub mod error;
 pub mod jobs;
 pub mod podsi;
+pub mod retrieve;
 pub mod rt;
 #[cfg(all(feature = "http", not(target_family = "wasm")))]
 pub mod service;

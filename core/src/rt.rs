@@ -24,3 +24,14 @@ pub fn jitter() -> f64 {
     // Falls back to the middle of the range: jitter only spreads retries, it need not be secret.
     getrandom::u64().map_or(0.5, |v| (v >> 11) as f64 / (1u64 << 53) as f64)
 }
+
+/// Milliseconds since the Unix epoch (the browser's clock in wasm, where `std` has none).
+pub fn now_ms() -> i64 {
+    #[cfg(not(target_family = "wasm"))]
+    use std::time::{SystemTime, UNIX_EPOCH};
+    #[cfg(target_family = "wasm")]
+    use wasmtimer::std::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

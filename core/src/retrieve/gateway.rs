@@ -1,0 +1,217 @@
+//! An IPFS trustless gateway as a source: a CAR of the whole DAG in depth-first order, and
+//! single raw blocks for what the CAR did not carry (or where a gateway serves only blocks).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use cid::Cid;
+use futures::{StreamExt, TryStreamExt};
+
+use super::error::RetrieveError;
+use super::walk::MAX_BLOCK_BYTES;
+
+/// The response body as a byte stream (not `Send` in browsers).
+#[cfg(not(target_family = "wasm"))]
+type Body = futures::stream::BoxStream<'static, std::io::Result<Bytes>>;
+#[cfg(target_family = "wasm")]
+type Body = futures::stream::LocalBoxStream<'static, std::io::Result<Bytes>>;
+
+/// A CAR read off a response as it arrives.
+pub(super) type CarStream = iroh_car::CarReader<tokio_util::io::StreamReader<Body, Bytes>>;
+
+/// The CAR request's `Accept`: the trustless-gateway form that lets a client verify while it
+/// streams (blocks in DFS order, duplicates sent again).
+const CAR_ACCEPT: &str = "application/vnd.ipld.car; version=1; order=dfs; dups=y";
+const RAW_ACCEPT: &str = "application/vnd.ipld.raw";
+
+/// One gateway (`https://host[/prefix]`).
+#[derive(Debug, Clone)]
+pub(super) struct Gateway {
+    /// The base URL without a trailing slash.
+    pub(super) base: String,
+    /// The name in errors and logs: scheme, host, port and path (no query, user or password,
+    /// where keys would be).
+    pub(super) name: String,
+}
+
+/// What a CAR request gave.
+pub(super) enum CarAnswer {
+    /// A CAR is streaming.
+    Car(Box<CarStream>),
+    /// The gateway does not serve CARs (406, 501 or another content type): ask per block.
+    BlocksOnly,
+}
+
+impl Gateway {
+    /// A gateway at `url` (http or https).
+    pub(super) fn new(url: &str) -> Result<Self, RetrieveError> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| RetrieveError::InvalidUrl {
+            reason: format!("gateways: {e}"),
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(RetrieveError::InvalidUrl {
+                reason: "gateways: a gateway url must be http(s)://host".into(),
+            });
+        }
+        let name = format!(
+            "gateway {}://{}{}{}",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or_default(),
+            parsed.port().map(|p| format!(":{p}")).unwrap_or_default(),
+            parsed.path().trim_end_matches('/')
+        );
+        Ok(Gateway {
+            base: url.trim_end_matches('/').to_string(),
+            name,
+        })
+    }
+
+    fn transport(&self, e: &reqwest::Error) -> RetrieveError {
+        // `without_url`: a gateway URL may carry a key in its query.
+        let reason = e.to_string();
+        let reason = match e.url() {
+            Some(u) => reason.replace(u.as_str(), "<url>"),
+            None => reason,
+        };
+        if e.is_timeout() {
+            RetrieveError::Timeout {
+                origin: self.name.clone(),
+                reason,
+            }
+        } else {
+            RetrieveError::Network {
+                origin: self.name.clone(),
+                reason,
+            }
+        }
+    }
+
+    /// Asks for the CAR of `root`.
+    pub(super) async fn car(
+        &self,
+        client: &reqwest::Client,
+        root: &Cid,
+        wait: Duration,
+    ) -> Result<CarAnswer, RetrieveError> {
+        let url = format!("{}/ipfs/{root}?format=car&dag-scope=all", self.base);
+        let resp = crate::rt::timeout(wait, client.get(url).header("accept", CAR_ACCEPT).send())
+            .await
+            .ok_or_else(|| RetrieveError::Timeout {
+                origin: self.name.clone(),
+                reason: "no answer to the CAR request".into(),
+            })?
+            .map_err(|e| self.transport(&e))?;
+        let status = resp.status().as_u16();
+        match status {
+            200 => {}
+            404 | 410 => {
+                return Err(RetrieveError::NotFound {
+                    cid: root.to_string(),
+                    tried: format!("answered {status}"),
+                })
+            }
+            406 | 415 | 501 => return Ok(CarAnswer::BlocksOnly),
+            _ => {
+                return Err(RetrieveError::Http {
+                    origin: self.name.clone(),
+                    status,
+                })
+            }
+        }
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if !content_type.starts_with("application/vnd.ipld.car") {
+            return Ok(CarAnswer::BlocksOnly);
+        }
+        let body: Body = resp
+            .bytes_stream()
+            .map_err(std::io::Error::other)
+            .boxed_body();
+        let reader = tokio_util::io::StreamReader::new(body);
+        let car = crate::rt::timeout(wait, iroh_car::CarReader::new(reader))
+            .await
+            .ok_or_else(|| RetrieveError::Timeout {
+                origin: self.name.clone(),
+                reason: "no CAR header".into(),
+            })?
+            .map_err(|e| RetrieveError::Incomplete {
+                cid: root.to_string(),
+                origin: self.name.clone(),
+                reason: format!("not a CAR: {e}"),
+            })?;
+        Ok(CarAnswer::Car(Box::new(car)))
+    }
+
+    /// Fetches one raw block (at most [`MAX_BLOCK_BYTES`]); `Ok(None)` if the gateway does
+    /// not have it.
+    pub(super) async fn block(
+        &self,
+        client: &reqwest::Client,
+        cid: &Cid,
+        wait: Duration,
+    ) -> Result<Option<Vec<u8>>, RetrieveError> {
+        let url = format!("{}/ipfs/{cid}?format=raw", self.base);
+        let fetch = async {
+            let resp = client
+                .get(url)
+                .header("accept", RAW_ACCEPT)
+                .send()
+                .await
+                .map_err(|e| self.transport(&e))?;
+            let status = resp.status().as_u16();
+            match status {
+                200 => {}
+                404 | 410 => return Ok(None),
+                _ => {
+                    return Err(RetrieveError::Http {
+                        origin: self.name.clone(),
+                        status,
+                    })
+                }
+            }
+            let mut body = Vec::new();
+            let mut chunks = resp.bytes_stream();
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk.map_err(|e| self.transport(&e))?;
+                if body.len() + chunk.len() > MAX_BLOCK_BYTES {
+                    return Err(RetrieveError::Integrity {
+                        cid: cid.to_string(),
+                        origin: self.name.clone(),
+                        reason: format!("a block over {MAX_BLOCK_BYTES} bytes"),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(Some(body))
+        };
+        crate::rt::timeout(wait, fetch)
+            .await
+            .ok_or_else(|| RetrieveError::Timeout {
+                origin: self.name.clone(),
+                reason: format!("block {cid} took longer than {wait:?}"),
+            })?
+    }
+}
+
+/// Boxes a body stream as `Send` natively and as local in browsers.
+trait BoxBody {
+    fn boxed_body(self) -> Body;
+}
+
+#[cfg(not(target_family = "wasm"))]
+impl<S: futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static> BoxBody for S {
+    fn boxed_body(self) -> Body {
+        self.boxed()
+    }
+}
+
+#[cfg(target_family = "wasm")]
+impl<S: futures::Stream<Item = std::io::Result<Bytes>> + 'static> BoxBody for S {
+    fn boxed_body(self) -> Body {
+        self.boxed_local()
+    }
+}

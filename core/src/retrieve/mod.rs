@@ -1,0 +1,353 @@
+//! Verified retrieval by CID: a file's bytes from IPFS trustless gateways, tried in order,
+//! each block checked against its CID before any of its bytes are released.
+//!
+//! The walk ([`walk::Walk`]) holds what is still needed, so a source that fails part way
+//! hands over to the next one where it stopped: no byte is released twice or unverified.
+//! A source that sent a block not matching its CID is tried last for a while
+//! ([`RetrieveOptions::quarantine`]).
+
+mod error;
+mod gateway;
+pub mod walk;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::Stream;
+
+pub use error::RetrieveError;
+use gateway::{CarAnswer, CarStream, Gateway};
+use walk::{Offer, Walk};
+
+/// How a retrieval runs.
+#[derive(Debug, Clone)]
+pub struct RetrieveOptions {
+    /// Trustless gateways (`https://host[/prefix]`), tried in this order.
+    pub gateways: Vec<String>,
+    /// Largest file released (`TOO_LARGE` past it).
+    pub max_bytes: u64,
+    /// Longest wait for one answer or one whole block: a slow drip is a `TIMEOUT`.
+    pub block_timeout: Duration,
+    /// Bytes of blocks the DAG does not need that a source may send before it is given up
+    /// (an endless or padded stream).
+    pub max_unneeded_bytes: u64,
+    /// How long a source that sent a wrong block is tried last.
+    pub quarantine: Duration,
+}
+
+impl Default for RetrieveOptions {
+    fn default() -> Self {
+        RetrieveOptions {
+            gateways: Vec::new(),
+            max_bytes: 64 << 30,
+            block_timeout: Duration::from_secs(30),
+            max_unneeded_bytes: 64 << 20,
+            quarantine: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Retrieves files from its sources; clones share the quarantine list.
+#[derive(Debug, Clone)]
+pub struct Retriever {
+    client: reqwest::Client,
+    gateways: Arc<Vec<Gateway>>,
+    options: Arc<RetrieveOptions>,
+    /// Source name → when (ms since the epoch) its quarantine ends.
+    quarantined: Arc<Mutex<HashMap<String, i64>>>,
+}
+
+impl Retriever {
+    /// A retriever over `options.gateways` (each must be an http(s) URL).
+    pub fn new(options: RetrieveOptions) -> Result<Self, RetrieveError> {
+        let gateways = options
+            .gateways
+            .iter()
+            .map(|g| Gateway::new(g))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Retriever {
+            client: reqwest::Client::new(),
+            gateways: Arc::new(gateways),
+            options: Arc::new(options),
+            quarantined: Arc::default(),
+        })
+    }
+
+    /// Starts retrieving the file at `cid` (any CID form). Nothing is fetched until the first
+    /// [`Retrieval::next_chunk`].
+    pub fn retrieve(&self, cid: &str) -> Result<Retrieval, RetrieveError> {
+        let root = crate::cid::parse_cid(cid)
+            .map_err(|e| RetrieveError::InvalidCid {
+                reason: e.to_string(),
+            })?
+            .cid;
+        let walk = Walk::new(root, self.options.max_bytes)?;
+        // Sources in configured order, quarantined ones moved to the end.
+        let now = crate::rt::now_ms();
+        let held = self
+            .quarantined
+            .lock()
+            .map(|q| q.clone())
+            .unwrap_or_default();
+        let (mut order, last): (Vec<usize>, Vec<usize>) = (0..self.gateways.len())
+            .partition(|&i| held.get(&self.gateways[i].name).is_none_or(|&t| t <= now));
+        order.extend(last);
+        Ok(Retrieval {
+            retriever: self.clone(),
+            walk,
+            order,
+            at: 0,
+            session: None,
+            failures: Vec::new(),
+        })
+    }
+
+    fn quarantine(&self, name: &str) {
+        let until = crate::rt::now_ms()
+            + i64::try_from(self.options.quarantine.as_millis()).unwrap_or(i64::MAX / 2);
+        if let Ok(mut q) = self.quarantined.lock() {
+            q.insert(name.to_string(), until);
+        }
+    }
+}
+
+/// What the current source is doing.
+enum Session {
+    /// Streaming a CAR; `unneeded` counts the bytes of dropped blocks, `allowed` how many
+    /// may be dropped: a gateway asked to resume sends the DAG again from its start, so what
+    /// was already released is allowed on top of the cap.
+    Car {
+        car: Box<CarStream>,
+        unneeded: u64,
+        allowed: u64,
+    },
+    /// Asking block by block (the CAR ended short, or the gateway serves only blocks);
+    /// `why` says how the CAR ended.
+    Blocks { why: String },
+}
+
+/// One file being retrieved: call [`next_chunk`](Retrieval::next_chunk) until `None`, or
+/// turn it into a stream with [`into_stream`](Retrieval::into_stream).
+pub struct Retrieval {
+    retriever: Retriever,
+    walk: Walk,
+    order: Vec<usize>,
+    at: usize,
+    session: Option<Session>,
+    failures: Vec<(String, RetrieveError)>,
+}
+
+impl std::fmt::Debug for Retrieval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Retrieval")
+            .field("root", self.walk.root())
+            .field("released", &self.walk.released())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Retrieval {
+    /// Verified file bytes released so far (progress).
+    pub fn released(&self) -> u64 {
+        self.walk.released()
+    }
+
+    /// The next verified bytes of the file, in order; `None` once it is complete.
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, RetrieveError> {
+        loop {
+            if let Some(bytes) = self.walk.take_inline()? {
+                if !bytes.is_empty() {
+                    return Ok(Some(bytes));
+                }
+                continue;
+            }
+            if self.walk.is_done() {
+                return Ok(None);
+            }
+            let Some(&g) = self.order.get(self.at) else {
+                return Err(self.all_failed());
+            };
+            let gateways = self.retriever.gateways.clone();
+            let gateway = &gateways[g];
+            match self.step(g).await {
+                Ok(Some(bytes)) if !bytes.is_empty() => return Ok(Some(bytes)),
+                Ok(_) => {}
+                Err(e) if e.is_final() => return Err(e),
+                Err(e) => {
+                    if matches!(e, RetrieveError::Integrity { .. }) {
+                        self.retriever.quarantine(&gateway.name);
+                    }
+                    tracing::debug!(source = %gateway.name, code = crate::error::ErrorCode::code(&e), "retrieval source failed: {e}");
+                    self.failures.push((gateway.name.clone(), e));
+                    self.session = None;
+                    self.at += 1;
+                }
+            }
+        }
+    }
+
+    /// The file as a stream of verified chunks; it ends after the first error.
+    pub fn into_stream(self) -> impl Stream<Item = Result<Vec<u8>, RetrieveError>> {
+        futures::stream::unfold(Some(self), |state| async move {
+            let mut r = state?;
+            match r.next_chunk().await {
+                Ok(Some(bytes)) => Some((Ok(bytes), Some(r))),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+    }
+
+    /// One step with gateway `g`: a block offered to the walk (its bytes if accepted).
+    async fn step(&mut self, g: usize) -> Result<Option<Vec<u8>>, RetrieveError> {
+        let gateway = self.retriever.gateways[g].clone();
+        let options = self.retriever.options.clone();
+        let client = &self.retriever.client;
+        let wait = options.block_timeout;
+        let session = match self.session.take() {
+            Some(s) => s,
+            None => match gateway.car(client, self.walk.root(), wait).await? {
+                CarAnswer::Car(car) => Session::Car {
+                    car,
+                    unneeded: 0,
+                    allowed: options
+                        .max_unneeded_bytes
+                        .saturating_add(self.walk.released().saturating_mul(2)),
+                },
+                CarAnswer::BlocksOnly => Session::Blocks {
+                    why: "it serves no CARs".into(),
+                },
+            },
+        };
+        match session {
+            Session::Car {
+                mut car,
+                unneeded,
+                allowed,
+            } => {
+                let next = crate::rt::timeout(wait, car.next_block()).await;
+                match next {
+                    None => Err(RetrieveError::Timeout {
+                        origin: gateway.name.clone(),
+                        reason: format!("no block within {wait:?}"),
+                    }),
+                    Some(Ok(Some((cid, block)))) => {
+                        match self.walk.offer(&cid, &block, &gateway.name)? {
+                            Offer::Accepted(bytes) => {
+                                self.session = Some(Session::Car {
+                                    car,
+                                    unneeded,
+                                    allowed,
+                                });
+                                Ok(Some(bytes))
+                            }
+                            Offer::Dropped => {
+                                let unneeded = unneeded + block.len() as u64;
+                                if unneeded > allowed {
+                                    return Err(self.incomplete(
+                                        &gateway,
+                                        format!("it sent over {unneeded} bytes of blocks the DAG does not need"),
+                                        false,
+                                    ));
+                                }
+                                self.session = Some(Session::Car {
+                                    car,
+                                    unneeded,
+                                    allowed,
+                                });
+                                Ok(None)
+                            }
+                        }
+                    }
+                    // Ended (or broke off) before the walk was done: ask for the rest block
+                    // by block; a truncated 200 is not success.
+                    Some(Ok(None)) => {
+                        self.session = Some(Session::Blocks {
+                            why: "its CAR ended early".into(),
+                        });
+                        Ok(None)
+                    }
+                    Some(Err(e)) => {
+                        self.session = Some(Session::Blocks {
+                            why: format!("its CAR broke off: {e}"),
+                        });
+                        Ok(None)
+                    }
+                }
+            }
+            Session::Blocks { why } => {
+                let Some(&cid) = self.walk.next_needed() else {
+                    return Ok(None);
+                };
+                match gateway.block(client, &cid, wait).await? {
+                    None => Err(self.incomplete(
+                        &gateway,
+                        format!("{why}, and it does not have the block"),
+                        true,
+                    )),
+                    Some(block) => match self.walk.offer(&cid, &block, &gateway.name)? {
+                        Offer::Accepted(bytes) => {
+                            self.session = Some(Session::Blocks { why });
+                            Ok(Some(bytes))
+                        }
+                        Offer::Dropped => Err(self.incomplete(&gateway, why, false)),
+                    },
+                }
+            }
+        }
+    }
+
+    /// The walk stopped short at `gateway`; `missing`: because it does not have the block.
+    fn incomplete(&self, gateway: &Gateway, reason: String, missing: bool) -> RetrieveError {
+        let cid = self
+            .walk
+            .next_needed()
+            .map(|c| c.to_string())
+            .unwrap_or_default();
+        // The root itself missing from a source that had nothing is "not found there".
+        if missing && self.walk.released() == 0 && self.walk.next_needed() == Some(self.walk.root())
+        {
+            return RetrieveError::NotFound { cid, tried: reason };
+        }
+        RetrieveError::Incomplete {
+            cid,
+            origin: gateway.name.clone(),
+            reason,
+        }
+    }
+
+    /// The most telling failure, with what every source said.
+    fn all_failed(&self) -> RetrieveError {
+        let root = self.walk.root().to_string();
+        if self.failures.is_empty() {
+            return RetrieveError::NotFound {
+                cid: root,
+                tried: "no sources configured".into(),
+            };
+        }
+        let tried = self
+            .failures
+            .iter()
+            .map(|(name, e)| format!("{name}: {e}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let first = self
+            .failures
+            .iter()
+            .map(|(_, e)| e)
+            .max_by_key(|e| e.rank())
+            .cloned()
+            .unwrap_or(RetrieveError::NotFound {
+                cid: root.clone(),
+                tried: tried.clone(),
+            });
+        if let RetrieveError::NotFound { .. } = first {
+            return RetrieveError::NotFound { cid: root, tried };
+        }
+        RetrieveError::AllFailed {
+            first: Box::new(first),
+            tried,
+        }
+    }
+}

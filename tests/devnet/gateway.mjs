@@ -1,0 +1,203 @@
+// A local IPFS trustless gateway for the retrieval tests, built from npm parts nobody here
+// wrote: files imported with ipfs-unixfs-importer as `ipfs add --cid-version=1` lays them
+// out, CARs (from `ipfs-car pack`) read with @ipld/car, DAG-PB links read with @ipld/dag-pb,
+// CAR responses written with @ipld/car's CarWriter in depth-first order with duplicates, as
+// `GET /ipfs/{cid}?format=car&dag-scope=all` with `order=dfs; dups=y` asks.
+//
+// Beside the honest gateway, one hostile gateway per way a source can fail, by path prefix:
+//   /honest      the trustless-gateway answers (CAR and raw blocks)
+//   /flip        one byte flipped in the last block of the DAG (CAR and raw)
+//   /truncate    a 200 CAR cut after half its blocks; raw blocks 404
+//   /wrongroot   the CAR of another file; raw blocks 404
+//   /extra       unrelated blocks between the DAG's blocks
+//   /endless     after the header, one unrelated block forever
+//   /drip        the honest CAR one byte every 50 ms
+//   /error500    500 for everything
+//   /blocksonly  406 for CARs; raw blocks served
+//   /notfound    404 for everything
+//
+//   node tests/devnet/gateway.mjs FILE|CAR ...
+// prints {"url": "...", "roots": {"FILE": "cid", ...}} on its first line, then serves until
+// killed (or until stdin closes, so a test's crash cannot leave it running).
+import http from 'node:http'
+import { readFile } from 'node:fs/promises'
+import { importer } from 'ipfs-unixfs-importer'
+import { fixedSize } from 'ipfs-unixfs-importer/chunker'
+import { balanced } from 'ipfs-unixfs-importer/layout'
+import { MemoryBlockstore } from 'blockstore-core'
+import { CarReader, CarWriter } from '@ipld/car'
+import * as dagPb from '@ipld/dag-pb'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import * as raw from 'multiformats/codecs/raw'
+
+const IPFS_ADD_V1 = {
+  cidVersion: 1,
+  rawLeaves: true,
+  reduceSingleLeafToSelf: true,
+  chunker: fixedSize({ chunkSize: 262144 }),
+  layout: balanced({ maxChildrenPerNode: 174 }),
+}
+
+const store = new MemoryBlockstore()
+const roots = {}
+for (const path of process.argv.slice(2)) {
+  if (path.endsWith('.car')) {
+    const car = await CarReader.fromBytes(await readFile(path))
+    for await (const { cid, bytes } of car.blocks()) await store.put(cid, bytes)
+    roots[path] = (await car.getRoots())[0].toString()
+  } else {
+    let root
+    for await (const entry of importer([{ content: await readFile(path) }], store, IPFS_ADD_V1)) root = entry.cid
+    roots[path] = root.toString()
+  }
+}
+
+// blockstore-core answers a Uint8Array, a promise of one, or an iterable of chunks.
+const get = async (cid) => {
+  const got = await store.get(cid)
+  if (got instanceof Uint8Array) return got
+  const chunks = []
+  for await (const c of got) chunks.push(c)
+  return Uint8Array.from(Buffer.concat(chunks))
+}
+const has = async (cid) => store.has(cid)
+
+/** The DAG's blocks in depth-first order, duplicates included. */
+async function* dfs(cid) {
+  const bytes = await get(cid)
+  yield { cid, bytes }
+  if (cid.code === dagPb.code) {
+    for (const link of dagPb.decode(bytes).Links) yield* dfs(link.Hash)
+  }
+}
+
+async function collect(cid) {
+  const out = []
+  for await (const b of dfs(cid)) out.push(b)
+  return out
+}
+
+const unrelated = async (i) => {
+  const bytes = new TextEncoder().encode(`unrelated block ${i} `.repeat(64))
+  return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
+}
+
+const flipLast = (blocks) => {
+  const last = blocks.length - 1
+  return blocks.map((b, i) => {
+    if (i !== last) return b
+    const bytes = Uint8Array.from(b.bytes)
+    if (bytes.length === 0) return { cid: b.cid, bytes: Uint8Array.of(1) }
+    bytes[bytes.length >> 1] ^= 0x01
+    return { cid: b.cid, bytes }
+  })
+}
+
+/** Writes a CAR of `blocks` with `root` in its header to `res`, through `pace`. */
+async function sendCar(res, root, blocks, pace) {
+  res.writeHead(200, { 'content-type': 'application/vnd.ipld.car; version=1; order=dfs; dups=y' })
+  const { writer, out } = CarWriter.create([root])
+  const pump = (async () => {
+    for await (const chunk of out) {
+      if (res.destroyed) return
+      await pace(chunk)
+    }
+  })()
+  for await (const b of blocks) {
+    if (res.destroyed) break
+    await writer.put(b)
+  }
+  await writer.close()
+  await pump
+  res.end()
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const write = (res) => (chunk) => new Promise((resolve) => {
+  if (res.destroyed || res.write(chunk)) resolve()
+  else res.once('drain', resolve)
+})
+
+async function serve(mode, cidText, wantsCar, res) {
+  const notFound = () => {
+    res.writeHead(404, { 'content-type': 'text/plain' })
+    res.end('not found')
+  }
+  if (mode === 'error500') {
+    res.writeHead(500, { 'content-type': 'text/plain' })
+    return res.end('internal error')
+  }
+  if (mode === 'notfound') return notFound()
+  let cid
+  try {
+    cid = CID.parse(cidText)
+  } catch {
+    res.writeHead(400, { 'content-type': 'text/plain' })
+    return res.end('bad cid')
+  }
+  if (!wantsCar) {
+    if (['truncate', 'wrongroot'].includes(mode) || !(await has(cid))) return notFound()
+    let bytes = await get(cid)
+    if (mode === 'flip') {
+      const root = Object.values(roots).map((r) => CID.parse(r))
+      for (const r of root) {
+        const blocks = await collect(r)
+        if (blocks.at(-1).cid.equals(cid)) bytes = flipLast(blocks).at(-1).bytes
+      }
+    }
+    res.writeHead(200, { 'content-type': 'application/vnd.ipld.raw', 'content-length': bytes.length })
+    return res.end(bytes)
+  }
+  if (mode === 'blocksonly') {
+    res.writeHead(406, { 'content-type': 'text/plain' })
+    return res.end('CARs not served')
+  }
+  if (mode === 'endless') {
+    res.writeHead(200, { 'content-type': 'application/vnd.ipld.car; version=1' })
+    const { writer, out } = CarWriter.create([cid])
+    const block = await unrelated(0)
+    const pump = (async () => { for await (const chunk of out) await write(res)(chunk) })()
+    while (!res.destroyed) await writer.put(block)
+    await writer.close().catch(() => {})
+    await pump.catch(() => {})
+    return
+  }
+  if (mode === 'wrongroot') {
+    const other = Object.values(roots).map((r) => CID.parse(r)).find((r) => !r.equals(cid))
+    return sendCar(res, cid, await collect(other), write(res))
+  }
+  if (!(await has(cid))) return notFound()
+  let blocks = await collect(cid)
+  if (mode === 'flip') blocks = flipLast(blocks)
+  if (mode === 'truncate') blocks = blocks.slice(0, Math.max(1, blocks.length >> 1))
+  if (mode === 'extra') {
+    const mixed = []
+    for (const [i, b] of blocks.entries()) mixed.push(await unrelated(i), b)
+    blocks = mixed
+  }
+  const pace = mode === 'drip'
+    ? async (chunk) => { for (const byte of chunk) { await write(res)(Uint8Array.of(byte)); await sleep(50) } }
+    : write(res)
+  return sendCar(res, cid, blocks, pace)
+}
+
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url, 'http://x')
+  const m = /^\/([a-z0-9]+)\/ipfs\/([^/]+)$/.exec(url.pathname)
+  if (!m || req.method !== 'GET') {
+    res.writeHead(404)
+    return res.end()
+  }
+  const accept = req.headers.accept ?? ''
+  const wantsCar = url.searchParams.get('format') === 'car' || accept.includes('application/vnd.ipld.car')
+  serve(m[1], m[2], wantsCar, res).catch((e) => {
+    if (!res.headersSent) res.writeHead(500)
+    res.end(String(e))
+  })
+})
+server.listen(0, '127.0.0.1', () => {
+  console.log(JSON.stringify({ url: `http://127.0.0.1:${server.address().port}`, roots }))
+})
+process.stdin.resume()
+process.stdin.on('end', () => process.exit(0))
