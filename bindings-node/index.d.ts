@@ -505,6 +505,17 @@ export interface VerdictEvent {
   atMs: number
 }
 
+/**
+ * Retrieves the file at `cid` from `options.gateways`, verified block by block against the
+ * CID, as a `Readable` (an async iterator of Buffers). Rejects with `err.code` `NOT_FOUND`,
+ * `INTEGRITY`, `INCOMPLETE`, `TOO_LARGE`, `TIMEOUT`, `INVALID_CID`, …; a failure after the
+ * first bytes errors the stream with the same codes. Added in JS (`main.js`).
+ */
+export declare function retrieve(
+  cid: string,
+  options?: RetrieveOptions & { onProgress?: (bytesReleased: number) => void },
+): Promise<import('node:stream').Readable>
+
 /** Added to the class in JS (`main.js`): merged with its declaration below. */
 export interface RaasNode {
   /**
@@ -752,6 +763,17 @@ export declare class RaasServer {
   close(): Promise<void>
 }
 
+/** One file being retrieved: `nextChunk()` until it resolves `null`. */
+export declare class Retrieval {
+  /**
+   * The next verified bytes of the file, or `null` once it is complete. Rejects with
+   * `NOT_FOUND`, `INTEGRITY`, `INCOMPLETE`, `TOO_LARGE`, `TIMEOUT`, … (`err.code`).
+   */
+  nextChunk(): Promise<Buffer | null>
+  /** Verified bytes released so far (progress). */
+  get released(): number
+}
+
 /** A parsed, normalised CID. */
 export interface CidInfo {
   /** The CID as CIDv1 in base32. */
@@ -817,6 +839,12 @@ export interface HttpReply {
 }
 
 /**
+ * Starts retrieving `cid` from `options.gateways`; prefer `retrieve`, which gives a
+ * `Readable`. Throws `INVALID_CID` or `INVALID_URL` at once.
+ */
+export declare function openRetrieval(cid: string, options?: RetrieveOptions | undefined | null): Retrieval
+
+/**
  * Parses a CID in any form and normalises it to CIDv1 base32. Throws `INVALID_CID`.
  *
  * ```js
@@ -835,4 +863,14 @@ export interface PieceCids {
   pieceSize: number
   /** Payload size in bytes. */
   size: number
+}
+
+/** Where and how to retrieve. */
+export interface RetrieveOptions {
+  /** Trustless gateways (`https://host[/prefix]`), tried in this order. */
+  gateways?: Array<string>
+  /** Largest file released (`TOO_LARGE` past it); default 64 GiB. */
+  maxBytes?: number
+  /** Longest wait for one answer or one whole block, in ms (`TIMEOUT`); default 30 000. */
+  blockTimeoutMs?: number
 }

@@ -10,7 +10,9 @@ mod chain;
 mod cids;
 pub mod error;
 mod node;
+mod retrieve;
 
 pub use chain::*;
 pub use cids::*;
 pub use node::*;
+pub use retrieve::*;

@@ -9,6 +9,8 @@
 mod chain;
 mod cids;
 mod error;
+mod retrieve;
 
 pub use chain::*;
 pub use cids::*;
+pub use retrieve::*;
