@@ -1,5 +1,5 @@
 // Compile-time check that both packages expose the same names and result shapes.
-import type * as Node from '../bindings-node/index.js'
+import type * as Node from '../bindings-node/main.js'
 import type * as Web from '../bindings-wasm/pkg/web/raas_wasm.js'
 
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
@@ -51,3 +51,12 @@ const listening: Promise<Node.RaasServer> = served.serve({ port: 0 })
 const mount: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void = served.handler()
 // @ts-expect-error serve() takes no unknown option types
 served.serve({ port: '80' })
+
+// Retrieval: the same name and options; a Node Readable and a web ReadableStream, both async
+// iterables of Uint8Array chunks.
+const retrieveOptions: Same<Omit<Parameters<typeof Node.retrieve>[1] & {}, 'onProgress'>, Omit<Web.RetrieveOptions, 'onProgress'>> = true
+type NodeChunk = Awaited<ReturnType<typeof Node.retrieve>> extends AsyncIterable<any> ? true : false
+type WebChunk = Awaited<ReturnType<typeof Web.retrieve>> extends ReadableStream<Uint8Array> ? true : false
+const nodeIterable: NodeChunk = true
+const webStream: WebChunk = true
+export { retrieveOptions, nodeIterable, webStream }

@@ -59,7 +59,10 @@ impl Retrieval {
     /// The next verified bytes of the file, or `null` once it is complete. Rejects with
     /// `NOT_FOUND`, `INTEGRITY`, `INCOMPLETE`, `TOO_LARGE`, `TIMEOUT`, … (`err.code`).
     #[napi(ts_return_type = "Promise<Buffer | null>")]
-    pub fn next_chunk<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Option<Buffer>>> {
+    pub fn next_chunk<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, Option<Buffer>>> {
         let inner = self.inner.clone();
         let released = self.released.clone();
         env.spawn_future_with_callback(

@@ -97,7 +97,7 @@ fn cids_to_js(d: DataCids) -> Result<JsValue, JsValue> {
 /// ```js
 /// const ids = await computeCids(input.files[0], (n) => console.log(n))
 /// ```
-#[wasm_bindgen(js_name = computeCids, unchecked_return_type = "Promise<Cids>")]
+#[wasm_bindgen(js_name = computeCids, unchecked_return_type = "Cids")]
 pub async fn compute_cids(
     #[wasm_bindgen(unchecked_param_type = "Uint8Array | ArrayBuffer | Blob")] input: JsValue,
     #[wasm_bindgen(js_name = onProgress, unchecked_param_type = "(bytesHashed: number) => void")]

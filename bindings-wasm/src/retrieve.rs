@@ -63,7 +63,7 @@ fn parse(options: &JsValue) -> Result<(RetrieveOptions, Option<js_sys::Function>
 /// ```
 #[wasm_bindgen(
     js_name = retrieve,
-    unchecked_return_type = "Promise<ReadableStream<Uint8Array>>"
+    unchecked_return_type = "ReadableStream<Uint8Array>"
 )]
 pub async fn retrieve(
     cid: String,
