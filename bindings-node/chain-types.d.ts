@@ -201,6 +201,8 @@ export interface RaasNodeConfig {
   hook?: HookConfig
   /** The HTTP API (`node.serve()`, `raas serve`). */
   http?: HttpOptions
+  /** IPFS trustless gateways `retrieve` and `GET /retrieve/{cid}` fetch from, in order (at most 16). */
+  gateways?: string[]
   /** On-chain intake of `submitRaaS` events as jobs (off unless given). */
   intake?: {
     /** Tenant of jobs from chain (default `onchain`). */
@@ -512,5 +514,10 @@ export interface RaasNode {
    * server: `app.use('/raas', node.handler())` in Express, or `http.createServer(node.handler())`.
    * Every route, limit and error is the core's (the same router as `serve()`).
    */
+  /**
+   * Retrieves the file at `cid` from the node's `gateways`, verified block by block, as a
+   * `Readable`; the same errors as the package's `retrieve`.
+   */
+  retrieve(cid: string, options?: { onProgress?: (bytesReleased: number) => void }): Promise<import('node:stream').Readable>
   handler(): (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, next?: (err?: unknown) => void) => void
 }

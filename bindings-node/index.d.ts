@@ -201,6 +201,8 @@ export interface RaasNodeConfig {
   hook?: HookConfig
   /** The HTTP API (`node.serve()`, `raas serve`). */
   http?: HttpOptions
+  /** IPFS trustless gateways `retrieve` and `GET /retrieve/{cid}` fetch from, in order (at most 16). */
+  gateways?: string[]
   /** On-chain intake of `submitRaaS` events as jobs (off unless given). */
   intake?: {
     /** Tenant of jobs from chain (default `onchain`). */
@@ -505,17 +507,6 @@ export interface VerdictEvent {
   atMs: number
 }
 
-/**
- * Retrieves the file at `cid` from `options.gateways`, verified block by block against the
- * CID, as a `Readable` (an async iterator of Buffers). Rejects with `err.code` `NOT_FOUND`,
- * `INTEGRITY`, `INCOMPLETE`, `TOO_LARGE`, `TIMEOUT`, `INVALID_CID`, …; a failure after the
- * first bytes errors the stream with the same codes. Added in JS (`main.js`).
- */
-export declare function retrieve(
-  cid: string,
-  options?: RetrieveOptions & { onProgress?: (bytesReleased: number) => void },
-): Promise<import('node:stream').Readable>
-
 /** Added to the class in JS (`main.js`): merged with its declaration below. */
 export interface RaasNode {
   /**
@@ -523,6 +514,11 @@ export interface RaasNode {
    * server: `app.use('/raas', node.handler())` in Express, or `http.createServer(node.handler())`.
    * Every route, limit and error is the core's (the same router as `serve()`).
    */
+  /**
+   * Retrieves the file at `cid` from the node's `gateways`, verified block by block, as a
+   * `Readable`; the same errors as the package's `retrieve`.
+   */
+  retrieve(cid: string, options?: { onProgress?: (bytesReleased: number) => void }): Promise<import('node:stream').Readable>
   handler(): (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, next?: (err?: unknown) => void) => void
 }
 
@@ -660,7 +656,10 @@ export declare class RaasNode {
   /**
    * One step of on-chain intake (`intake` in the config): scans the next block range
    * for `submitRaaS` events and registers their jobs. The started node does this itself.
+   * Starts retrieving `cid` from the configured `gateways`; prefer `node.retrieve(cid)`,
+   * which gives a `Readable`. Throws `INVALID_CID` at once.
    */
+  openRetrieval(cid: string): Retrieval
   intakeOnce(): Promise<IntakeReport>
   /**
    * Events on-chain intake recorded and skipped (malformed, out of range, over the cap),

@@ -28,6 +28,14 @@ binding.retrieve = function retrieve(cid, options = {}) {
   return retrieveFrom(() => binding.openRetrieval(cid, rest), onProgress)
 }
 
+Object.defineProperty(binding.RaasNode.prototype, 'retrieve', {
+  value: function retrieve(cid, options = {}) {
+    return retrieveFrom(() => this.openRetrieval(cid), options?.onProgress)
+  },
+  writable: true,
+  configurable: true,
+})
+
 Object.defineProperty(binding.RaasNode.prototype, 'handler', {
   value: function handler() {
     return createHandler(this)

@@ -85,3 +85,29 @@ test(`[${backend}] retrieve fails with the typed codes and never yields unverifi
   await assert.rejects(raas.retrieve(cidOf('one'), { gateways: ['ftp://x'] }), { code: 'INVALID_URL' })
   await assert.rejects(raas.retrieve(cidOf('one'), { maxBytes: -1 }), { code: 'INVALID_ARGUMENT' })
 })
+
+// The engine is in the Node package only.
+if (backend === 'node') test('[node] a node retrieves from its configured gateways, in JS and over HTTP', async () => {
+  const node = await raas.RaasNode.open({
+    store: `sqlite:${join(dir, 'n.db')}`,
+    nodeId: 'js-retrieve',
+    dealStatus: { rpcUrl: 'http://127.0.0.1:1', address: '0x0000000000000000000000000000000000000001' },
+    gateways: [`${info.url}/truncate`, `${info.url}/honest`],
+  })
+  const server = await node.serve({ port: 0 })
+  try {
+    const three = Buffer.from(files.three.bytes)
+    assert.ok((await readAll(await node.retrieve(cidOf('three')))).equals(three))
+    const res = await fetch(`${server.url}/retrieve/${cidOf('three')}`)
+    assert.equal(res.status, 200)
+    assert.equal(res.headers.get('etag'), `"${cidOf('three')}"`)
+    assert.ok(Buffer.from(await res.arrayBuffer()).equals(three))
+    const missing = await fetch(`${server.url}/retrieve/${await raas.computeUnixfsCid(Buffer.from('nobody'))}`)
+    assert.equal(missing.status, 404)
+    assert.equal((await missing.json()).error.code, 'NOT_FOUND')
+    await assert.rejects(node.retrieve('nope'), { code: 'INVALID_CID' })
+  } finally {
+    await server.close()
+    await node.close()
+  }
+})

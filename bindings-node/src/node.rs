@@ -299,6 +299,15 @@ impl RaasNode {
         })
     }
 
+    /// Starts retrieving `cid` from the configured `gateways`; prefer `node.retrieve(cid)`,
+    /// which gives a `Readable`. Throws `INVALID_CID` at once.
+    #[napi]
+    pub fn open_retrieval(&self, cid: String) -> crate::error::Result<crate::retrieve::Retrieval> {
+        Ok(crate::retrieve::Retrieval::new(
+            self.inner.retrieve(&cid).map_err(crate::error::to_js)?,
+        ))
+    }
+
     /// One step of on-chain intake (`intake` in the config): scans the next block range
     /// for `submitRaaS` events and registers their jobs. The started node does this itself.
     #[napi(ts_return_type = "Promise<IntakeReport>")]

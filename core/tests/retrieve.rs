@@ -282,3 +282,79 @@ async fn honest_gateways_give_the_exact_bytes_and_hostile_ones_never_do() {
     let none = Retriever::new(RetrieveOptions::default()).unwrap();
     assert_eq!(fetch(&none, root).await.unwrap_err().code(), "NOT_FOUND");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_serves_verified_files_over_http_from_its_gateways() {
+    use raas_core::engine::RaasNode;
+    use raas_core::service::{serve, ServeOptions};
+    let dir = common::stores::temp_dir();
+    let data = bytes(3 * CHUNK + 11, 5);
+    let path = write(&dir.0, "served.bin", &data);
+    let gw = start_gateway(std::slice::from_ref(&path));
+    let root = gw.roots[&key(&path)].clone();
+
+    // A bad gateway URL is refused at configuration, naming the entry.
+    let bad = RaasNode::open_json(serde_json::json!({
+        "store": "sqlite::memory:",
+        "dealStatus": {"rpcUrl": "http://127.0.0.1:1", "address": "0x0000000000000000000000000000000000000001"},
+        "gateways": ["http://ok.example", "ftp://nope"],
+    }))
+    .await
+    .err()
+    .expect("a bad gateway url is refused");
+    assert!(bad.to_string().contains("gateways[1]"), "{bad}");
+
+    let node = std::sync::Arc::new(
+        RaasNode::open_json(serde_json::json!({
+            "store": "sqlite::memory:",
+            "nodeId": "data",
+            "dealStatus": {"rpcUrl": "http://127.0.0.1:1", "address": "0x0000000000000000000000000000000000000001"},
+            "gateways": [format!("{}/flip", gw.url), format!("{}/honest", gw.url)],
+        }))
+        .await
+        .unwrap(),
+    );
+    let server = serve(
+        node.clone(),
+        ServeOptions {
+            host: None,
+            port: Some(0),
+        },
+    )
+    .await
+    .unwrap();
+    let c = reqwest::Client::new();
+    let res = c
+        .get(format!("{}/retrieve/{root}", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.headers()["etag"], format!("\"{root}\"").as_str());
+    assert!(res.bytes().await.unwrap() == data);
+
+    // In the library too.
+    let mut r = node.retrieve(&root).unwrap();
+    let mut got = Vec::new();
+    while let Some(chunk) = r.next_chunk().await.unwrap() {
+        got.extend_from_slice(&chunk);
+    }
+    assert!(got == data);
+
+    for (path, status, code) in [
+        ("/retrieve/not-a-cid".to_string(), 400, "INVALID_CID"),
+        (
+            format!(
+                "/retrieve/{}",
+                raas_core::cid::compute_unixfs_cid(b"nobody has this")
+            ),
+            404,
+            "NOT_FOUND",
+        ),
+    ] {
+        let res = c.get(format!("{}{path}", server.url)).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), status, "{path}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{path}: {body}");
+    }
+}

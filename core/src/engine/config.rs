@@ -85,6 +85,10 @@ pub struct NodeConfigInput {
     /// given).
     #[serde(default)]
     pub intake: Option<IntakeOptions>,
+    /// IPFS trustless gateways data is retrieved from, tried in this order (`retrieve`,
+    /// `GET /retrieve/{cid}`); at most 16.
+    #[serde(default)]
+    pub gateways: Option<Vec<String>>,
 }
 
 /// On-chain intake options.
@@ -410,6 +414,8 @@ pub struct EngineSettings {
     pub http: HttpSettings,
     /// On-chain intake, when on.
     pub intake: Option<IntakeSettings>,
+    /// Verified retrieval from the configured gateways.
+    pub retriever: crate::retrieve::Retriever,
 }
 
 /// A validated node configuration.
@@ -435,6 +441,31 @@ fn range(field: &str, v: Option<u64>, lo: u64, hi: u64, default: u64) -> Result<
             "{field} must be in {lo}..={hi}, got {x}"
         ))),
     }
+}
+
+/// The retriever over `gateways`, each checked (`gateways[i]` named on error).
+fn retriever(gateways: Vec<String>) -> Result<crate::retrieve::Retriever, OptionsError> {
+    if gateways.len() > 16 {
+        return Err(OptionsError(format!(
+            "gateways: at most 16, got {}",
+            gateways.len()
+        )));
+    }
+    for (n, g) in gateways.iter().enumerate() {
+        let ok = g.len() <= 2048
+            && reqwest::Url::parse(g)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+        if !ok {
+            return Err(OptionsError(format!(
+                "gateways[{n}]: expected an http(s) URL"
+            )));
+        }
+    }
+    crate::retrieve::Retriever::new(crate::retrieve::RetrieveOptions {
+        gateways,
+        ..Default::default()
+    })
+    .map_err(|e| OptionsError(format!("gateways: {e}")))
 }
 
 fn default_node_id() -> String {
@@ -561,6 +592,7 @@ impl NodeConfig {
             ),
             http: i.http.unwrap_or_default().validate()?,
             intake: i.intake.map(IntakeOptions::validate).transpose()?,
+            retriever: retriever(i.gateways.unwrap_or_default())?,
         };
         Ok(NodeConfig {
             store: i.store.unwrap_or_else(|| DEFAULT_STORE_URL.to_string()),

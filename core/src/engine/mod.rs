@@ -292,6 +292,15 @@ impl RaasNode {
         }
     }
 
+    /// Starts retrieving the file at `cid` from the configured gateways, verified block by
+    /// block (see [`crate::retrieve`]).
+    pub fn retrieve(
+        &self,
+        cid: &str,
+    ) -> Result<crate::retrieve::Retrieval, crate::retrieve::RetrieveError> {
+        self.inner.settings.retriever.retrieve(cid)
+    }
+
     /// The validated settings the node runs with.
     pub fn settings(&self) -> &EngineSettings {
         &self.inner.settings

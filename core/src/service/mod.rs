@@ -6,6 +6,7 @@
 //! Native only, behind the `http` feature: the browser package never carries it.
 
 mod auth;
+mod data;
 mod error;
 mod events;
 mod kit;
@@ -48,6 +49,7 @@ pub(crate) struct Service {
         (name = "jobs", description = "Jobs on CIDs"),
         (name = "requests", description = "Deal requests (admin)"),
         (name = "status", description = "A CID's deals and jobs"),
+        (name = "data", description = "A file's bytes, verified against its CID"),
         (name = "kit", description = "The reference starter kit's routes, for its frontend and scripts"),
         (name = "ops", description = "Liveness, readiness, the API document"),
     ),
@@ -175,6 +177,7 @@ fn api(
         .routes(routes!(routes::list_requests))
         .routes(routes!(routes::retry_request))
         .routes(routes!(routes::cid_status))
+        .routes(routes!(data::retrieve))
         .routes(routes!(events::events))
         .routes(routes!(routes::metrics))
         .routes(routes!(kit::register_job))
