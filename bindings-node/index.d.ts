@@ -654,12 +654,14 @@ export declare class RaasNode {
    */
   registerJobsFor(tenant: string, specs: JobSpec[], options?: { maxJobs?: number }): Promise<Registration[]>
   /**
-   * One step of on-chain intake (`intake` in the config): scans the next block range
-   * for `submitRaaS` events and registers their jobs. The started node does this itself.
    * Starts retrieving `cid` from the configured `gateways`; prefer `node.retrieve(cid)`,
    * which gives a `Readable`. Throws `INVALID_CID` at once.
    */
   openRetrieval(cid: string): Retrieval
+  /**
+   * One step of on-chain intake (`intake` in the config): scans the next block range
+   * for `submitRaaS` events and registers their jobs. The started node does this itself.
+   */
   intakeOnce(): Promise<IntakeReport>
   /**
    * Events on-chain intake recorded and skipped (malformed, out of range, over the cap),
