@@ -331,6 +331,10 @@ async fn the_node_serves_verified_files_over_http_from_its_gateways() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 200);
     assert_eq!(res.headers()["etag"], format!("\"{root}\"").as_str());
+    assert_eq!(
+        res.headers()["content-length"],
+        data.len().to_string().as_str()
+    );
     assert!(res.bytes().await.unwrap() == data);
 
     // In the library too.

@@ -153,6 +153,11 @@ impl Retrieval {
         self.walk.released()
     }
 
+    /// The file's size, once its root is verified (after the first chunk).
+    pub fn file_size(&self) -> Option<u64> {
+        self.walk.file_size()
+    }
+
     /// The next verified bytes of the file, in order; `None` once it is complete.
     pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, RetrieveError> {
         loop {

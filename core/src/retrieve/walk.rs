@@ -108,6 +108,15 @@ impl Walk {
         self.released
     }
 
+    /// The file's size, once the root is verified: what a DAG-PB root declares (checked
+    /// when the walk ends), or a raw root's length.
+    pub fn file_size(&self) -> Option<u64> {
+        if self.root.codec() == RAW_CODEC {
+            return self.pending.is_empty().then_some(self.released);
+        }
+        self.declared_size
+    }
+
     /// Resolves an identity CID at the top of the stack (its data is in the CID itself):
     /// returns its bytes, or `None` if the next block must come from a source.
     pub fn take_inline(&mut self) -> Result<Option<Vec<u8>>, RetrieveError> {
@@ -327,12 +336,23 @@ mod tests {
         let mut w = Walk::new(root, 100).unwrap();
         assert_eq!(w.offer(&x, &xb, "t").unwrap(), Offer::Dropped);
         assert_eq!(w.offer(&a, &ab, "t").unwrap(), Offer::Dropped);
+        assert_eq!(w.file_size(), None);
         assert_eq!(w.offer(&root, &rb, "t").unwrap(), Offer::Accepted(vec![]));
+        assert_eq!(w.file_size(), Some(11), "declared by the root");
         assert_eq!(w.offer(&b, &bb, "t").unwrap(), Offer::Dropped);
         assert_eq!(w.offer(&a, &ab, "t").unwrap(), Offer::Accepted(ab));
         assert_eq!(w.offer(&b, &bb, "t").unwrap(), Offer::Accepted(bb));
         assert!(w.is_done());
         assert_eq!(w.released(), 11);
+    }
+
+    #[test]
+    fn a_raw_root_is_its_own_size() {
+        let (a, ab) = raw(b"hello");
+        let mut w = Walk::new(a, 100).unwrap();
+        assert_eq!(w.file_size(), None);
+        w.offer(&a, &ab, "t").unwrap();
+        assert_eq!(w.file_size(), Some(5));
     }
 
     #[test]

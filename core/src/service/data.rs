@@ -55,6 +55,9 @@ pub(super) async fn retrieve(
 ) -> Result<Response, ApiError> {
     let mut retrieval = svc.node.retrieve(&cid)?;
     let first = retrieval.next_chunk().await?;
+    // Known from the verified root; a body cut short by a failing source is then visibly
+    // short to the client.
+    let length = retrieval.file_size();
     let root = crate::cid::parse_cid(&cid)
         .map(|c| c.cid.to_string())
         .unwrap_or(cid);
@@ -65,7 +68,7 @@ pub(super) async fn retrieve(
         })
     });
     let body = futures::stream::iter(first.map(Ok)).chain(rest);
-    Ok((
+    let mut response = (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
             // The CID names the bytes: they never change.
@@ -77,5 +80,11 @@ pub(super) async fn retrieve(
         ],
         Body::from_stream(body),
     )
-        .into_response())
+        .into_response();
+    if let Some(n) = length {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, header::HeaderValue::from(n));
+    }
+    Ok(response)
 }
