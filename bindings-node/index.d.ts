@@ -384,6 +384,11 @@ export interface DealRequest {
   attempt: number
   /** Progress a built-in hook recorded on an earlier attempt. */
   checkpoint: unknown
+  /**
+   * The request's data, verified against `cid`, from the node's `gateways` (the node's
+   * `retrieve(cid)`): what a hook hands to new deals. Added in JS; not enumerable.
+   */
+  data(options?: { onProgress?: (bytesReleased: number) => void }): Promise<import('node:stream').Readable>
 }
 
 /** `delivered` = acknowledged and awaiting fulfilment; `fulfilled` / `unfulfilled` once its copies appeared / its window passed. */

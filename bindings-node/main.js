@@ -36,6 +36,23 @@ Object.defineProperty(binding.RaasNode.prototype, 'retrieve', {
   configurable: true,
 })
 
+// A deal request handed to the hook can fetch its data: `req.data()` is the node's verified
+// retrieval of `req.cid` (not enumerable, so the request's fields stay as the core sends them).
+const nativeOnDealRequest = binding.RaasNode.prototype.onDealRequest
+Object.defineProperty(binding.RaasNode.prototype, 'onDealRequest', {
+  value: function onDealRequest(hook) {
+    const node = this
+    return nativeOnDealRequest.call(this, (req, ...rest) => {
+      if (req !== null && typeof req === 'object' && typeof req.cid === 'string') {
+        Object.defineProperty(req, 'data', { value: (options) => node.retrieve(req.cid, options) })
+      }
+      return hook(req, ...rest)
+    })
+  },
+  writable: true,
+  configurable: true,
+})
+
 Object.defineProperty(binding.RaasNode.prototype, 'handler', {
   value: function handler() {
     return createHandler(this)

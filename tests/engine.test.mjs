@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createRequire } from 'node:module'
 import { startDevnet } from './devnet/devnet.mjs'
+import { startGateway } from './helpers/gateway.mjs'
+import { writeFileSync } from 'node:fs'
 
 const require = createRequire(import.meta.url)
 const { backend } = require('./helpers/backend.cjs')
@@ -16,7 +18,8 @@ const { RaasNode, DealStatusClient, computeUnixfsCid } = require('raas-node')
 const PROOF = JSON.parse(readFileSync(new URL('../core/tests/fixtures/podsi-vectors.json', import.meta.url)))[0].proof
 const skip = backend !== 'node' && 'RaasNode is in the Node package only'
 
-let devnet, info, dir, writer
+let devnet, info, dir, writer, gateway
+const LOOP_DATA = Buffer.from('engine full loop')
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 before(async () => {
@@ -26,10 +29,13 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'raas-engine-'))
   writer = new DealStatusClient({ rpcUrl: info.evmRpc, address: info.dealStatus,
     privateKey: info.accounts[0].privateKey })
+  writeFileSync(join(dir, 'loop.bin'), LOOP_DATA)
+  gateway = await startGateway([join(dir, 'loop.bin')])
 })
 
 after(async () => {
   if (skip) return
+  gateway.stop()
   await devnet.stop()
   rmSync(dir, { recursive: true, force: true })
 })
@@ -58,9 +64,10 @@ async function until(what, fn, ms = 30000) {
 }
 
 test('full loop: short → one deal request → the hook makes the deal → satisfied', { skip }, async () => {
-  const node = await RaasNode.open(config())
+  const node = await RaasNode.open(config({ gateways: [`${gateway.url}/honest`] }))
   assert.equal(node.nodeId, 'js-node')
-  const cid = computeUnixfsCid(Buffer.from('engine full loop'))
+  const cid = computeUnixfsCid(LOOP_DATA)
+  let fetched
   const events = []
   node.onVerdict((ev) => events.push(ev))
   const calls = []
@@ -68,6 +75,8 @@ test('full loop: short → one deal request → the hook makes the deal → sati
     calls.push(req)
     // The first delivery fails: the request is retried with backoff, not lost.
     if (calls.length === 1) throw new Error('aggregator busy')
+    // The hook fetches the data to re-deal (verified against the CID).
+    fetched = Buffer.concat(await (await req.data()).toArray())
     const h = devnet.chain.height
     await devnet.chain.addDeal({ id: 501, provider: 1000, sector: 501, startEpoch: h, endEpoch: h + 500000,
       pieceCid: 'baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq', pieceSize: 2 ** 35 })
@@ -98,6 +107,7 @@ test('full loop: short → one deal request → the hook makes the deal → sati
   assert.deepEqual(Object.keys(calls[0]).sort(), ['attempt', 'checkpoint', 'cid', 'copiesNeeded', 'follows',
     'idempotencyKey', 'jobId', 'reason', 'replacing', 'seq'])
   assert.deepEqual([calls[0].attempt, calls[1].attempt, calls[1].seq], [1, 2, 1])
+  assert.ok(fetched.equals(LOOP_DATA), 'req.data() gave the verified bytes')
   assert.ok(events.every((e) => e.kind === 'verdict' || e.kind === 'endpoint'))
   const requests = await node.listRequests({ jobId: reg.job.jobId })
   assert.equal(requests.length, 1)

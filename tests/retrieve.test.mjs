@@ -3,21 +3,19 @@
 // ipfs-unixfs-importer and @ipld/car) and its hostile variants.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createInterface } from 'node:readline'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createRequire } from 'node:module'
 import { randomBytes } from './helpers/data.mjs'
+import { startGateway } from './helpers/gateway.mjs'
 
 const require = createRequire(import.meta.url)
 const { backend, raas } = require('./helpers/backend.cjs')
-const root = new URL('..', import.meta.url).pathname
 
 const CHUNK = 262144
 const files = {}
-let dir, gw, info
+let dir, info
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'raas-retrieve-'))
@@ -29,11 +27,10 @@ before(async () => {
     files[name] = { path: p, bytes }
     paths.push(p)
   }
-  gw = spawn('node', [join(root, 'tests/devnet/gateway.mjs'), ...paths], { stdio: ['pipe', 'pipe', 'inherit'] })
-  info = JSON.parse(await new Promise((resolve) => createInterface({ input: gw.stdout }).once('line', resolve)))
+  info = await startGateway(paths)
 })
 after(async () => {
-  gw?.kill()
+  info?.stop()
   await rm(dir, { recursive: true, force: true })
 })
 
