@@ -337,6 +337,43 @@ async fn the_node_serves_verified_files_over_http_from_its_gateways() {
     );
     assert!(res.bytes().await.unwrap() == data);
 
+    // One range: 206 with exactly those bytes; a suffix range; outside the file: 416.
+    let n = data.len();
+    for (range, from, to) in [
+        ("bytes=10-99".to_string(), 10, 100),
+        (
+            format!("bytes={}-{}", CHUNK - 3, CHUNK + 3),
+            CHUNK - 3,
+            CHUNK + 4,
+        ),
+        ("bytes=-5".to_string(), n - 5, n),
+        (format!("bytes={}-", n - 1), n - 1, n),
+    ] {
+        let res = c
+            .get(format!("{}/retrieve/{root}", server.url))
+            .header("range", &range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 206, "{range}");
+        assert_eq!(
+            res.headers()["content-range"],
+            format!("bytes {from}-{}/{n}", to - 1).as_str()
+        );
+        assert!(res.bytes().await.unwrap() == data[from..to], "{range}");
+    }
+    let res = c
+        .get(format!("{}/retrieve/{root}", server.url))
+        .header("range", format!("bytes={n}-"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 416);
+    assert_eq!(
+        res.headers()["content-range"],
+        format!("bytes */{n}").as_str()
+    );
+
     // In the library too.
     let mut r = node.retrieve(&root).unwrap();
     let mut got = Vec::new();

@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 
@@ -41,6 +41,8 @@ impl From<RetrieveError> for ApiError {
     params(("cid" = String, Path, min_length = 1, description = "The file's CID (any form)")),
     responses(
         (status = 200, description = "The file's bytes", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "The bytes of the one `Range` asked for", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 416, description = "The `Range` is outside the file", body = ErrorBody),
         (status = 400, description = "Not a CID", body = ErrorBody),
         (status = 404, description = "No source has it", body = ErrorBody),
         (status = 413, description = "Over the node's retrieval cap", body = ErrorBody),
@@ -52,6 +54,7 @@ impl From<RetrieveError> for ApiError {
 pub(super) async fn retrieve(
     State(svc): Shared,
     Path(cid): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let mut retrieval = svc.node.retrieve(&cid)?;
     let first = retrieval.next_chunk().await?;
@@ -68,6 +71,42 @@ pub(super) async fn retrieve(
         })
     });
     let body = futures::stream::iter(first.map(Ok)).chain(rest);
+    // One range is served from the verified stream (the bytes before it are still fetched:
+    // verification walks the DAG from its root); several ranges get the whole file.
+    let wanted = match (headers.get(header::RANGE), length) {
+        (Some(v), Some(size)) => match v.to_str().ok().map(http_range_header::parse_range_header) {
+            Some(Ok(ranges)) => match ranges.validate(size) {
+                Ok(r) if r.len() == 1 => r.into_iter().next().map(|r| (r, size)),
+                Ok(_) => None,
+                Err(_) => {
+                    let mut e = ApiError::new(
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        "RANGE_NOT_SATISFIABLE",
+                        format!("the range is outside the file's {size} bytes"),
+                    )
+                    .into_response();
+                    if let Ok(v) = header::HeaderValue::from_str(&format!("bytes */{size}")) {
+                        e.headers_mut().insert(header::CONTENT_RANGE, v);
+                    }
+                    return Ok(e);
+                }
+            },
+            // A header that does not parse is ignored, as RFC 9110 allows.
+            _ => None,
+        },
+        _ => None,
+    };
+    let (status, body, length) = match wanted {
+        Some((range, size)) => {
+            let (start, end) = (*range.start(), *range.end());
+            (
+                Some((start, end, size)),
+                Body::from_stream(slice(body, start, end)),
+                Some(end - start + 1),
+            )
+        }
+        None => (None, Body::from_stream(body), length),
+    };
     let mut response = (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
@@ -78,13 +117,48 @@ pub(super) async fn retrieve(
                 "public, max-age=29030400, immutable".to_string(),
             ),
         ],
-        Body::from_stream(body),
+        body,
     )
         .into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::ACCEPT_RANGES,
+        header::HeaderValue::from_static("bytes"),
+    );
     if let Some(n) = length {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_LENGTH, header::HeaderValue::from(n));
+        h.insert(header::CONTENT_LENGTH, header::HeaderValue::from(n));
+    }
+    if let Some((start, end, size)) = status {
+        if let Ok(v) = header::HeaderValue::from_str(&format!("bytes {start}-{end}/{size}")) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
     }
     Ok(response)
+}
+
+/// The bytes `start..=end` of a stream of chunks; it stops reading past `end`.
+fn slice<S>(
+    chunks: S,
+    start: u64,
+    end: u64,
+) -> impl futures::Stream<Item = std::io::Result<Vec<u8>>>
+where
+    S: futures::Stream<Item = std::io::Result<Vec<u8>>>,
+{
+    chunks
+        .scan(0u64, move |offset, chunk| {
+            let at = *offset;
+            if at > end {
+                return futures::future::ready(None);
+            }
+            let out = chunk.map(|bytes| {
+                *offset = at + bytes.len() as u64;
+                let from = start.saturating_sub(at).min(bytes.len() as u64) as usize;
+                let to = (end + 1).saturating_sub(at).min(bytes.len() as u64) as usize;
+                bytes[from..to.max(from)].to_vec()
+            });
+            futures::future::ready(Some(out))
+        })
+        .filter(|c| futures::future::ready(!matches!(c, Ok(b) if b.is_empty())))
 }
