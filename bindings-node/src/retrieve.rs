@@ -24,18 +24,10 @@ pub struct RetrieveOptions {
 
 /// Core options from JS ones (numbers checked as non-negative integers).
 pub(crate) fn core_options(o: Option<RetrieveOptions>) -> Result<retrieve::RetrieveOptions> {
-    let mut out = retrieve::RetrieveOptions::default();
-    if let Some(o) = o {
-        out.gateways = o.gateways.unwrap_or_default();
-        if let Some(m) = o.max_bytes {
-            out.max_bytes = raas_core::error::integer_arg("maxBytes", m).map_err(to_js)?;
-        }
-        if let Some(t) = o.block_timeout_ms {
-            let ms = raas_core::error::integer_arg("blockTimeoutMs", t).map_err(to_js)?;
-            out.block_timeout = std::time::Duration::from_millis(ms.max(1));
-        }
-    }
-    Ok(out)
+    let (gateways, max_bytes, timeout) = o.map_or((None, None, None), |o| {
+        (o.gateways, o.max_bytes, o.block_timeout_ms)
+    });
+    retrieve::RetrieveOptions::from_js(gateways, max_bytes, timeout).map_err(to_js)
 }
 
 /// One file being retrieved: `nextChunk()` until it resolves `null`.

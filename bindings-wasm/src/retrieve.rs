@@ -33,20 +33,13 @@ export interface RetrieveOptions {
 "#;
 
 fn parse(options: &JsValue) -> Result<(RetrieveOptions, Option<js_sys::Function>), JsValue> {
-    let mut out = RetrieveOptions::default();
     if options.is_undefined() || options.is_null() {
-        return Ok((out, None));
+        return Ok((RetrieveOptions::default(), None));
     }
     let o: Options = serde_wasm_bindgen::from_value(options.clone())
         .map_err(|e| coded("INVALID_ARGUMENT", &format!("invalid options: {e}")))?;
-    out.gateways = o.gateways.unwrap_or_default();
-    if let Some(m) = o.max_bytes {
-        out.max_bytes = raas_core::error::integer_arg("maxBytes", m).map_err(to_js)?;
-    }
-    if let Some(t) = o.block_timeout_ms {
-        let ms = raas_core::error::integer_arg("blockTimeoutMs", t).map_err(to_js)?;
-        out.block_timeout = std::time::Duration::from_millis(ms.max(1));
-    }
+    let out =
+        RetrieveOptions::from_js(o.gateways, o.max_bytes, o.block_timeout_ms).map_err(to_js)?;
     let progress = js_sys::Reflect::get(options, &"onProgress".into())
         .ok()
         .and_then(|f| f.dyn_into::<js_sys::Function>().ok());

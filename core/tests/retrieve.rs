@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -31,21 +30,7 @@ impl Drop for Gateway {
 }
 
 fn start_gateway(files: &[PathBuf]) -> Gateway {
-    let mut child = Command::new("node")
-        .arg(common::repo().join("tests/devnet/gateway.mjs"))
-        .args(files)
-        .current_dir(common::repo())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node must be installed (scripts/setup.sh)");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let info: serde_json::Value = serde_json::from_str(&line)
-        .unwrap_or_else(|e| panic!("gateway did not start ({e}): {line:?}"));
+    let (child, info) = common::spawn_node("tests/devnet/gateway.mjs", files);
     let roots = info["roots"]
         .as_object()
         .unwrap()

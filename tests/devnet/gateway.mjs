@@ -22,22 +22,13 @@
 import http from 'node:http'
 import { readFile } from 'node:fs/promises'
 import { importer } from 'ipfs-unixfs-importer'
-import { fixedSize } from 'ipfs-unixfs-importer/chunker'
-import { balanced } from 'ipfs-unixfs-importer/layout'
 import { MemoryBlockstore } from 'blockstore-core'
 import { CarReader, CarWriter } from '@ipld/car'
 import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import * as raw from 'multiformats/codecs/raw'
-
-const IPFS_ADD_V1 = {
-  cidVersion: 1,
-  rawLeaves: true,
-  reduceSingleLeafToSelf: true,
-  chunker: fixedSize({ chunkSize: 262144 }),
-  layout: balanced({ maxChildrenPerNode: 174 }),
-}
+import { IPFS_ADD_V1 } from '../helpers/reference.mjs'
 
 const store = new MemoryBlockstore()
 const roots = {}

@@ -20,7 +20,8 @@ const discard = {
   },
 }
 
-const IPFS_ADD_V1 = {
+/** The importer's options that reproduce `ipfs add --cid-version=1`. */
+export const IPFS_ADD_V1 = {
   cidVersion: 1,
   rawLeaves: true,
   reduceSingleLeafToSelf: true,

@@ -30,17 +30,17 @@ struct UnixfsData {
 }
 
 /// UnixFS `DataType.File`.
-const UNIXFS_FILE: i32 = 2;
+pub(crate) const UNIXFS_FILE: i32 = 2;
 
-/// DAG-PB `PBLink`.
+/// DAG-PB `PBLink` (also read by the retrieval walk).
 #[derive(Clone, PartialEq, Message)]
-struct PbLink {
+pub(crate) struct PbLink {
     #[prost(bytes = "vec", optional, tag = "1")]
-    hash: Option<Vec<u8>>,
+    pub(crate) hash: Option<Vec<u8>>,
     #[prost(string, optional, tag = "2")]
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     #[prost(uint64, optional, tag = "3")]
-    tsize: Option<u64>,
+    pub(crate) tsize: Option<u64>,
 }
 
 /// A child of a node: its CID, the bytes of its whole subtree and the file bytes it holds.

@@ -66,14 +66,11 @@ impl Gateway {
         })
     }
 
-    fn transport(&self, e: &reqwest::Error) -> RetrieveError {
-        // `without_url`: a gateway URL may carry a key in its query.
-        let reason = e.to_string();
-        let reason = match e.url() {
-            Some(u) => reason.replace(u.as_str(), "<url>"),
-            None => reason,
-        };
-        if e.is_timeout() {
+    fn transport(&self, e: reqwest::Error) -> RetrieveError {
+        // Without the URL: a gateway URL may carry a key in its query.
+        let timeout = e.is_timeout();
+        let reason = e.without_url().to_string();
+        if timeout {
             RetrieveError::Timeout {
                 origin: self.name.clone(),
                 reason,
@@ -100,7 +97,7 @@ impl Gateway {
                 origin: self.name.clone(),
                 reason: "no answer to the CAR request".into(),
             })?
-            .map_err(|e| self.transport(&e))?;
+            .map_err(|e| self.transport(e))?;
         let status = resp.status().as_u16();
         match status {
             200 => {}
@@ -161,7 +158,7 @@ impl Gateway {
                 .header("accept", RAW_ACCEPT)
                 .send()
                 .await
-                .map_err(|e| self.transport(&e))?;
+                .map_err(|e| self.transport(e))?;
             let status = resp.status().as_u16();
             match status {
                 200 => {}
@@ -176,7 +173,7 @@ impl Gateway {
             let mut body = Vec::new();
             let mut chunks = resp.bytes_stream();
             while let Some(chunk) = chunks.next().await {
-                let chunk = chunk.map_err(|e| self.transport(&e))?;
+                let chunk = chunk.map_err(|e| self.transport(e))?;
                 if body.len() + chunk.len() > MAX_BLOCK_BYTES {
                     return Err(RetrieveError::Integrity {
                         cid: cid.to_string(),

@@ -48,6 +48,29 @@ impl Default for RetrieveOptions {
     }
 }
 
+impl RetrieveOptions {
+    /// Options from the JS packages' `{ gateways, maxBytes, blockTimeoutMs }` (numbers
+    /// checked as non-negative integers, `INVALID_ARGUMENT` naming the field).
+    pub fn from_js(
+        gateways: Option<Vec<String>>,
+        max_bytes: Option<f64>,
+        block_timeout_ms: Option<f64>,
+    ) -> Result<Self, crate::error::CodedError> {
+        let mut out = RetrieveOptions {
+            gateways: gateways.unwrap_or_default(),
+            ..Default::default()
+        };
+        if let Some(m) = max_bytes {
+            out.max_bytes = crate::error::integer_arg("maxBytes", m)?;
+        }
+        if let Some(t) = block_timeout_ms {
+            let ms = crate::error::integer_arg("blockTimeoutMs", t)?;
+            out.block_timeout = Duration::from_millis(ms.max(1));
+        }
+        Ok(out)
+    }
+}
+
 /// Retrieves files from its sources; clones share the quarantine list.
 #[derive(Debug, Clone)]
 pub struct Retriever {
@@ -151,6 +174,11 @@ impl Retrieval {
     /// Verified file bytes released so far (progress).
     pub fn released(&self) -> u64 {
         self.walk.released()
+    }
+
+    /// The CID being retrieved, parsed and normalised.
+    pub fn root(&self) -> &cid::Cid {
+        self.walk.root()
     }
 
     /// The file's size, once its root is verified (after the first chunk).

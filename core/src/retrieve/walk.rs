@@ -12,6 +12,7 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 
 use super::error::RetrieveError;
+use crate::cid::unixfs::{PbLink, UNIXFS_FILE};
 use crate::cid::{DAG_PB_CODEC, RAW_CODEC, SHA2_256};
 
 /// Multihash code of the identity hash (the data is inline in the CID).
@@ -30,18 +31,8 @@ struct PbNode {
     data: Option<Vec<u8>>,
 }
 
-/// DAG-PB `PBLink`.
-#[derive(Clone, PartialEq, Message)]
-struct PbLink {
-    #[prost(bytes = "vec", optional, tag = "1")]
-    hash: Option<Vec<u8>>,
-    #[prost(string, optional, tag = "2")]
-    name: Option<String>,
-    #[prost(uint64, optional, tag = "3")]
-    tsize: Option<u64>,
-}
-
-/// UnixFS `Data`.
+/// UnixFS `Data` as read: every field optional, so a node without a type is reported rather
+/// than read as type 0 (the hasher's own message, which writes, has it required).
 #[derive(Clone, PartialEq, Message)]
 struct UnixfsData {
     #[prost(int32, optional, tag = "1")]
@@ -52,9 +43,8 @@ struct UnixfsData {
     filesize: Option<u64>,
 }
 
-/// UnixFS `DataType` values that hold file bytes: `Raw` and `File`.
+/// UnixFS `DataType.Raw`, which holds file bytes as `File` does.
 const UNIXFS_RAW: i32 = 0;
-const UNIXFS_FILE: i32 = 2;
 
 /// What an offered block did.
 #[derive(Debug, PartialEq, Eq)]

@@ -61,9 +61,7 @@ pub(super) async fn retrieve(
     // Known from the verified root; a body cut short by a failing source is then visibly
     // short to the client.
     let length = retrieval.file_size();
-    let root = crate::cid::parse_cid(&cid)
-        .map(|c| c.cid.to_string())
-        .unwrap_or(cid);
+    let root = retrieval.root().to_string();
     let rest = retrieval.into_stream().map(|chunk| {
         chunk.map_err(|e| {
             tracing::warn!(code = e.code(), "retrieval cut short: {e}");

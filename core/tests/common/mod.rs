@@ -40,22 +40,30 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Starts `node SCRIPT ARGS…` (a path under the repository) and reads the JSON line it
+/// prints once it is ready. Its stdin stays open: the script exits when the test does.
+pub fn spawn_node(script: &str, args: &[PathBuf]) -> (Child, Value) {
+    let mut child = Command::new("node")
+        .arg(repo().join(script))
+        .args(args)
+        .current_dir(repo())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node must be installed (scripts/setup.sh)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let info: Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("{script} did not start ({e}): {line:?}"));
+    (child, info)
+}
+
 impl Devnet {
     pub fn start() -> Devnet {
-        let mut child = Command::new("node")
-            .arg(repo().join("tests/devnet/devnet.mjs"))
-            .current_dir(repo())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node must be installed (scripts/setup.sh)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let info: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("devnet did not start ({e}): {line:?}"));
+        let (child, info) = spawn_node("tests/devnet/devnet.mjs", &[]);
         Devnet {
             child,
             info,
