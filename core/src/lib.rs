@@ -17,6 +17,8 @@
 //! assert_eq!(parsed.cid, ids.cid);
 //! ```
 
+#[cfg(not(target_family = "wasm"))]
+pub mod blocks;
 pub mod chain;
 pub mod cid;
 #[cfg(not(target_family = "wasm"))]

@@ -67,6 +67,21 @@ impl CidHasher {
         Self::default()
     }
 
+    /// A hasher that also keeps the UnixFS blocks it makes (see
+    /// [`UnixfsHasher::with_blocks`]).
+    pub fn with_blocks() -> Self {
+        CidHasher {
+            unixfs: UnixfsHasher::with_blocks(),
+            piece: PieceHasher::new(),
+        }
+    }
+
+    /// The UnixFS blocks made since the last call (only with
+    /// [`with_blocks`](Self::with_blocks)).
+    pub fn take_blocks(&mut self) -> Vec<(Cid, bytes::Bytes)> {
+        self.unixfs.take_blocks()
+    }
+
     /// Bytes hashed so far.
     pub fn bytes_hashed(&self) -> u64 {
         self.piece.bytes_hashed()
@@ -90,14 +105,22 @@ impl CidHasher {
 
     /// The identifiers of everything fed so far.
     pub fn finish(self) -> DataCids {
+        self.finish_with_blocks().0
+    }
+
+    /// The identifiers and the last UnixFS blocks, the root last (empty without
+    /// [`with_blocks`](Self::with_blocks)).
+    pub fn finish_with_blocks(self) -> (DataCids, Vec<(Cid, bytes::Bytes)>) {
         let piece = self.piece.finish();
-        DataCids {
-            cid: self.unixfs.finish(),
+        let (cid, blocks) = self.unixfs.finish_with_blocks();
+        let ids = DataCids {
+            cid,
             piece_cid: piece.piece_cid_v2(),
             comm_p: piece.comm_p(),
             piece_size: piece.padded_size,
             size: piece.payload_size,
-        }
+        };
+        (ids, blocks)
     }
 }
 

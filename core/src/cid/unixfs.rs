@@ -58,8 +58,8 @@ fn sha256_cid(codec: u64, block: &[u8]) -> Cid {
     Cid::new_v1(codec, mh)
 }
 
-/// Encodes a UnixFS file node over `links` and returns its link.
-fn file_node(links: &[Link]) -> Link {
+/// Encodes a UnixFS file node over `links` and returns its link (and its block, if `keep`).
+fn file_node(links: &[Link], keep: Option<&mut Vec<(Cid, bytes::Bytes)>>) -> Link {
     let file_size: u64 = links.iter().map(|l| l.file_size).sum();
     let data = UnixfsData {
         data_type: UNIXFS_FILE,
@@ -81,8 +81,12 @@ fn file_node(links: &[Link]) -> Link {
     }
     prost::encoding::bytes::encode(1, &data, &mut block);
     let tsize = block.len() as u64 + links.iter().map(|l| l.tsize).sum::<u64>();
+    let cid = sha256_cid(DAG_PB_CODEC, &block);
+    if let Some(out) = keep {
+        out.push((cid, block.into()));
+    }
     Link {
-        cid: sha256_cid(DAG_PB_CODEC, &block),
+        cid,
         tsize,
         file_size,
     }
@@ -103,12 +107,29 @@ pub struct UnixfsHasher {
     /// `levels[0]` holds leaves; `levels[i]` nodes of height `i`. Each holds < 174 links.
     levels: Vec<Vec<Link>>,
     total: u64,
+    /// The blocks made so far, when they are kept (an upload stores them).
+    blocks: Option<Vec<(Cid, bytes::Bytes)>>,
 }
 
 impl UnixfsHasher {
     /// A new, empty hasher.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A hasher that also keeps every block it makes, leaves and nodes, for
+    /// [`take_blocks`](Self::take_blocks): what an upload writes to a block store.
+    pub fn with_blocks() -> Self {
+        UnixfsHasher {
+            blocks: Some(Vec::new()),
+            ..Self::default()
+        }
+    }
+
+    /// The blocks made since the last call, children before their parents (only with
+    /// [`with_blocks`](Self::with_blocks); empty otherwise).
+    pub fn take_blocks(&mut self) -> Vec<(Cid, bytes::Bytes)> {
+        self.blocks.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// File bytes hashed so far.
@@ -149,6 +170,9 @@ impl UnixfsHasher {
             tsize: leaf.len() as u64,
             file_size: leaf.len() as u64,
         };
+        if let Some(out) = &mut self.blocks {
+            out.push((link.cid, bytes::Bytes::copy_from_slice(leaf)));
+        }
         self.push(0, link);
     }
 
@@ -159,15 +183,32 @@ impl UnixfsHasher {
         self.levels[level].push(link);
         if self.levels[level].len() == MAX_LINKS {
             let full = std::mem::take(&mut self.levels[level]);
-            self.push(level + 1, file_node(&full));
+            let node = file_node(&full, self.blocks.as_mut());
+            self.push(level + 1, node);
         }
     }
 
     /// The root CID of the file.
-    pub fn finish(mut self) -> Cid {
+    pub fn finish(self) -> Cid {
+        self.finish_with_blocks().0
+    }
+
+    /// The root CID of the file and the blocks made since the last
+    /// [`take_blocks`](Self::take_blocks), the root last (empty without
+    /// [`with_blocks`](Self::with_blocks)).
+    pub fn finish_with_blocks(mut self) -> (Cid, Vec<(Cid, bytes::Bytes)>) {
+        let root = self.close();
+        (root, self.take_blocks())
+    }
+
+    fn close(&mut self) -> Cid {
         if self.levels.iter().all(Vec::is_empty) {
             // One chunk or less: the file is that single raw block.
-            return sha256_cid(RAW_CODEC, &self.chunk);
+            let cid = sha256_cid(RAW_CODEC, &self.chunk);
+            if let Some(out) = &mut self.blocks {
+                out.push((cid, bytes::Bytes::copy_from_slice(&self.chunk)));
+            }
+            return cid;
         }
         if !self.chunk.is_empty() {
             let chunk = std::mem::take(&mut self.chunk);
@@ -183,7 +224,7 @@ impl UnixfsHasher {
                 return links.swap_remove(0).cid;
             }
             if !links.is_empty() {
-                carry = Some(file_node(&links));
+                carry = Some(file_node(&links, self.blocks.as_mut()));
             }
         }
         // The top level is never empty, so `carry` is the root node here.

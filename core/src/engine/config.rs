@@ -1,6 +1,7 @@
 //! Configuration of a RaaS node, as hosts pass it (camelCase JSON), validated once with
 //! errors naming the field.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -89,6 +90,14 @@ pub struct NodeConfigInput {
     /// `GET /retrieve/{cid}`); at most 16.
     #[serde(default)]
     pub gateways: Option<Vec<String>>,
+    /// The block store's directory (uploads and pins), or `":memory:"`. Default: next to
+    /// the SQLite file (`./raas.db` → `./raas-blocks/`), in memory with `sqlite::memory:`,
+    /// `./raas-blocks/` with PostgreSQL.
+    #[serde(default)]
+    pub blocks: Option<String>,
+    /// Largest upload in bytes (default 32 GiB, the largest Filecoin sector's payload).
+    #[serde(default)]
+    pub max_upload_bytes: Option<u64>,
 }
 
 /// On-chain intake options.
@@ -414,8 +423,12 @@ pub struct EngineSettings {
     pub http: HttpSettings,
     /// On-chain intake, when on.
     pub intake: Option<IntakeSettings>,
-    /// Verified retrieval from the configured gateways.
+    /// Verified retrieval: the block store, then the configured gateways.
     pub retriever: crate::retrieve::Retriever,
+    /// The node's block store.
+    pub blocks: crate::blocks::Blocks,
+    /// Largest upload.
+    pub max_upload_bytes: u64,
 }
 
 /// A validated node configuration.
@@ -468,6 +481,36 @@ fn retriever(gateways: Vec<String>) -> Result<crate::retrieve::Retriever, Option
     .map_err(|e| OptionsError(format!("gateways: {e}")))
 }
 
+/// The block store a configuration names, or the default beside the store.
+fn blocks(given: Option<&str>, store: &str) -> Result<crate::blocks::Blocks, OptionsError> {
+    use crate::blocks::{Blocks, DirBlockStore, MemBlockStore};
+    let dir = match given {
+        Some(":memory:") => return Ok(Blocks::new(Arc::new(MemBlockStore::new()))),
+        Some(d) if d.is_empty() || d.len() > 4096 || d.contains('\0') => {
+            return Err(OptionsError(
+                "blocks: expected a directory path or \":memory:\"".into(),
+            ))
+        }
+        Some(d) => std::path::PathBuf::from(d),
+        None => match store.strip_prefix("sqlite:") {
+            Some(rest) if rest.contains(":memory:") || rest.contains("mode=memory") => {
+                return Ok(Blocks::new(Arc::new(MemBlockStore::new())))
+            }
+            Some(rest) => {
+                let path = std::path::Path::new(rest.split('?').next().unwrap_or(rest));
+                let stem = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("raas");
+                path.with_file_name(format!("{stem}-blocks"))
+            }
+            None => std::path::PathBuf::from("./raas-blocks"),
+        },
+    };
+    Ok(Blocks::new(Arc::new(DirBlockStore::new(dir))))
+}
+
 fn default_node_id() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .ok()
@@ -513,6 +556,8 @@ impl NodeConfig {
                 "hook: submitRaaS needs dealStatus.privateKey to sign with".into(),
             ));
         }
+        let store = i.store.unwrap_or_else(|| DEFAULT_STORE_URL.to_string());
+        let blocks = blocks(i.blocks.as_deref(), &store)?;
         let settings = EngineSettings {
             node_id,
             check_interval: Duration::from_secs(range(
@@ -592,10 +637,18 @@ impl NodeConfig {
             ),
             http: i.http.unwrap_or_default().validate()?,
             intake: i.intake.map(IntakeOptions::validate).transpose()?,
-            retriever: retriever(i.gateways.unwrap_or_default())?,
+            retriever: retriever(i.gateways.unwrap_or_default())?.with_blocks(blocks.clone()),
+            blocks,
+            max_upload_bytes: range(
+                "maxUploadBytes",
+                i.max_upload_bytes,
+                0,
+                1 << 40,
+                32 << 30,
+            )?,
         };
         Ok(NodeConfig {
-            store: i.store.unwrap_or_else(|| DEFAULT_STORE_URL.to_string()),
+            store,
             deal_status: i.deal_status,
             lotus: i.lotus,
             settings,

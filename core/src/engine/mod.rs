@@ -301,6 +301,67 @@ impl RaasNode {
         self.inner.settings.retriever.retrieve(cid)
     }
 
+    /// The node's block store (what was uploaded or pinned to it).
+    pub fn blocks(&self) -> &crate::blocks::Blocks {
+        &self.inner.settings.blocks
+    }
+
+    /// Starts an upload into the node's block store, at most `maxUploadBytes` (see
+    /// [`crate::blocks::Upload`]).
+    pub async fn upload(&self) -> crate::blocks::Upload {
+        self.inner
+            .settings
+            .blocks
+            .upload(self.inner.settings.max_upload_bytes)
+            .await
+    }
+
+    /// Uploads bytes held in memory: their identifiers (as `compute_cids`), their blocks
+    /// stored and their root pinned.
+    pub async fn upload_bytes(
+        &self,
+        data: &[u8],
+    ) -> Result<crate::cid::DataCids, crate::blocks::BlockError> {
+        let mut upload = self.upload().await;
+        upload.write(data).await?;
+        upload.finish().await
+    }
+
+    /// Pins `cid` in the node's block store: what the store lacks is retrieved (verified)
+    /// from the other sources and stored; the verified file size is returned.
+    pub async fn pin(&self, cid: &str) -> Result<u64, crate::blocks::BlockError> {
+        let mut retrieval = self.retrieve(cid)?;
+        retrieval.keep_blocks();
+        let root = *retrieval.root();
+        let mut upload = self.upload().await;
+        // Blocks are written 32 at a time: one file task per block would cost more.
+        let mut batch = Vec::new();
+        while retrieval.next_chunk().await?.is_some() {
+            batch.extend(retrieval.take_kept());
+            if batch.len() >= 32 {
+                upload.put_verified(std::mem::take(&mut batch)).await?;
+            }
+        }
+        batch.extend(retrieval.take_kept());
+        upload.put_verified(batch).await?;
+        upload.pin_verified(&root).await?;
+        Ok(retrieval.released())
+    }
+
+    /// Removes the pin on `cid` and deletes the blocks no other pin reaches; whether there
+    /// was a pin.
+    pub async fn unpin(
+        &self,
+        cid: &str,
+    ) -> Result<(bool, crate::blocks::GcReport), crate::blocks::BlockError> {
+        let root = parse_cid(cid)
+            .map_err(|e| crate::blocks::BlockError::InvalidCid {
+                reason: e.to_string(),
+            })?
+            .cid;
+        self.inner.settings.blocks.unpin(&root).await
+    }
+
     /// The validated settings the node runs with.
     pub fn settings(&self) -> &EngineSettings {
         &self.inner.settings

@@ -1,5 +1,6 @@
-//! Verified retrieval by CID: a file's bytes from IPFS trustless gateways, tried in order,
-//! each block checked against its CID before any of its bytes are released.
+//! Verified retrieval by CID: a file's bytes from the node's own block store, then IPFS
+//! trustless gateways, tried in order, each block checked against its CID before any of its
+//! bytes are released (the node's store is verified like any other source).
 //!
 //! The walk ([`walk::Walk`]) holds what is still needed, so a source that fails part way
 //! hands over to the next one where it stopped: no byte is released twice or unverified.
@@ -71,11 +72,35 @@ impl RetrieveOptions {
     }
 }
 
+/// Where blocks come from.
+#[derive(Debug, Clone)]
+enum Source {
+    /// The node's own block store.
+    #[cfg(not(target_family = "wasm"))]
+    Store(crate::blocks::Blocks),
+    /// A trustless gateway.
+    Gateway(Gateway),
+}
+
+/// The name of the node's block store in errors.
+#[cfg(not(target_family = "wasm"))]
+const STORE_NAME: &str = "the node's block store";
+
+impl Source {
+    fn name(&self) -> &str {
+        match self {
+            #[cfg(not(target_family = "wasm"))]
+            Source::Store(_) => STORE_NAME,
+            Source::Gateway(g) => &g.name,
+        }
+    }
+}
+
 /// Retrieves files from its sources; clones share the quarantine list.
 #[derive(Debug, Clone)]
 pub struct Retriever {
     client: reqwest::Client,
-    gateways: Arc<Vec<Gateway>>,
+    sources: Arc<Vec<Source>>,
     options: Arc<RetrieveOptions>,
     /// Source name → when (ms since the epoch) its quarantine ends.
     quarantined: Arc<Mutex<HashMap<String, i64>>>,
@@ -91,10 +116,24 @@ impl Retriever {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Retriever {
             client: reqwest::Client::new(),
-            gateways: Arc::new(gateways),
+            sources: Arc::new(gateways.into_iter().map(Source::Gateway).collect()),
             options: Arc::new(options),
             quarantined: Arc::default(),
         })
+    }
+
+    /// The same retriever with the node's block store as its first source.
+    #[cfg(not(target_family = "wasm"))]
+    pub fn with_blocks(mut self, blocks: crate::blocks::Blocks) -> Self {
+        let mut sources = vec![Source::Store(blocks)];
+        sources.extend(
+            self.sources
+                .iter()
+                .filter(|s| matches!(s, Source::Gateway(_)))
+                .cloned(),
+        );
+        self.sources = Arc::new(sources);
+        self
     }
 
     /// Starts retrieving the file at `cid` (any CID form). Nothing is fetched until the first
@@ -113,8 +152,8 @@ impl Retriever {
             .lock()
             .map(|q| q.clone())
             .unwrap_or_default();
-        let (mut order, last): (Vec<usize>, Vec<usize>) = (0..self.gateways.len())
-            .partition(|&i| held.get(&self.gateways[i].name).is_none_or(|&t| t <= now));
+        let (mut order, last): (Vec<usize>, Vec<usize>) = (0..self.sources.len())
+            .partition(|&i| held.get(self.sources[i].name()).is_none_or(|&t| t <= now));
         order.extend(last);
         Ok(Retrieval {
             retriever: self.clone(),
@@ -123,6 +162,7 @@ impl Retriever {
             at: 0,
             session: None,
             failures: Vec::new(),
+            kept: None,
         })
     }
 
@@ -159,6 +199,8 @@ pub struct Retrieval {
     at: usize,
     session: Option<Session>,
     failures: Vec<(String, RetrieveError)>,
+    /// Verified blocks from outside the node, kept for the block store (pinning).
+    kept: Option<Vec<(cid::Cid, bytes::Bytes)>>,
 }
 
 impl std::fmt::Debug for Retrieval {
@@ -171,6 +213,23 @@ impl std::fmt::Debug for Retrieval {
 }
 
 impl Retrieval {
+    /// Keeps the verified blocks that come from outside the node's block store, for
+    /// [`take_kept`](Self::take_kept) (what pinning stores).
+    pub fn keep_blocks(&mut self) {
+        self.kept.get_or_insert_with(Vec::new);
+    }
+
+    /// The blocks kept since the last call.
+    pub fn take_kept(&mut self) -> Vec<(cid::Cid, bytes::Bytes)> {
+        self.kept.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn keep(&mut self, cid: cid::Cid, block: Vec<u8>) {
+        if let Some(k) = &mut self.kept {
+            k.push((cid, block.into()));
+        }
+    }
+
     /// Verified file bytes released so far (progress).
     pub fn released(&self) -> u64 {
         self.walk.released()
@@ -201,18 +260,23 @@ impl Retrieval {
             let Some(&g) = self.order.get(self.at) else {
                 return Err(self.all_failed());
             };
-            let gateways = self.retriever.gateways.clone();
-            let gateway = &gateways[g];
-            match self.step(g).await {
+            let sources = self.retriever.sources.clone();
+            let source = &sources[g];
+            let stepped = match source {
+                #[cfg(not(target_family = "wasm"))]
+                Source::Store(blocks) => self.step_store(blocks).await,
+                Source::Gateway(gateway) => self.step(gateway).await,
+            };
+            match stepped {
                 Ok(Some(bytes)) if !bytes.is_empty() => return Ok(Some(bytes)),
                 Ok(_) => {}
                 Err(e) if e.is_final() => return Err(e),
                 Err(e) => {
                     if matches!(e, RetrieveError::Integrity { .. }) {
-                        self.retriever.quarantine(&gateway.name);
+                        self.retriever.quarantine(source.name());
                     }
-                    tracing::debug!(source = %gateway.name, code = crate::error::ErrorCode::code(&e), "retrieval source failed: {e}");
-                    self.failures.push((gateway.name.clone(), e));
+                    tracing::debug!(source = %source.name(), code = crate::error::ErrorCode::code(&e), "retrieval source failed: {e}");
+                    self.failures.push((source.name().to_string(), e));
                     self.session = None;
                     self.at += 1;
                 }
@@ -232,9 +296,31 @@ impl Retrieval {
         })
     }
 
-    /// One step with gateway `g`: a block offered to the walk (its bytes if accepted).
-    async fn step(&mut self, g: usize) -> Result<Option<Vec<u8>>, RetrieveError> {
-        let gateway = self.retriever.gateways[g].clone();
+    /// One step with the node's block store: the next needed block, verified.
+    #[cfg(not(target_family = "wasm"))]
+    async fn step_store(
+        &mut self,
+        blocks: &crate::blocks::Blocks,
+    ) -> Result<Option<Vec<u8>>, RetrieveError> {
+        let Some(&cid) = self.walk.next_needed() else {
+            return Ok(None);
+        };
+        let block = blocks.get(&cid).await.map_err(|e| RetrieveError::Network {
+            origin: STORE_NAME.into(),
+            reason: e.to_string(),
+        })?;
+        let Some(block) = block else {
+            return Err(self.incomplete(STORE_NAME, "it does not hold the block".into(), true));
+        };
+        match self.walk.offer(&cid, &block, STORE_NAME)? {
+            Offer::Accepted(bytes) => Ok(Some(bytes)),
+            Offer::Dropped => Ok(None),
+        }
+    }
+
+    /// One step with `gateway`: a block offered to the walk (its bytes if accepted).
+    async fn step(&mut self, gateway: &Gateway) -> Result<Option<Vec<u8>>, RetrieveError> {
+        let gateway = gateway.clone();
         let options = self.retriever.options.clone();
         let client = &self.retriever.client;
         let wait = options.block_timeout;
@@ -268,6 +354,7 @@ impl Retrieval {
                     Some(Ok(Some((cid, block)))) => {
                         match self.walk.offer(&cid, &block, &gateway.name)? {
                             Offer::Accepted(bytes) => {
+                                self.keep(cid, block);
                                 self.session = Some(Session::Car {
                                     car,
                                     unneeded,
@@ -279,7 +366,7 @@ impl Retrieval {
                                 let unneeded = unneeded + block.len() as u64;
                                 if unneeded > allowed {
                                     return Err(self.incomplete(
-                                        &gateway,
+                                        &gateway.name,
                                         format!("it sent over {unneeded} bytes of blocks the DAG does not need"),
                                         false,
                                     ));
@@ -315,24 +402,25 @@ impl Retrieval {
                 };
                 match gateway.block(client, &cid, wait).await? {
                     None => Err(self.incomplete(
-                        &gateway,
+                        &gateway.name,
                         format!("{why}, and it does not have the block"),
                         true,
                     )),
                     Some(block) => match self.walk.offer(&cid, &block, &gateway.name)? {
                         Offer::Accepted(bytes) => {
+                            self.keep(cid, block);
                             self.session = Some(Session::Blocks { why });
                             Ok(Some(bytes))
                         }
-                        Offer::Dropped => Err(self.incomplete(&gateway, why, false)),
+                        Offer::Dropped => Err(self.incomplete(&gateway.name, why, false)),
                     },
                 }
             }
         }
     }
 
-    /// The walk stopped short at `gateway`; `missing`: because it does not have the block.
-    fn incomplete(&self, gateway: &Gateway, reason: String, missing: bool) -> RetrieveError {
+    /// The walk stopped short at `origin`; `missing`: because it does not have the block.
+    fn incomplete(&self, origin: &str, reason: String, missing: bool) -> RetrieveError {
         let cid = self
             .walk
             .next_needed()
@@ -345,7 +433,7 @@ impl Retrieval {
         }
         RetrieveError::Incomplete {
             cid,
-            origin: gateway.name.clone(),
+            origin: origin.to_string(),
             reason,
         }
     }

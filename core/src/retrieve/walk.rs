@@ -234,6 +234,16 @@ fn verify_hash(cid: &Cid, block: &[u8], source: &str) -> Result<(), RetrieveErro
     }
 }
 
+/// The links of a DAG-PB block, whatever UnixFS type it is (garbage collection follows
+/// directories too); `None` if it does not decode.
+pub(crate) fn dag_pb_links(block: &[u8]) -> Option<Vec<Cid>> {
+    let node = PbNode::decode(block).ok()?;
+    node.links
+        .iter()
+        .map(|l| Cid::read_bytes(l.hash.as_deref().unwrap_or_default()).ok())
+        .collect()
+}
+
 /// A decoded UnixFS file node.
 struct FileNode {
     /// Its inline bytes.

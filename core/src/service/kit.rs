@@ -395,3 +395,66 @@ pub(super) async fn deal_status(
         jobs: s.jobs,
     }))
 }
+
+/// What `POST /api/uploadFile` answers: the kit's `{message, cid}` and our identifiers.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct KitUploaded {
+    /// "File uploaded successfully."
+    message: String,
+    #[serde(flatten)]
+    ids: super::upload::Uploaded,
+}
+
+/// Uploads a file the way the reference kit's frontend does (multipart, field `file`), into
+/// the node's block store (see `POST /upload`); other fields are ignored.
+#[utoipa::path(
+    post,
+    path = "/api/uploadFile",
+    tag = "kit",
+    request_body(content_type = "multipart/form-data", description = "A form with the field `file`"),
+    responses(
+        (status = 201, description = "Stored and pinned", body = KitUploaded),
+        (status = 400, description = "No `file` field, or the body broke off: `{error, code, field}`", body = Value),
+        (status = 413, description = "Over the node's upload limit", body = Value),
+        (status = 415, description = "Not multipart", body = Value),
+    )
+)]
+pub(super) async fn upload_file(
+    State(svc): State<Arc<Service>>,
+    req: Request,
+) -> Result<impl IntoResponse, KitError> {
+    let mut form = Multipart::from_request(req, &()).await.map_err(|e| {
+        KitError(ApiError::new(
+            if e.status() == StatusCode::BAD_REQUEST {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            } else {
+                e.status()
+            },
+            "UNSUPPORTED_MEDIA_TYPE",
+            e.body_text(),
+        ))
+    })?;
+    let broke = |e: axum::extract::multipart::MultipartError| {
+        KitError(ApiError::new(e.status(), "INVALID_BODY", e.body_text()))
+    };
+    while let Some(field) = form.next_field().await.map_err(broke)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let idle = svc.settings.request_timeout;
+        let ids = super::upload::upload_stream(&svc, field, idle).await?;
+        return Ok((
+            StatusCode::CREATED,
+            Json(KitUploaded {
+                message: "File uploaded successfully.".into(),
+                ids: ids.into(),
+            }),
+        ));
+    }
+    Err(KitError(ApiError::invalid(
+        "INVALID_BODY",
+        "file",
+        "the form has no field `file`",
+    )))
+}

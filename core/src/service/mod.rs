@@ -9,8 +9,10 @@ mod auth;
 mod data;
 mod error;
 mod events;
+mod gateway;
 mod kit;
 mod routes;
+mod upload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -156,6 +158,9 @@ impl utoipa::Modify for KeyedRoutes {
     }
 }
 
+/// Routes without the request time limit.
+const LONG_ROUTES: [&str; 2] = ["/upload", "/api/uploadFile"];
+
 fn api(
     node: Arc<RaasNode>,
     closing: Option<tokio::sync::watch::Receiver<bool>>,
@@ -178,10 +183,20 @@ fn api(
         .routes(routes!(routes::retry_request))
         .routes(routes!(routes::cid_status))
         .routes(routes!(data::retrieve))
+        .routes(routes!(gateway::ipfs))
+        .routes(routes!(upload::upload))
+        .routes(routes!(upload::list_pins))
+        .routes(routes!(upload::pin, upload::unpin))
         .routes(routes!(events::events))
         .routes(routes!(routes::metrics))
         .routes(routes!(kit::register_job))
         .routes(routes!(kit::deal_status))
+        .routes({
+            // A file upload is bounded by the node's upload limit, not the API's body limit.
+            let (schemas, paths, method) = routes!(kit::upload_file);
+            let max = usize::try_from(svc.node.settings().max_upload_bytes).unwrap_or(usize::MAX);
+            (schemas, paths, method.layer(DefaultBodyLimit::max(max)))
+        })
         .routes(routes!(routes::healthz))
         .routes(routes!(routes::readyz))
         .with_state(svc.clone())
@@ -266,7 +281,13 @@ fn router_closing(
             )
         })
         .layer(axum::middleware::from_fn(
-            move |req, next: axum::middleware::Next| async move {
+            move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+                // Uploads and pins take as long as the file does; an upload ends when its
+                // body stalls for this long instead.
+                let path = req.uri().path();
+                if LONG_ROUTES.contains(&path) || path.starts_with("/pins/") {
+                    return next.run(req).await;
+                }
                 match tokio::time::timeout(timeout, next.run(req)).await {
                     Ok(r) => r,
                     Err(_) => axum::response::IntoResponse::into_response(ApiError::new(

@@ -1,0 +1,263 @@
+//! One upload: the file's identifiers computed in one pass while its UnixFS blocks are
+//! written to the block store; its root is pinned only when every block is stored.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use cid::Cid;
+use tokio::sync::OwnedRwLockReadGuard;
+
+use super::{key, BlockError, Blocks};
+use crate::cid::{CidHasher, DataCids};
+
+/// Bytes hashed at once: large enough for the parallel CommP path, small enough that an
+/// upload holds little memory (the chunks of a stream are gathered to this size).
+const BATCH: usize = 8 << 20;
+
+/// An upload in progress. Feed it with [`write`](Upload::write), end it with
+/// [`finish`](Upload::finish). If it fails, is over its limit, is
+/// [`abort`](Upload::abort)ed or dropped, the blocks it added are deleted again: a later
+/// retrieval never finds part of it.
+pub struct Upload {
+    blocks: Blocks,
+    /// Holds garbage collection off until the root is pinned.
+    _gc: OwnedRwLockReadGuard<()>,
+    hasher: Option<CidHasher>,
+    buffer: Vec<u8>,
+    max_bytes: u64,
+    received: u64,
+    /// Every block of the upload (held against other uploads' clean-up).
+    held: Vec<Cid>,
+    /// Keys of the blocks this upload added to the store.
+    added: HashSet<Cid>,
+    done: bool,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("received", &self.received)
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upload {
+    pub(super) fn new(blocks: Blocks, gc: OwnedRwLockReadGuard<()>, max_bytes: u64) -> Self {
+        Upload {
+            blocks,
+            _gc: gc,
+            hasher: Some(CidHasher::with_blocks()),
+            buffer: Vec::new(),
+            max_bytes,
+            received: 0,
+            held: Vec::new(),
+            added: HashSet::new(),
+            done: false,
+        }
+    }
+
+    /// Bytes received so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Feeds more of the file. Over the limit, the upload is undone and `TOO_LARGE` returned.
+    pub async fn write(&mut self, mut data: &[u8]) -> Result<(), BlockError> {
+        if self.done {
+            return Err(BlockError::Aborted {
+                reason: "the upload has ended".into(),
+            });
+        }
+        self.received += data.len() as u64;
+        if self.received > self.max_bytes {
+            self.undo().await;
+            return Err(BlockError::TooLarge {
+                limit: self.max_bytes,
+            });
+        }
+        while !data.is_empty() {
+            if self.buffer.capacity() == 0 {
+                self.buffer.reserve_exact(BATCH);
+            }
+            let take = (BATCH - self.buffer.len()).min(data.len());
+            self.buffer.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buffer.len() == BATCH {
+                if let Err(e) = self.flush().await {
+                    self.undo().await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores the last blocks, checks every block is held and pins the root.
+    pub async fn finish(mut self) -> Result<DataCids, BlockError> {
+        match self.complete().await {
+            Ok(ids) => {
+                self.blocks.release(&self.held, &HashSet::new());
+                self.done = true;
+                Ok(ids)
+            }
+            Err(e) => {
+                self.undo().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends the upload without keeping anything of it.
+    pub async fn abort(mut self) {
+        self.undo().await;
+    }
+
+    async fn complete(&mut self) -> Result<DataCids, BlockError> {
+        if self.done {
+            return Err(BlockError::Aborted {
+                reason: "the upload has ended".into(),
+            });
+        }
+        self.flush().await?;
+        let hasher = self.take_hasher()?;
+        let (ids, last) = tokio::task::spawn_blocking(move || hasher.finish_with_blocks())
+            .await
+            .map_err(task_failed)?;
+        self.store(last).await?;
+        // Another upload's clean-up may have deleted a block this one found already stored
+        // (between its check and our hold): the root is pinned only over a complete DAG.
+        let mut seen = HashSet::new();
+        for cid in &self.held {
+            if seen.insert(key(cid)) && !self.blocks.has(cid).await? {
+                return Err(BlockError::Store {
+                    what: "upload".into(),
+                    reason: format!("block {cid} went missing while uploading; upload again"),
+                });
+            }
+        }
+        self.blocks.pin(&ids.cid).await?;
+        Ok(ids)
+    }
+
+    /// Stores blocks already verified against their CIDs (pinning what was retrieved).
+    pub(crate) async fn put_verified(&mut self, made: Vec<(Cid, Bytes)>) -> Result<(), BlockError> {
+        self.hasher = None;
+        if let Err(e) = self.store(made).await {
+            self.undo().await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Pins `root` over the verified blocks put (and those already held).
+    pub(crate) async fn pin_verified(mut self, root: &Cid) -> Result<(), BlockError> {
+        let checked = async {
+            let mut seen = HashSet::new();
+            for cid in &self.held {
+                if seen.insert(key(cid)) && !self.blocks.has(cid).await? {
+                    return Err(BlockError::Store {
+                        what: "pin".into(),
+                        reason: format!("block {cid} went missing while pinning; pin again"),
+                    });
+                }
+            }
+            self.blocks.pin(root).await
+        }
+        .await;
+        match checked {
+            Ok(()) => {
+                self.blocks.release(&self.held, &HashSet::new());
+                self.done = true;
+                Ok(())
+            }
+            Err(e) => {
+                self.undo().await;
+                Err(e)
+            }
+        }
+    }
+
+    fn take_hasher(&mut self) -> Result<CidHasher, BlockError> {
+        self.hasher.take().ok_or_else(|| BlockError::Aborted {
+            reason: "an earlier write failed".into(),
+        })
+    }
+
+    /// Hashes what is buffered (off the async threads) and stores the blocks it made.
+    async fn flush(&mut self) -> Result<(), BlockError> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let mut hasher = self.take_hasher()?;
+        let buffer = std::mem::take(&mut self.buffer);
+        let (hasher, mut buffer, made) = tokio::task::spawn_blocking(move || {
+            hasher.update(&buffer);
+            let made = hasher.take_blocks();
+            (hasher, buffer, made)
+        })
+        .await
+        .map_err(task_failed)?;
+        buffer.clear();
+        self.hasher = Some(hasher);
+        self.buffer = buffer;
+        self.store(made).await
+    }
+
+    async fn store(&mut self, made: Vec<(Cid, Bytes)>) -> Result<(), BlockError> {
+        if made.is_empty() {
+            return Ok(());
+        }
+        let cids: Vec<Cid> = made.iter().map(|(c, _)| *c).collect();
+        self.blocks.hold(&cids);
+        self.held.extend_from_slice(&cids);
+        let new = self.blocks.store.put_many(&made).await?;
+        for (cid, added) in cids.iter().zip(new) {
+            if added {
+                self.added.insert(key(cid));
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes what this upload added that no other upload holds.
+    async fn undo(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.hasher = None;
+        let free = self.blocks.release(&self.held, &self.added);
+        self.held.clear();
+        for chunk in free.chunks(1024) {
+            if let Err(e) = self.blocks.store.delete_many(chunk).await {
+                tracing::warn!("an undone upload left blocks behind (garbage collection removes them): {e}");
+            }
+        }
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Dropped mid-way (a client went away): undo on the runtime, as drop cannot wait.
+        let free = self.blocks.release(&self.held, &self.added);
+        let store = self.blocks.store.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                for chunk in free.chunks(1024) {
+                    let _ = store.delete_many(chunk).await;
+                }
+            });
+        }
+    }
+}
+
+fn task_failed(e: tokio::task::JoinError) -> BlockError {
+    BlockError::Store {
+        what: "hashing".into(),
+        reason: e.to_string(),
+    }
+}
