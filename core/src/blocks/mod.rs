@@ -76,14 +76,25 @@ pub struct GcReport {
     pub deleted: u64,
 }
 
+/// How uploads in flight hold one block.
+#[derive(Debug, Default)]
+struct Hold {
+    /// Uploads holding it.
+    count: u32,
+    /// An upload stored it and none has pinned it yet: the last holder to fail deletes it.
+    undoable: bool,
+}
+
 /// The node's block store and the rules around it (cheap to clone; clones share state).
 #[derive(Debug, Clone)]
 pub struct Blocks {
     store: Arc<dyn BlockStore>,
-    /// Blocks uploads in flight hold, by key, with how many hold each: an upload that
-    /// fails deletes only blocks it added that no other upload holds.
-    held: Arc<Mutex<HashMap<Cid, u32>>>,
-    /// Uploads hold it shared; garbage collection alone.
+    /// Blocks uploads in flight hold, by key: an upload that fails deletes only blocks an
+    /// unfinished upload added, once no upload holds them and none has pinned them.
+    held: Arc<Mutex<HashMap<Cid, Hold>>>,
+    /// Held shared while an upload stores blocks or pins, alone while garbage is
+    /// collected or an undo deletes: so the collector and undos see every hold and every pin
+    /// made so far, and no write lands between their check and their delete.
     gc: Arc<tokio::sync::RwLock<()>>,
 }
 
@@ -104,8 +115,7 @@ impl Blocks {
 
     /// Starts an upload of at most `max_bytes` (see [`Upload`]).
     pub async fn upload(&self, max_bytes: u64) -> Upload {
-        let guard = self.gc.clone().read_owned().await;
-        Upload::new(self.clone(), guard, max_bytes)
+        Upload::new(self.clone(), max_bytes)
     }
 
     /// A block's bytes, if held (not verified: callers verify).
@@ -142,7 +152,7 @@ impl Blocks {
         Ok((had, report))
     }
 
-    /// Deletes every block no pin reaches (mark and sweep). Waits for uploads in flight.
+    /// Deletes every block no pin reaches and no upload in flight holds (mark and sweep).
     pub async fn gc(&self) -> Result<GcReport, BlockError> {
         let _alone = self.gc.write().await;
         let mut reached: HashSet<Cid> = HashSet::new();
@@ -163,7 +173,16 @@ impl Blocks {
             }
         }
         let all = self.store.list().await?;
-        let doomed: Vec<Cid> = all.iter().filter(|c| !reached.contains(c)).copied().collect();
+        let held: HashSet<Cid> = self
+            .held
+            .lock()
+            .map(|h| h.keys().copied().collect())
+            .unwrap_or_default();
+        let doomed: Vec<Cid> = all
+            .iter()
+            .filter(|c| !reached.contains(c) && !held.contains(c))
+            .copied()
+            .collect();
         for chunk in doomed.chunks(1024) {
             self.store.delete_many(chunk).await?;
         }
@@ -173,28 +192,58 @@ impl Blocks {
         })
     }
 
-    /// Marks blocks as held by an upload.
-    fn hold(&self, cids: &[Cid]) {
-        if let Ok(mut h) = self.held.lock() {
-            for c in cids {
-                *h.entry(key(c)).or_default() += 1;
+    /// Releases a failed upload's holds and deletes what it freed, alone: no other upload
+    /// can hold (or find and pin) one of those blocks between the release and the delete.
+    async fn undo(&self, held: Vec<Cid>) {
+        let _alone = self.gc.write().await;
+        let free = self.release(&held, false);
+        for chunk in free.chunks(1024) {
+            if let Err(e) = self.store.delete_many(chunk).await {
+                tracing::warn!(
+                    "an undone upload left blocks behind (garbage collection removes them): {e}"
+                );
             }
         }
     }
 
-    /// Releases an upload's holds; returns those of `added` no other upload holds.
-    fn release(&self, cids: &[Cid], added: &HashSet<Cid>) -> Vec<Cid> {
+    /// Marks blocks as held by an upload.
+    fn hold(&self, cids: &[Cid]) {
+        if let Ok(mut h) = self.held.lock() {
+            for c in cids {
+                h.entry(key(c)).or_default().count += 1;
+            }
+        }
+    }
+
+    /// Marks the held blocks an upload stored itself (`added[i]`) as undoable.
+    fn mark_added(&self, cids: &[Cid], added: &[bool]) {
+        if let Ok(mut h) = self.held.lock() {
+            for (c, _) in cids.iter().zip(added).filter(|(_, &new)| new) {
+                if let Some(e) = h.get_mut(&key(c)) {
+                    e.undoable = true;
+                }
+            }
+        }
+    }
+
+    /// Releases an upload's holds. `pinned`: the upload pinned them, so no undo may delete
+    /// them. Otherwise returns the blocks to delete: those an unfinished upload added that
+    /// no upload holds any more and none pinned.
+    fn release(&self, cids: &[Cid], pinned: bool) -> Vec<Cid> {
         let mut free = Vec::new();
         if let Ok(mut h) = self.held.lock() {
             for c in cids {
                 let k = key(c);
-                if let Some(n) = h.get_mut(&k) {
-                    *n -= 1;
-                    if *n == 0 {
-                        h.remove(&k);
-                        if added.contains(&k) {
+                if let Some(e) = h.get_mut(&k) {
+                    e.count = e.count.saturating_sub(1);
+                    if pinned {
+                        e.undoable = false;
+                    }
+                    if e.count == 0 {
+                        if e.undoable {
                             free.push(k);
                         }
+                        h.remove(&k);
                     }
                 }
             }

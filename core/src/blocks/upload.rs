@@ -5,12 +5,11 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 use cid::Cid;
-use tokio::sync::OwnedRwLockReadGuard;
 
 use super::{key, BlockError, Blocks};
 use crate::cid::{CidHasher, DataCids};
 
-/// Bytes hashed at once: large enough for the parallel CommP path, small enough that an
+/// Bytes hashed at once by default: large enough for the parallel CommP path, small enough that an
 /// upload holds little memory (the chunks of a stream are gathered to this size).
 const BATCH: usize = 8 << 20;
 
@@ -20,16 +19,13 @@ const BATCH: usize = 8 << 20;
 /// retrieval never finds part of it.
 pub struct Upload {
     blocks: Blocks,
-    /// Holds garbage collection off until the root is pinned.
-    _gc: OwnedRwLockReadGuard<()>,
     hasher: Option<CidHasher>,
     buffer: Vec<u8>,
+    batch: usize,
     max_bytes: u64,
     received: u64,
     /// Every block of the upload (held against other uploads' clean-up).
     held: Vec<Cid>,
-    /// Keys of the blocks this upload added to the store.
-    added: HashSet<Cid>,
     done: bool,
 }
 
@@ -43,18 +39,23 @@ impl std::fmt::Debug for Upload {
 }
 
 impl Upload {
-    pub(super) fn new(blocks: Blocks, gc: OwnedRwLockReadGuard<()>, max_bytes: u64) -> Self {
+    pub(super) fn new(blocks: Blocks, max_bytes: u64) -> Self {
         Upload {
             blocks,
-            _gc: gc,
             hasher: Some(CidHasher::with_blocks()),
             buffer: Vec::new(),
+            batch: BATCH,
             max_bytes,
             received: 0,
             held: Vec::new(),
-            added: HashSet::new(),
             done: false,
         }
+    }
+
+    /// Sets how many bytes are gathered before they are hashed and their blocks written
+    /// (default 8 MiB: less holds less memory, more lets CommP use more cores).
+    pub fn set_batch(&mut self, bytes: usize) {
+        self.batch = bytes.clamp(1, 64 << 20);
     }
 
     /// Bytes received so far.
@@ -78,12 +79,12 @@ impl Upload {
         }
         while !data.is_empty() {
             if self.buffer.capacity() == 0 {
-                self.buffer.reserve_exact(BATCH);
+                self.buffer.reserve_exact(self.batch);
             }
-            let take = (BATCH - self.buffer.len()).min(data.len());
+            let take = self.batch.saturating_sub(self.buffer.len()).min(data.len());
             self.buffer.extend_from_slice(&data[..take]);
             data = &data[take..];
-            if self.buffer.len() == BATCH {
+            if self.buffer.len() >= self.batch {
                 if let Err(e) = self.flush().await {
                     self.undo().await;
                     return Err(e);
@@ -97,7 +98,7 @@ impl Upload {
     pub async fn finish(mut self) -> Result<DataCids, BlockError> {
         match self.complete().await {
             Ok(ids) => {
-                self.blocks.release(&self.held, &HashSet::new());
+                self.blocks.release(&self.held, true);
                 self.done = true;
                 Ok(ids)
             }
@@ -125,18 +126,7 @@ impl Upload {
             .await
             .map_err(task_failed)?;
         self.store(last).await?;
-        // Another upload's clean-up may have deleted a block this one found already stored
-        // (between its check and our hold): the root is pinned only over a complete DAG.
-        let mut seen = HashSet::new();
-        for cid in &self.held {
-            if seen.insert(key(cid)) && !self.blocks.has(cid).await? {
-                return Err(BlockError::Store {
-                    what: "upload".into(),
-                    reason: format!("block {cid} went missing while uploading; upload again"),
-                });
-            }
-        }
-        self.blocks.pin(&ids.cid).await?;
+        self.pin_held(&ids.cid).await?;
         Ok(ids)
     }
 
@@ -152,22 +142,9 @@ impl Upload {
 
     /// Pins `root` over the verified blocks put (and those already held).
     pub(crate) async fn pin_verified(mut self, root: &Cid) -> Result<(), BlockError> {
-        let checked = async {
-            let mut seen = HashSet::new();
-            for cid in &self.held {
-                if seen.insert(key(cid)) && !self.blocks.has(cid).await? {
-                    return Err(BlockError::Store {
-                        what: "pin".into(),
-                        reason: format!("block {cid} went missing while pinning; pin again"),
-                    });
-                }
-            }
-            self.blocks.pin(root).await
-        }
-        .await;
-        match checked {
+        match self.pin_held(root).await {
             Ok(()) => {
-                self.blocks.release(&self.held, &HashSet::new());
+                self.blocks.release(&self.held, true);
                 self.done = true;
                 Ok(())
             }
@@ -176,6 +153,22 @@ impl Upload {
                 Err(e)
             }
         }
+    }
+
+    /// Pins `root` once every held block is in the store (a store that lost one, say a
+    /// block deleted by hand, fails the upload rather than pinning a partial DAG).
+    async fn pin_held(&self, root: &Cid) -> Result<(), BlockError> {
+        let _shared = self.blocks.gc.read().await;
+        let mut seen = HashSet::new();
+        for cid in &self.held {
+            if seen.insert(key(cid)) && !self.blocks.has(cid).await? {
+                return Err(BlockError::Store {
+                    what: "upload".into(),
+                    reason: format!("block {cid} went missing while storing; try again"),
+                });
+            }
+        }
+        self.blocks.pin(root).await
     }
 
     fn take_hasher(&mut self) -> Result<CidHasher, BlockError> {
@@ -209,31 +202,24 @@ impl Upload {
             return Ok(());
         }
         let cids: Vec<Cid> = made.iter().map(|(c, _)| *c).collect();
+        // Held before the write: a failing upload's undo cannot take a block from under it.
+        let _shared = self.blocks.gc.read().await;
         self.blocks.hold(&cids);
         self.held.extend_from_slice(&cids);
         let new = self.blocks.store.put_many(&made).await?;
-        for (cid, added) in cids.iter().zip(new) {
-            if added {
-                self.added.insert(key(cid));
-            }
-        }
+        // The new ones may be deleted by an undo (unless an upload pins them first).
+        self.blocks.mark_added(&cids, &new);
         Ok(())
     }
 
-    /// Deletes what this upload added that no other upload holds.
+    /// Deletes what unfinished uploads added that no upload holds or pinned any more.
     async fn undo(&mut self) {
         if self.done {
             return;
         }
         self.done = true;
         self.hasher = None;
-        let free = self.blocks.release(&self.held, &self.added);
-        self.held.clear();
-        for chunk in free.chunks(1024) {
-            if let Err(e) = self.blocks.store.delete_many(chunk).await {
-                tracing::warn!("an undone upload left blocks behind (garbage collection removes them): {e}");
-            }
-        }
+        self.blocks.undo(std::mem::take(&mut self.held)).await;
     }
 }
 
@@ -243,14 +229,16 @@ impl Drop for Upload {
             return;
         }
         // Dropped mid-way (a client went away): undo on the runtime, as drop cannot wait.
-        let free = self.blocks.release(&self.held, &self.added);
-        let store = self.blocks.store.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                for chunk in free.chunks(1024) {
-                    let _ = store.delete_many(chunk).await;
-                }
-            });
+        let blocks = self.blocks.clone();
+        let held = std::mem::take(&mut self.held);
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move { blocks.undo(held).await });
+            }
+            // No runtime to delete on: the holds still go, garbage collection deletes.
+            Err(_) => {
+                blocks.release(&held, false);
+            }
         }
     }
 }
