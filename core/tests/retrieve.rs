@@ -384,3 +384,35 @@ async fn the_node_serves_verified_files_over_http_from_its_gateways() {
         assert_eq!(body["error"]["code"], code, "{path}: {body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinning_keeps_a_verified_copy_that_outlives_the_gateway() {
+    use raas_core::engine::RaasNode;
+    let dir = common::stores::temp_dir();
+    let data = bytes(5 * CHUNK + 3, 31);
+    let path = write(&dir.0, "pinned.bin", &data);
+    let gw = start_gateway(std::slice::from_ref(&path));
+    let root = gw.roots[&key(&path)].clone();
+    let node = RaasNode::open_json(serde_json::json!({
+        "store": "sqlite::memory:",
+        "blocks": dir.0.join("blocks").display().to_string(),
+        "dealStatus": {"rpcUrl": "http://127.0.0.1:1", "address": "0x0000000000000000000000000000000000000001"},
+        // A tampering gateway first: pinning stores only verified blocks.
+        "gateways": [format!("{}/flip", gw.url), format!("{}/honest", gw.url)],
+    }))
+    .await
+    .unwrap();
+    assert_eq!(node.pin(&root).await.unwrap(), data.len() as u64);
+    drop(gw);
+    let mut r = node.retrieve(&root).unwrap();
+    let mut got = Vec::new();
+    while let Some(chunk) = r.next_chunk().await.unwrap() {
+        got.extend_from_slice(&chunk);
+    }
+    assert!(got == data, "served from the node's own copy");
+    let (had, gc) = node.unpin(&root).await.unwrap();
+    assert!(had);
+    assert_eq!(gc.deleted, 7, "6 leaves and the root");
+    let e = node.retrieve(&root).unwrap().next_chunk().await.unwrap_err();
+    assert_eq!(e.code(), "NETWORK", "{e}: only the dead gateway is left");
+}

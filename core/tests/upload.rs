@@ -358,3 +358,194 @@ async fn read_store(blocks: &Blocks, root: &Cid) -> Option<Vec<u8>> {
     }
     Some(out)
 }
+
+/// The CAR's blocks, read with iroh-car.
+async fn car_blocks(body: &[u8]) -> (Vec<Cid>, Vec<(Cid, Vec<u8>)>) {
+    let mut r = iroh_car::CarReader::new(body).await.unwrap();
+    let roots = r.header().roots().to_vec();
+    let mut out = Vec::new();
+    while let Some(b) = r.next_block().await.unwrap() {
+        out.push(b);
+    }
+    (roots, out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_api_uploads_serves_a_trustless_gateway_and_pins() {
+    use raas_core::service::{serve, ServeOptions};
+    let node = node(":memory:").await;
+    let server = serve(node.clone(), ServeOptions { host: None, port: Some(0) })
+        .await
+        .unwrap();
+    let url = &server.url;
+    let c = reqwest::Client::new();
+    let data = bytes(3 * CHUNK + 17, 21);
+    let ids = compute_cids(&data);
+
+    // POST /upload, the body streamed in pieces.
+    let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
+        data.chunks(70_001).map(|c| Ok(c.to_vec())).collect();
+    let res = c
+        .post(format!("{url}/upload"))
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(pieces)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["cid"], ids.cid.to_string());
+    assert_eq!(body["commP"], ids.comm_p.to_string());
+    assert_eq!(body["pieceCid"], ids.piece_cid.to_string());
+    assert_eq!(body["pieceSize"], ids.piece_size);
+    assert_eq!(body["size"], data.len());
+
+    // /retrieve serves it from the store (the node has no gateways).
+    let got = c.get(format!("{url}/retrieve/{}", ids.cid)).send().await.unwrap();
+    assert_eq!(got.status().as_u16(), 200);
+    assert!(got.bytes().await.unwrap() == data);
+
+    // The gateway: a CAR whose blocks all verify and rebuild the file, in DFS order.
+    let res = c
+        .get(format!("{url}/ipfs/{}?format=car", ids.cid))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/vnd.ipld.car; version=1; order=dfs"));
+    let car = res.bytes().await.unwrap();
+    let (roots, got) = car_blocks(&car).await;
+    assert_eq!(roots, vec![ids.cid]);
+    assert_eq!(got[0].0, ids.cid, "the root first");
+    let file: Vec<u8> = got
+        .iter()
+        .filter(|(c, _)| c.codec() == 0x55)
+        .flat_map(|(_, b)| b.clone())
+        .collect();
+    assert!(file == data, "the leaves in order are the file");
+    for (cid, block) in &got {
+        use sha2::Digest;
+        assert_eq!(cid.hash().digest(), sha2::Sha256::digest(block).as_slice());
+    }
+    // Accept instead of ?format=, dag-scope=block: the root alone.
+    let res = c
+        .get(format!("{url}/ipfs/{}?dag-scope=block", ids.cid))
+        .header("accept", "application/vnd.ipld.car; version=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let (_, only) = car_blocks(&res.bytes().await.unwrap()).await;
+    assert_eq!(only.len(), 1);
+    // A raw block, with its length; HEAD has the headers and no body.
+    let leaf = got[1].0;
+    let res = c
+        .get(format!("{url}/ipfs/{leaf}"))
+        .header("accept", "application/vnd.ipld.raw")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.headers()["content-type"], "application/vnd.ipld.raw");
+    assert_eq!(res.headers()["content-length"], CHUNK.to_string().as_str());
+    assert!(res.bytes().await.unwrap() == data[..CHUNK]);
+    let res = c
+        .head(format!("{url}/ipfs/{leaf}?format=raw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.headers()["content-length"], CHUNK.to_string().as_str());
+    assert!(res.bytes().await.unwrap().is_empty());
+    // The probe every gateway answers: the empty identity CID.
+    let res = c
+        .get(format!("{url}/ipfs/bafkqaaa?format=raw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.bytes().await.unwrap().is_empty());
+    for (path, accept, status, code) in [
+        (format!("/ipfs/{}?format=raw", compute_cids(b"nope").cid), "", 404, "NOT_FOUND"),
+        (format!("/ipfs/{}", ids.cid), "text/html", 406, "NOT_ACCEPTABLE"),
+        ("/ipfs/not-a-cid?format=raw".to_string(), "", 400, "INVALID_CID"),
+        (format!("/ipfs/{}?format=zip", ids.cid), "", 400, "INVALID_ARGUMENT"),
+    ] {
+        let res = c
+            .get(format!("{url}{path}"))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), status, "{path}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{path}");
+    }
+
+    // The kit's multipart upload.
+    let other = bytes(CHUNK / 3, 22);
+    let form = reqwest::multipart::Form::new()
+        .text("note", "ignored")
+        .part("file", reqwest::multipart::Part::bytes(other.clone()).file_name("a.bin"));
+    let res = c
+        .post(format!("{url}/api/uploadFile"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["cid"], compute_cids(&other).cid.to_string());
+    assert!(body["message"].is_string());
+    let form = reqwest::multipart::Form::new().text("cid", "x");
+    let res = c
+        .post(format!("{url}/api/uploadFile"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["field"], "file");
+
+    // Over the node's upload limit (40 chunks): 413, and nothing of it stays.
+    let before = node.blocks().store().list().await.unwrap().len();
+    let res = c
+        .post(format!("{url}/upload"))
+        .body(bytes(41 * CHUNK, 23))
+        .send()
+        .await;
+    if let Ok(res) = res {
+        assert_eq!(res.status().as_u16(), 413);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(node.blocks().store().list().await.unwrap().len(), before);
+
+    // Pins: listed, unpinned (its blocks collected), and the CID then no longer served.
+    let res = c.get(format!("{url}/pins")).send().await.unwrap();
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["pins"].as_array().unwrap().len(), 2, "{body}");
+    let res = c
+        .delete(format!("{url}/pins/{}", ids.cid))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["unpinned"], true);
+    assert_eq!(body["deleted"], 5, "{body}: 4 leaves and the root");
+    let res = c
+        .get(format!("{url}/retrieve/{}", ids.cid))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    // Pinning back what no source has is NOT_FOUND.
+    let res = c
+        .post(format!("{url}/pins/{}", ids.cid))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+}
