@@ -203,6 +203,13 @@ export interface RaasNodeConfig {
   http?: HttpOptions
   /** IPFS trustless gateways `retrieve` and `GET /retrieve/{cid}` fetch from, in order (at most 16). */
   gateways?: string[]
+  /**
+   * The block store's directory (uploads and pins), or `":memory:"`. Default: beside the
+   * SQLite file (`./raas.db` → `./raas-blocks/`), in memory with `sqlite::memory:`.
+   */
+  blocks?: string
+  /** Largest upload in bytes (default 32 GiB). */
+  maxUploadBytes?: number
   /** On-chain intake of `submitRaaS` events as jobs (off unless given). */
   intake?: {
     /** Tenant of jobs from chain (default `onchain`). */
@@ -524,5 +531,11 @@ export interface RaasNode {
    * `Readable`; the same errors as the package's `retrieve`.
    */
   retrieve(cid: string, options?: { onProgress?: (bytesReleased: number) => void }): Promise<import('node:stream').Readable>
+  /**
+   * Uploads a file into the node's block store (a Buffer / Uint8Array, a `Readable` or an
+   * async iterable of chunks) and pins it; resolves its identifiers, as `computeCids` gives
+   * them. A failed or cut-off upload leaves nothing behind. Added in JS.
+   */
+  upload(data: Uint8Array | AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>): Promise<{ cid: string, pieceCid: string, commP: string, pieceSize: number, size: number }>
   handler(): (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, next?: (err?: unknown) => void) => void
 }

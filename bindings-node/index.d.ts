@@ -203,6 +203,13 @@ export interface RaasNodeConfig {
   http?: HttpOptions
   /** IPFS trustless gateways `retrieve` and `GET /retrieve/{cid}` fetch from, in order (at most 16). */
   gateways?: string[]
+  /**
+   * The block store's directory (uploads and pins), or `":memory:"`. Default: beside the
+   * SQLite file (`./raas.db` → `./raas-blocks/`), in memory with `sqlite::memory:`.
+   */
+  blocks?: string
+  /** Largest upload in bytes (default 32 GiB). */
+  maxUploadBytes?: number
   /** On-chain intake of `submitRaaS` events as jobs (off unless given). */
   intake?: {
     /** Tenant of jobs from chain (default `onchain`). */
@@ -524,6 +531,12 @@ export interface RaasNode {
    * `Readable`; the same errors as the package's `retrieve`.
    */
   retrieve(cid: string, options?: { onProgress?: (bytesReleased: number) => void }): Promise<import('node:stream').Readable>
+  /**
+   * Uploads a file into the node's block store (a Buffer / Uint8Array, a `Readable` or an
+   * async iterable of chunks) and pins it; resolves its identifiers, as `computeCids` gives
+   * them. A failed or cut-off upload leaves nothing behind. Added in JS.
+   */
+  upload(data: Uint8Array | AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>): Promise<{ cid: string, pieceCid: string, commP: string, pieceSize: number, size: number }>
   handler(): (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, next?: (err?: unknown) => void) => void
 }
 
@@ -664,6 +677,23 @@ export declare class RaasNode {
    */
   openRetrieval(cid: string): Retrieval
   /**
+   * Starts an upload into the node's block store; prefer `node.upload(data)`, which
+   * takes a Buffer, a `Readable` or an async iterable.
+   */
+  openUpload(): Promise<Upload>
+  /**
+   * Pins `cid` in the node's block store: what it lacks is retrieved, verified, from its
+   * gateways. Resolves `{ cid, size }`; rejects as `retrieve` does.
+   */
+  pin(cid: string): Promise<{ cid: string, size: number }>
+  /**
+   * Removes the pin on `cid` and deletes the blocks no other pin reaches. Resolves
+   * `{ unpinned, deleted, kept }`.
+   */
+  unpin(cid: string): Promise<{ unpinned: boolean, deleted: number, kept: number }>
+  /** The roots pinned in the node's block store (CIDv1), sorted. */
+  pins(): Promise<string[]>
+  /**
    * One step of on-chain intake (`intake` in the config): scans the next block range
    * for `submitRaaS` events and registers their jobs. The started node does this itself.
    */
@@ -778,6 +808,25 @@ export declare class Retrieval {
   nextChunk(): Promise<Buffer | null>
   /** Verified bytes released so far (progress). */
   get released(): number
+}
+
+/**
+ * One upload in progress: `write(chunk)` as often as needed, then `finish()`. If it is
+ * aborted, fails or is never finished, nothing of it stays in the block store.
+ */
+export declare class Upload {
+  /**
+   * Feeds more of the file. Rejects with `TOO_LARGE` over the node's `maxUploadBytes`
+   * (the upload is then undone), `BLOCK_STORE_ERROR`, or `UPLOAD_ABORTED` once ended.
+   */
+  write(data: Uint8Array): Promise<void>
+  /**
+   * Stores the last blocks and pins the root; resolves the identifiers (as
+   * `computeCids` gives them).
+   */
+  finish(): Promise<Cids>
+  /** Ends the upload without keeping anything of it (no error if it has ended). */
+  abort(): Promise<void>
 }
 
 /** A parsed, normalised CID. */

@@ -841,6 +841,7 @@ module.exports.LotusClient = nativeBinding.LotusClient
 module.exports.RaasNode = nativeBinding.RaasNode
 module.exports.RaasServer = nativeBinding.RaasServer
 module.exports.Retrieval = nativeBinding.Retrieval
+module.exports.Upload = nativeBinding.Upload
 module.exports.computeCids = nativeBinding.computeCids
 module.exports.computeCidsFromFile = nativeBinding.computeCidsFromFile
 module.exports.computePieceCid = nativeBinding.computePieceCid

@@ -36,6 +36,47 @@ Object.defineProperty(binding.RaasNode.prototype, 'retrieve', {
   configurable: true,
 })
 
+/**
+ * Uploads a file into the node's block store: `data` is a Buffer / Uint8Array, a
+ * `Readable`, or any (async) iterable of chunks. Resolves its identifiers (as `computeCids`
+ * gives them) once every block is stored and the root pinned. If reading `data` fails or
+ * the upload is over `maxUploadBytes` (`TOO_LARGE`), nothing of it stays.
+ */
+async function upload(data) {
+  const up = await this.openUpload()
+  try {
+    if (data instanceof Uint8Array) {
+      await up.write(data)
+    } else if (data !== null && (typeof data === 'object' || typeof data === 'function') &&
+        (Symbol.asyncIterator in data || Symbol.iterator in data)) {
+      for await (const chunk of data) {
+        if (typeof chunk === 'string') {
+          await up.write(Buffer.from(chunk))
+        } else if (chunk instanceof Uint8Array) {
+          await up.write(chunk)
+        } else {
+          throw Object.assign(new TypeError('upload: every chunk must be a Uint8Array'), { code: 'INVALID_ARGUMENT' })
+        }
+      }
+    } else {
+      throw Object.assign(
+        new TypeError('upload: data must be a Buffer, a Uint8Array, a Readable or an async iterable of chunks'),
+        { code: 'INVALID_ARGUMENT' },
+      )
+    }
+    return await up.finish()
+  } catch (e) {
+    await up.abort()
+    throw e
+  }
+}
+
+Object.defineProperty(binding.RaasNode.prototype, 'upload', {
+  value: upload,
+  writable: true,
+  configurable: true,
+})
+
 // A deal request handed to the hook can fetch its data: `req.data()` is the node's verified
 // retrieval of `req.cid` (not enumerable, so the request's fields stay as the core sends them).
 const nativeOnDealRequest = binding.RaasNode.prototype.onDealRequest

@@ -11,8 +11,10 @@ mod cids;
 pub mod error;
 mod node;
 mod retrieve;
+mod upload;
 
 pub use chain::*;
 pub use cids::*;
 pub use node::*;
 pub use retrieve::*;
+pub use upload::*;

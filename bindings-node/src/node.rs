@@ -308,6 +308,57 @@ impl RaasNode {
         ))
     }
 
+    /// Starts an upload into the node's block store; prefer `node.upload(data)`, which
+    /// takes a Buffer, a `Readable` or an async iterable.
+    #[napi(ts_return_type = "Promise<Upload>")]
+    pub fn open_upload<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<napi::bindgen_prelude::PromiseRaw<'env, crate::upload::Upload>> {
+        let n = self.inner.clone();
+        env.spawn_future_with_callback(
+            async move { Ok(crate::upload::Upload::new(n.upload().await)) },
+            |_, u| Ok(u),
+        )
+    }
+
+    /// Pins `cid` in the node's block store: what it lacks is retrieved, verified, from its
+    /// gateways. Resolves `{ cid, size }`; rejects as `retrieve` does.
+    #[napi(ts_return_type = "Promise<{ cid: string, size: number }>")]
+    pub fn pin<'env>(&self, env: &'env Env, cid: String) -> JsPromise<'env> {
+        let n = self.inner.clone();
+        spawn(env, async move {
+            let size = n.pin(&cid).await?;
+            let cid = raas_core::cid::parse_cid(&cid).map_or(cid, |c| c.cid.to_string());
+            Ok::<_, raas_core::blocks::BlockError>(serde_json::json!({"cid": cid, "size": size}))
+        })
+    }
+
+    /// Removes the pin on `cid` and deletes the blocks no other pin reaches. Resolves
+    /// `{ unpinned, deleted, kept }`.
+    #[napi(ts_return_type = "Promise<{ unpinned: boolean, deleted: number, kept: number }>")]
+    pub fn unpin<'env>(&self, env: &'env Env, cid: String) -> JsPromise<'env> {
+        let n = self.inner.clone();
+        spawn(env, async move {
+            let (unpinned, gc) = n.unpin(&cid).await?;
+            Ok::<_, raas_core::blocks::BlockError>(serde_json::json!({
+                "unpinned": unpinned, "deleted": gc.deleted, "kept": gc.kept,
+            }))
+        })
+    }
+
+    /// The roots pinned in the node's block store (CIDv1), sorted.
+    #[napi(ts_return_type = "Promise<string[]>")]
+    pub fn pins<'env>(&self, env: &'env Env) -> JsPromise<'env> {
+        let n = self.inner.clone();
+        spawn(env, async move {
+            let mut pins: Vec<String> =
+                n.blocks().pins().await?.iter().map(|c| c.to_string()).collect();
+            pins.sort();
+            Ok::<_, raas_core::blocks::BlockError>(pins)
+        })
+    }
+
     /// One step of on-chain intake (`intake` in the config): scans the next block range
     /// for `submitRaaS` events and registers their jobs. The started node does this itself.
     #[napi(ts_return_type = "Promise<IntakeReport>")]
