@@ -9,8 +9,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createRequire } from 'node:module'
 import { startDevnet } from './devnet/devnet.mjs'
-import { startGateway } from './helpers/gateway.mjs'
-import { writeFileSync } from 'node:fs'
 
 const require = createRequire(import.meta.url)
 const { backend } = require('./helpers/backend.cjs')
@@ -18,7 +16,7 @@ const { RaasNode, DealStatusClient, computeUnixfsCid } = require('raas-node')
 const PROOF = JSON.parse(readFileSync(new URL('../core/tests/fixtures/podsi-vectors.json', import.meta.url)))[0].proof
 const skip = backend !== 'node' && 'RaasNode is in the Node package only'
 
-let devnet, info, dir, writer, gateway
+let devnet, info, dir, writer
 const LOOP_DATA = Buffer.from('engine full loop')
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
@@ -29,13 +27,10 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'raas-engine-'))
   writer = new DealStatusClient({ rpcUrl: info.evmRpc, address: info.dealStatus,
     privateKey: info.accounts[0].privateKey })
-  writeFileSync(join(dir, 'loop.bin'), LOOP_DATA)
-  gateway = await startGateway([join(dir, 'loop.bin')])
 })
 
 after(async () => {
   if (skip) return
-  gateway.stop()
   await devnet.stop()
   rmSync(dir, { recursive: true, force: true })
 })
@@ -63,10 +58,13 @@ async function until(what, fn, ms = 30000) {
   }
 }
 
-test('full loop: short → one deal request → the hook makes the deal → satisfied', { skip }, async () => {
-  const node = await RaasNode.open(config({ gateways: [`${gateway.url}/honest`] }))
+test('full loop: upload → short → one deal request → the hook re-deals from req.data() → satisfied', { skip }, async () => {
+  // No gateways: the data the hook re-deals comes from the node's own block store.
+  const node = await RaasNode.open(config())
   assert.equal(node.nodeId, 'js-node')
-  const cid = computeUnixfsCid(LOOP_DATA)
+  const uploaded = await node.upload(LOOP_DATA)
+  const cid = uploaded.cid
+  assert.equal(cid, computeUnixfsCid(LOOP_DATA))
   let fetched
   const events = []
   node.onVerdict((ev) => events.push(ev))

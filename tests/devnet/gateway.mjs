@@ -174,6 +174,12 @@ async function serve(mode, cidText, wantsCar, res) {
 }
 
 const server = http.createServer((req, res) => {
+  // Pages on other origins (the browser package's tests) may read it, as public gateways allow.
+  res.setHeader('access-control-allow-origin', '*')
+  if (req.method === 'OPTIONS') {
+    res.writeHead(204, { 'access-control-allow-headers': 'accept', 'access-control-allow-methods': 'GET' })
+    return res.end()
+  }
   const url = new URL(req.url, 'http://x')
   const m = /^\/([a-z0-9]+)\/ipfs\/([^/]+)$/.exec(url.pathname)
   if (!m || req.method !== 'GET') {
