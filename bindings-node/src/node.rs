@@ -352,8 +352,13 @@ impl RaasNode {
     pub fn pins<'env>(&self, env: &'env Env) -> JsPromise<'env> {
         let n = self.inner.clone();
         spawn(env, async move {
-            let mut pins: Vec<String> =
-                n.blocks().pins().await?.iter().map(|c| c.to_string()).collect();
+            let mut pins: Vec<String> = n
+                .blocks()
+                .pins()
+                .await?
+                .iter()
+                .map(|c| c.to_string())
+                .collect();
             pins.sort();
             Ok::<_, raas_core::blocks::BlockError>(pins)
         })

@@ -38,7 +38,11 @@ impl Upload {
     /// Feeds more of the file. Rejects with `TOO_LARGE` over the node's `maxUploadBytes`
     /// (the upload is then undone), `BLOCK_STORE_ERROR`, or `UPLOAD_ABORTED` once ended.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn write<'env>(&self, env: &'env Env, data: Uint8Array) -> napi::Result<PromiseRaw<'env, ()>> {
+    pub fn write<'env>(
+        &self,
+        env: &'env Env,
+        data: Uint8Array,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
         let inner = self.inner.clone();
         let data = data.to_vec();
         env.spawn_future_with_callback(

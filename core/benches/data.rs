@@ -45,7 +45,9 @@ fn main() {
                     ..Default::default()
                 })
                 .unwrap();
-                let mut retrieval = r.retrieve(&std::env::var("RAAS_BENCH_CID").unwrap()).unwrap();
+                let mut retrieval = r
+                    .retrieve(&std::env::var("RAAS_BENCH_CID").unwrap())
+                    .unwrap();
                 let mut n = 0u64;
                 while let Some(chunk) = retrieval.next_chunk().await.unwrap() {
                     n += chunk.len() as u64;
@@ -53,9 +55,11 @@ fn main() {
                 (n, None)
             }
             "upload" => {
-                let dir = std::env::temp_dir().join(format!("raas-bench-blocks-{}", std::process::id()));
+                let dir =
+                    std::env::temp_dir().join(format!("raas-bench-blocks-{}", std::process::id()));
                 let blocks = Blocks::new(Arc::new(DirBlockStore::new(&dir)));
-                let mut file = std::fs::File::open(std::env::var("RAAS_BENCH_FILE").unwrap()).unwrap();
+                let mut file =
+                    std::fs::File::open(std::env::var("RAAS_BENCH_FILE").unwrap()).unwrap();
                 let mut up = blocks.upload(u64::MAX).await;
                 let mut buf = vec![0u8; 1 << 20];
                 let mut n = 0u64;

@@ -413,6 +413,11 @@ async fn pinning_keeps_a_verified_copy_that_outlives_the_gateway() {
     let (had, gc) = node.unpin(&root).await.unwrap();
     assert!(had);
     assert_eq!(gc.deleted, 7, "6 leaves and the root");
-    let e = node.retrieve(&root).unwrap().next_chunk().await.unwrap_err();
+    let e = node
+        .retrieve(&root)
+        .unwrap()
+        .next_chunk()
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), "NETWORK", "{e}: only the dead gateway is left");
 }

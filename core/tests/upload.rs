@@ -43,7 +43,10 @@ async fn node(blocks: &str) -> Arc<RaasNode> {
     )
 }
 
-async fn read_back(node: &RaasNode, cid: &str) -> Result<Vec<u8>, raas_core::retrieve::RetrieveError> {
+async fn read_back(
+    node: &RaasNode,
+    cid: &str,
+) -> Result<Vec<u8>, raas_core::retrieve::RetrieveError> {
     let mut r = node.retrieve(cid)?;
     let mut out = Vec::new();
     while let Some(chunk) = r.next_chunk().await? {
@@ -83,14 +86,20 @@ async fn uploads_give_compute_cids_and_come_back_from_the_store_alone() {
         assert!(back == data, "len {len}: bytes differ");
     }
     // Blocks are files under the directory, written whole.
-    let stored = DirBlockStore::new(dir.0.join("blocks")).list().await.unwrap();
+    let stored = DirBlockStore::new(dir.0.join("blocks"))
+        .list()
+        .await
+        .unwrap();
     assert!(stored.len() > 350, "{} blocks", stored.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_uploads_leave_nothing_behind() {
     let dir = common::stores::temp_dir();
-    for where_ in [":memory:".to_string(), dir.0.join("b").display().to_string()] {
+    for where_ in [
+        ":memory:".to_string(),
+        dir.0.join("b").display().to_string(),
+    ] {
         let node = node(&where_).await;
         let data = bytes(35 * CHUNK + 5, 9);
         let cut = 34 * CHUNK + 1;
@@ -98,28 +107,53 @@ async fn failed_uploads_leave_nothing_behind() {
         // Aborted part way, after blocks were written (an upload writes every 8 MiB).
         let mut up = node.upload().await;
         up.write(&data[..cut]).await.unwrap();
-        assert!(!node.blocks().store().list().await.unwrap().is_empty(), "{where_}: written");
+        // The batch is written in the background while the next is hashed.
+        for _ in 0..200 {
+            if !node.blocks().store().list().await.unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(
+            !node.blocks().store().list().await.unwrap().is_empty(),
+            "{where_}: written"
+        );
         up.abort().await;
-        assert!(node.blocks().store().list().await.unwrap().is_empty(), "{where_}: abort");
+        assert!(
+            node.blocks().store().list().await.unwrap().is_empty(),
+            "{where_}: abort"
+        );
 
         // Over the limit (40 chunks): TOO_LARGE, and undone.
         let mut up = node.upload().await;
         up.write(&bytes(34 * CHUNK, 1)).await.unwrap();
         let e = up.write(&bytes(6 * CHUNK + 1, 2)).await.unwrap_err();
         assert_eq!(e.code(), "TOO_LARGE");
-        assert!(node.blocks().store().list().await.unwrap().is_empty(), "{where_}: limit");
+        assert!(
+            node.blocks().store().list().await.unwrap().is_empty(),
+            "{where_}: limit"
+        );
 
         // Dropped without a word (a client that went away): undone on the runtime.
         let mut up = node.upload().await;
         up.write(&bytes(34 * CHUNK, 3)).await.unwrap();
+        for _ in 0..200 {
+            if !node.blocks().store().list().await.unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         drop(up);
-        for _ in 0..100 {
+        for _ in 0..200 {
             if node.blocks().store().list().await.unwrap().is_empty() {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        assert!(node.blocks().store().list().await.unwrap().is_empty(), "{where_}: drop");
+        assert!(
+            node.blocks().store().list().await.unwrap().is_empty(),
+            "{where_}: drop"
+        );
         assert!(node.blocks().pins().await.unwrap().is_empty());
 
         // The same data uploaded twice at once, one of them aborted: the other is whole.
@@ -129,11 +163,18 @@ async fn failed_uploads_leave_nothing_behind() {
         b.write(&data).await.unwrap();
         let ids = b.finish().await.unwrap();
         a.abort().await;
-        assert!(read_back(&node, &ids.cid.to_string()).await.unwrap() == data, "{where_}");
+        assert!(
+            read_back(&node, &ids.cid.to_string()).await.unwrap() == data,
+            "{where_}"
+        );
         let e = read_back(&node, &compute_cids(&data[..cut]).cid.to_string())
             .await
             .unwrap_err();
-        assert_eq!(e.code(), "NOT_FOUND", "{where_}: a cut-off upload is not served");
+        assert_eq!(
+            e.code(),
+            "NOT_FOUND",
+            "{where_}: a cut-off upload is not served"
+        );
     }
 }
 
@@ -215,7 +256,10 @@ async fn block_store_histories_keep_pins_whole_and_collect_the_rest() {
         let contents: Vec<Vec<u8>> = (0..5)
             .map(|i| {
                 let mut d = bytes(CHUNK, 100 + i % 2);
-                d.extend(bytes((next(3) as usize) * CHUNK + next(1000) as usize, 200 + i));
+                d.extend(bytes(
+                    (next(3) as usize) * CHUNK + next(1000) as usize,
+                    200 + i,
+                ));
                 d
             })
             .collect();
@@ -273,7 +317,10 @@ async fn block_store_histories_keep_pins_whole_and_collect_the_rest() {
                     blocks.gc().await.unwrap();
                     let reached = reachable(&blocks, pinned.keys()).await;
                     let held: HashSet<Cid> = store.list().await.unwrap().into_iter().collect();
-                    assert_eq!(held, reached, "{ctx}: after collection only reachable blocks stay");
+                    assert_eq!(
+                        held, reached,
+                        "{ctx}: after collection only reachable blocks stay"
+                    );
                 }
                 _ => {}
             }
@@ -374,9 +421,15 @@ async fn car_blocks(body: &[u8]) -> (Vec<Cid>, Vec<(Cid, Vec<u8>)>) {
 async fn the_http_api_uploads_serves_a_trustless_gateway_and_pins() {
     use raas_core::service::{serve, ServeOptions};
     let node = node(":memory:").await;
-    let server = serve(node.clone(), ServeOptions { host: None, port: Some(0) })
-        .await
-        .unwrap();
+    let server = serve(
+        node.clone(),
+        ServeOptions {
+            host: None,
+            port: Some(0),
+        },
+    )
+    .await
+    .unwrap();
     let url = &server.url;
     let c = reqwest::Client::new();
     let data = bytes(3 * CHUNK + 17, 21);
@@ -400,7 +453,11 @@ async fn the_http_api_uploads_serves_a_trustless_gateway_and_pins() {
     assert_eq!(body["size"], data.len());
 
     // /retrieve serves it from the store (the node has no gateways).
-    let got = c.get(format!("{url}/retrieve/{}", ids.cid)).send().await.unwrap();
+    let got = c
+        .get(format!("{url}/retrieve/{}", ids.cid))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.status().as_u16(), 200);
     assert!(got.bytes().await.unwrap() == data);
 
@@ -468,10 +525,30 @@ async fn the_http_api_uploads_serves_a_trustless_gateway_and_pins() {
     assert_eq!(res.status().as_u16(), 200);
     assert!(res.bytes().await.unwrap().is_empty());
     for (path, accept, status, code) in [
-        (format!("/ipfs/{}?format=raw", compute_cids(b"nope").cid), "", 404, "NOT_FOUND"),
-        (format!("/ipfs/{}", ids.cid), "text/html", 406, "NOT_ACCEPTABLE"),
-        ("/ipfs/not-a-cid?format=raw".to_string(), "", 400, "INVALID_CID"),
-        (format!("/ipfs/{}?format=zip", ids.cid), "", 400, "INVALID_ARGUMENT"),
+        (
+            format!("/ipfs/{}?format=raw", compute_cids(b"nope").cid),
+            "",
+            404,
+            "NOT_FOUND",
+        ),
+        (
+            format!("/ipfs/{}", ids.cid),
+            "text/html",
+            406,
+            "NOT_ACCEPTABLE",
+        ),
+        (
+            "/ipfs/not-a-cid?format=raw".to_string(),
+            "",
+            400,
+            "INVALID_CID",
+        ),
+        (
+            format!("/ipfs/{}?format=zip", ids.cid),
+            "",
+            400,
+            "INVALID_ARGUMENT",
+        ),
     ] {
         let res = c
             .get(format!("{url}{path}"))
@@ -488,7 +565,10 @@ async fn the_http_api_uploads_serves_a_trustless_gateway_and_pins() {
     let other = bytes(CHUNK / 3, 22);
     let form = reqwest::multipart::Form::new()
         .text("note", "ignored")
-        .part("file", reqwest::multipart::Part::bytes(other.clone()).file_name("a.bin"));
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(other.clone()).file_name("a.bin"),
+        );
     let res = c
         .post(format!("{url}/api/uploadFile"))
         .multipart(form)

@@ -72,6 +72,7 @@ async fn main() -> Result<(), Error> {
     let dir = format!("{repo}/target/demo");
     std::fs::create_dir_all(&dir)?;
     let _ = std::fs::remove_file(format!("{dir}/raas.db"));
+    let _ = std::fs::remove_dir_all(format!("{dir}/raas-blocks"));
     let node = RaasNode::open_json(json!({
         "store": format!("sqlite:{dir}/raas.db"),
         "dealStatus": {"rpcUrl": evm, "address": address},
@@ -81,6 +82,29 @@ async fn main() -> Result<(), Error> {
     }))
     .await?;
     println!("node {} on sqlite:{dir}/raas.db", node.node_id());
+
+    // The client uploads its file: the node keeps its blocks (beside the database) and
+    // answers the same identifiers.
+    let mut upload = node.upload().await;
+    let mut reader = std::fs::File::open(&file)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut reader, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        upload.write(&buf[..n]).await?;
+    }
+    let uploaded = upload.finish().await?;
+    assert_eq!(
+        uploaded, ids,
+        "an upload gives the identifiers computeCids gives"
+    );
+    println!(
+        "uploaded {file} to the node's block store ({dir}/raas-blocks): cid {}",
+        uploaded.cid
+    );
+    let retriever = node.settings().retriever.clone();
 
     // The aggregator's side: make the deals asked for.
     let vectors: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(format!(
@@ -94,9 +118,14 @@ async fn main() -> Result<(), Error> {
     node.set_hook(Arc::new(FnHook(move |req: DealRequest| {
         let (agg, proof, verifier, lotus, next) =
             (aggregator.clone(), proof.clone(), verifier.clone(), lotus_url.clone(), next_deal.clone());
+        let retriever = retriever.clone();
         async move {
             println!("  hook: {:?} asks {} new deal(s) for {}", req.reason, req.copies_needed, req.cid);
             let fail = |e: &dyn std::fmt::Display| HookError::retry(e.to_string());
+            // The data to re-deal, verified against its CID (from the node's own store).
+            let mut data = retriever.retrieve(&req.cid).map_err(|e| fail(&e))?;
+            while data.next_chunk().await.map_err(|e| fail(&e))?.is_some() {}
+            println!("  hook: fetched {} verified bytes of {}", data.released(), req.cid);
             let http = reqwest::Client::new();
             let mut deals = vec![];
             for _ in 0..req.copies_needed {

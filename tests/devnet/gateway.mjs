@@ -5,7 +5,7 @@
 // `GET /ipfs/{cid}?format=car&dag-scope=all` with `order=dfs; dups=y` asks.
 //
 // Beside the honest gateway, one hostile gateway per way a source can fail, by path prefix:
-//   /honest      the trustless-gateway answers (CAR and raw blocks)
+//   /honest      the trustless-gateway answers (CAR and raw blocks); also with no prefix
 //   /flip        one byte flipped in the last block of the DAG (CAR and raw)
 //   /truncate    a 200 CAR cut after half its blocks; raw blocks 404
 //   /wrongroot   the CAR of another file; raw blocks 404
@@ -174,6 +174,7 @@ async function serve(mode, cidText, wantsCar, res) {
 }
 
 const server = http.createServer((req, res) => {
+  if (process.env.GATEWAY_LOG) console.error(req.method, req.url, req.headers.accept)
   // Pages on other origins (the browser package's tests) may read it, as public gateways allow.
   res.setHeader('access-control-allow-origin', '*')
   if (req.method === 'OPTIONS') {
@@ -181,14 +182,15 @@ const server = http.createServer((req, res) => {
     return res.end()
   }
   const url = new URL(req.url, 'http://x')
-  const m = /^\/([a-z0-9]+)\/ipfs\/([^/]+)$/.exec(url.pathname)
+  // No mode prefix is the honest gateway (clients such as verified-fetch take no path).
+  const m = /^(?:\/([a-z0-9]+))?\/ipfs\/([^/]+)$/.exec(url.pathname)
   if (!m || req.method !== 'GET') {
     res.writeHead(404)
     return res.end()
   }
   const accept = req.headers.accept ?? ''
   const wantsCar = url.searchParams.get('format') === 'car' || accept.includes('application/vnd.ipld.car')
-  serve(m[1], m[2], wantsCar, res).catch((e) => {
+  serve(m[1] ?? 'honest', m[2], wantsCar, res).catch((e) => {
     if (!res.headersSent) res.writeHead(500)
     res.end(String(e))
   })

@@ -42,7 +42,9 @@ impl DirBlockStore {
         let name = key(cid).to_string();
         // The next-to-last two characters: base32 of hash bytes, evenly spread.
         let n = name.len();
-        let shard = name.get(n.saturating_sub(3)..n.saturating_sub(1)).unwrap_or("__");
+        let shard = name
+            .get(n.saturating_sub(3)..n.saturating_sub(1))
+            .unwrap_or("__");
         self.root.join("blocks").join(shard).join(name)
     }
 
@@ -101,7 +103,11 @@ impl DirBlockStore {
         for entry in entries {
             let entry = entry.map_err(|e| BlockError::io("list", &e))?;
             // Anything that is not a CID (an editor's backup, say) is not ours: skipped.
-            if let Some(cid) = entry.file_name().to_str().and_then(|n| Cid::try_from(n).ok()) {
+            if let Some(cid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| Cid::try_from(n).ok())
+            {
                 out.push(cid);
             }
         }

@@ -78,11 +78,7 @@ impl BlockStore for MemBlockStore {
     }
 
     fn unpin<'a>(&'a self, root: &'a Cid) -> BlockFuture<'a, bool> {
-        Box::pin(async move {
-            self.with(|m| {
-                m.pins.remove(&pin_form(root))
-            })
-        })
+        Box::pin(async move { self.with(|m| m.pins.remove(&pin_form(root))) })
     }
 
     fn pins(&self) -> BlockFuture<'_, Vec<Cid>> {

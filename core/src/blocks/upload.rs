@@ -26,6 +26,8 @@ pub struct Upload {
     received: u64,
     /// Every block of the upload (held against other uploads' clean-up).
     held: Vec<Cid>,
+    /// The blocks of the last batch being written while the next one is hashed.
+    writing: Option<tokio::task::JoinHandle<Result<(), BlockError>>>,
     done: bool,
 }
 
@@ -48,6 +50,7 @@ impl Upload {
             max_bytes,
             received: 0,
             held: Vec::new(),
+            writing: None,
             done: false,
         }
     }
@@ -126,6 +129,7 @@ impl Upload {
             .await
             .map_err(task_failed)?;
         self.store(last).await?;
+        self.settle().await?;
         self.pin_held(&ids.cid).await?;
         Ok(ids)
     }
@@ -133,7 +137,11 @@ impl Upload {
     /// Stores blocks already verified against their CIDs (pinning what was retrieved).
     pub(crate) async fn put_verified(&mut self, made: Vec<(Cid, Bytes)>) -> Result<(), BlockError> {
         self.hasher = None;
-        if let Err(e) = self.store(made).await {
+        let stored = match self.store(made).await {
+            Ok(()) => self.settle().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
             self.undo().await;
             return Err(e);
         }
@@ -197,19 +205,35 @@ impl Upload {
         self.store(made).await
     }
 
+    /// Starts writing `made` in the background (after the previous batch is written), so
+    /// that the next batch is hashed meanwhile.
     async fn store(&mut self, made: Vec<(Cid, Bytes)>) -> Result<(), BlockError> {
+        self.settle().await?;
         if made.is_empty() {
             return Ok(());
         }
         let cids: Vec<Cid> = made.iter().map(|(c, _)| *c).collect();
         // Held before the write: a failing upload's undo cannot take a block from under it.
-        let _shared = self.blocks.gc.read().await;
+        let shared = self.blocks.gc.clone().read_owned().await;
         self.blocks.hold(&cids);
         self.held.extend_from_slice(&cids);
-        let new = self.blocks.store.put_many(&made).await?;
-        // The new ones may be deleted by an undo (unless an upload pins them first).
-        self.blocks.mark_added(&cids, &new);
+        let blocks = self.blocks.clone();
+        self.writing = Some(tokio::spawn(async move {
+            let _shared = shared;
+            let new = blocks.store.put_many(&made).await?;
+            // The new ones may be deleted by an undo (unless an upload pins them first).
+            blocks.mark_added(&cids, &new);
+            Ok(())
+        }));
         Ok(())
+    }
+
+    /// Waits for the batch being written.
+    async fn settle(&mut self) -> Result<(), BlockError> {
+        match self.writing.take() {
+            Some(w) => w.await.map_err(task_failed)?,
+            None => Ok(()),
+        }
     }
 
     /// Deletes what unfinished uploads added that no upload holds or pinned any more.
@@ -219,6 +243,8 @@ impl Upload {
         }
         self.done = true;
         self.hasher = None;
+        // The batch in flight is written (and marked) first, so its blocks go too.
+        let _ = self.settle().await;
         self.blocks.undo(std::mem::take(&mut self.held)).await;
     }
 }
@@ -231,9 +257,15 @@ impl Drop for Upload {
         // Dropped mid-way (a client went away): undo on the runtime, as drop cannot wait.
         let blocks = self.blocks.clone();
         let held = std::mem::take(&mut self.held);
+        let writing = self.writing.take();
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
-                rt.spawn(async move { blocks.undo(held).await });
+                rt.spawn(async move {
+                    if let Some(w) = writing {
+                        let _ = w.await;
+                    }
+                    blocks.undo(held).await
+                });
             }
             // No runtime to delete on: the holds still go, garbage collection deletes.
             Err(_) => {

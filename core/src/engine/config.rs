@@ -511,6 +511,26 @@ fn blocks(given: Option<&str>, store: &str) -> Result<crate::blocks::Blocks, Opt
     Ok(Blocks::new(Arc::new(DirBlockStore::new(dir))))
 }
 
+/// Whole-valued floats below 2^53 (exact in a double) as integers, everywhere in `v`.
+fn integral(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => {
+                if f >= 0.0 {
+                    Value::from(f as u64)
+                } else {
+                    Value::from(f as i64)
+                }
+            }
+            _ => Value::Number(n),
+        },
+        Value::Array(a) => Value::Array(a.into_iter().map(integral).collect()),
+        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, integral(v))).collect()),
+        other => other,
+    }
+}
+
 fn default_node_id() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .ok()
@@ -523,16 +543,19 @@ fn default_node_id() -> String {
 }
 
 impl NodeConfig {
-    /// Parses and validates a configuration from JSON.
+    /// Parses and validates a configuration from JSON. Whole numbers written as floats
+    /// (`1e9`, or a JS number past 2^31, which the JS bindings hand over as a float) are
+    /// taken as integers.
     pub fn from_json(v: serde_json::Value) -> Result<NodeConfig, OptionsError> {
-        let input: NodeConfigInput = serde_path_to_error::deserialize(v).map_err(|e| {
-            let path = e.path().to_string();
-            if path == "." {
-                OptionsError(e.inner().to_string())
-            } else {
-                OptionsError(format!("{path}: {}", e.inner()))
-            }
-        })?;
+        let input: NodeConfigInput =
+            serde_path_to_error::deserialize(integral(v)).map_err(|e| {
+                let path = e.path().to_string();
+                if path == "." {
+                    OptionsError(e.inner().to_string())
+                } else {
+                    OptionsError(format!("{path}: {}", e.inner()))
+                }
+            })?;
         Self::validate(input)
     }
 
@@ -639,13 +662,7 @@ impl NodeConfig {
             intake: i.intake.map(IntakeOptions::validate).transpose()?,
             retriever: retriever(i.gateways.unwrap_or_default())?.with_blocks(blocks.clone()),
             blocks,
-            max_upload_bytes: range(
-                "maxUploadBytes",
-                i.max_upload_bytes,
-                0,
-                1 << 40,
-                32 << 30,
-            )?,
+            max_upload_bytes: range("maxUploadBytes", i.max_upload_bytes, 0, 1 << 40, 32 << 30)?,
         };
         Ok(NodeConfig {
             store,
@@ -665,6 +682,21 @@ mod tests {
     fn base() -> serde_json::Value {
         json!({"dealStatus": {"rpcUrl": "http://127.0.0.1:8545",
             "address": "0x0000000000000000000000000000000000000001"}})
+    }
+
+    #[test]
+    fn whole_floats_are_integers() {
+        let mut v = base();
+        v["maxUploadBytes"] = json!(1099511627776.0);
+        v["checkIntervalSecs"] = json!(60.0);
+        let c = NodeConfig::from_json(v).unwrap();
+        assert_eq!(c.settings.max_upload_bytes, 1 << 40);
+        let mut v = base();
+        v["checkIntervalSecs"] = json!(60.5);
+        assert!(
+            NodeConfig::from_json(v).is_err(),
+            "a fraction is still refused"
+        );
     }
 
     #[test]

@@ -123,7 +123,10 @@ fn hashes_to(cid: &Cid, block: &[u8]) -> bool {
     tag = "data",
     params(("cid" = String, Path, min_length = 1, description = "A CID"), GatewayQuery),
     responses(
-        (status = 200, description = "The block (`application/vnd.ipld.raw`) or the DAG as a CAR (`application/vnd.ipld.car; version=1; order=dfs`)", content_type = "application/vnd.ipld.car", body = Vec<u8>),
+        (status = 200, description = "The block, or the DAG as a CARv1 in DFS order", content(
+            (Vec<u8> = "application/vnd.ipld.raw"),
+            (Vec<u8> = "application/vnd.ipld.car"),
+        )),
         (status = 400, description = "Not a CID, or a bad parameter", body = ErrorBody),
         (status = 404, description = "The node does not hold it", body = ErrorBody),
         (status = 406, description = "Neither raw nor CAR asked for", body = ErrorBody),
@@ -158,7 +161,11 @@ pub(super) async fn ipfs(
                 "{CAR}; version=1; order=dfs; dups={}",
                 if dups { "y" } else { "n" }
             ),
-            format!("\"{root}.car.{}{}\"", if whole { "all" } else { "block" }, u8::from(dups)),
+            format!(
+                "\"{root}.car.{}{}\"",
+                if whole { "all" } else { "block" },
+                u8::from(dups)
+            ),
             Body::from_stream(car_stream(blocks, root, first, dups, whole)?),
             None,
         ),
