@@ -236,6 +236,7 @@ fn verify_hash(cid: &Cid, block: &[u8], source: &str) -> Result<(), RetrieveErro
 
 /// The links of a DAG-PB block, whatever UnixFS type it is (garbage collection follows
 /// directories too); `None` if it does not decode.
+#[cfg(not(target_family = "wasm"))]
 pub(crate) fn dag_pb_links(block: &[u8]) -> Option<Vec<Cid>> {
     let node = PbNode::decode(block).ok()?;
     node.links
