@@ -116,7 +116,7 @@ where
     post,
     path = "/upload",
     tag = "data",
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes"),
+    request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream", description = "The file's bytes (none: an empty file)"),
     responses(
         (status = 201, description = "Stored and pinned", body = Uploaded),
         (status = 400, description = "The body broke off or stalled", body = ErrorBody),
