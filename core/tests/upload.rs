@@ -629,3 +629,47 @@ async fn the_http_api_uploads_serves_a_trustless_gateway_and_pins() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_needs_a_key_unless_it_is_public() {
+    use raas_core::service::{serve, ServeOptions};
+    let c = reqwest::Client::new();
+    for public in [false, true] {
+        let node = Arc::new(
+            RaasNode::open_json(serde_json::json!({
+                "store": "sqlite::memory:",
+                "http": {"publicGateway": public},
+                "dealStatus": {"rpcUrl": "http://127.0.0.1:1", "address": "0x0000000000000000000000000000000000000001"},
+            }))
+            .await
+            .unwrap(),
+        );
+        let key = node
+            .create_api_key(serde_json::json!({"name": "c", "scope": "client"}))
+            .await
+            .unwrap();
+        let ids = node.upload_bytes(b"public or not").await.unwrap();
+        let server = serve(
+            node.clone(),
+            ServeOptions {
+                host: None,
+                port: Some(0),
+            },
+        )
+        .await
+        .unwrap();
+        let url = format!("{}/ipfs/{}?format=raw", server.url, ids.cid);
+        let anonymous = c.get(&url).send().await.unwrap().status().as_u16();
+        assert_eq!(anonymous, if public { 200 } else { 401 }, "public {public}");
+        let keyed = c
+            .get(&url)
+            .header("x-api-key", &key.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(keyed.status().as_u16(), 200);
+        // Only the gateway is opened.
+        let other = c.get(format!("{}/pins", server.url)).send().await.unwrap();
+        assert_eq!(other.status().as_u16(), 401);
+    }
+}

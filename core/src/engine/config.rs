@@ -209,6 +209,11 @@ pub struct HttpOptions {
     /// default none.
     #[serde(default)]
     pub cors_origins: Option<Vec<String>>,
+    /// Serve `GET /ipfs/{cid}` (the trustless gateway over the block store) without an API
+    /// key, as IPFS clients send none (default false). The data is content-addressed, but
+    /// anyone who knows a CID can then read it.
+    #[serde(default)]
+    pub public_gateway: Option<bool>,
 }
 
 /// Validated HTTP API settings.
@@ -234,6 +239,8 @@ pub struct HttpSettings {
     pub max_jobs_per_tenant: u64,
     /// CORS allow-list (empty: no cross-origin calls).
     pub cors_origins: Vec<String>,
+    /// `GET /ipfs/{cid}` without a key.
+    pub public_gateway: bool,
 }
 
 impl Default for HttpSettings {
@@ -249,6 +256,7 @@ impl Default for HttpSettings {
             rate_burst: 100,
             max_jobs_per_tenant: 100_000,
             cors_origins: Vec::new(),
+            public_gateway: false,
         }
     }
 }
@@ -317,6 +325,7 @@ impl HttpOptions {
                 d.max_jobs_per_tenant,
             )?,
             cors_origins: cors_origins(self.cors_origins.unwrap_or_default())?,
+            public_gateway: self.public_gateway.unwrap_or(false),
         })
     }
 }

@@ -80,7 +80,10 @@ pub(super) async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Response {
-    if OPEN_ROUTES.contains(&req.uri().path()) || req.method() == axum::http::Method::OPTIONS {
+    if OPEN_ROUTES.contains(&req.uri().path())
+        || req.method() == axum::http::Method::OPTIONS
+        || (svc.settings.public_gateway && req.uri().path().starts_with("/ipfs/"))
+    {
         return next.run(req).await;
     }
     let key = presented(req.headers());
