@@ -327,11 +327,7 @@ impl RaasNode {
     #[napi(ts_return_type = "Promise<{ cid: string, size: number }>")]
     pub fn pin<'env>(&self, env: &'env Env, cid: String) -> JsPromise<'env> {
         let n = self.inner.clone();
-        spawn(env, async move {
-            let size = n.pin(&cid).await?;
-            let cid = raas_core::cid::parse_cid(&cid).map_or(cid, |c| c.cid.to_string());
-            Ok::<_, raas_core::blocks::BlockError>(serde_json::json!({"cid": cid, "size": size}))
-        })
+        spawn(env, async move { n.pin(&cid).await })
     }
 
     /// Removes the pin on `cid` and deletes the blocks no other pin reaches. Resolves
@@ -339,29 +335,14 @@ impl RaasNode {
     #[napi(ts_return_type = "Promise<{ unpinned: boolean, deleted: number, kept: number }>")]
     pub fn unpin<'env>(&self, env: &'env Env, cid: String) -> JsPromise<'env> {
         let n = self.inner.clone();
-        spawn(env, async move {
-            let (unpinned, gc) = n.unpin(&cid).await?;
-            Ok::<_, raas_core::blocks::BlockError>(serde_json::json!({
-                "unpinned": unpinned, "deleted": gc.deleted, "kept": gc.kept,
-            }))
-        })
+        spawn(env, async move { n.unpin(&cid).await })
     }
 
     /// The roots pinned in the node's block store (CIDv1), sorted.
     #[napi(ts_return_type = "Promise<string[]>")]
     pub fn pins<'env>(&self, env: &'env Env) -> JsPromise<'env> {
         let n = self.inner.clone();
-        spawn(env, async move {
-            let mut pins: Vec<String> = n
-                .blocks()
-                .pins()
-                .await?
-                .iter()
-                .map(|c| c.to_string())
-                .collect();
-            pins.sort();
-            Ok::<_, raas_core::blocks::BlockError>(pins)
-        })
+        spawn(env, async move { n.pins().await })
     }
 
     /// One step of on-chain intake (`intake` in the config): scans the next block range

@@ -271,7 +271,6 @@ async fn honest_gateways_give_the_exact_bytes_and_hostile_ones_never_do() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_node_serves_verified_files_over_http_from_its_gateways() {
     use raas_core::engine::RaasNode;
-    use raas_core::service::{serve, ServeOptions};
     let dir = common::stores::temp_dir();
     let data = bytes(3 * CHUNK + 11, 5);
     let path = write(&dir.0, "served.bin", &data);
@@ -299,15 +298,7 @@ async fn the_node_serves_verified_files_over_http_from_its_gateways() {
         .await
         .unwrap(),
     );
-    let server = serve(
-        node.clone(),
-        ServeOptions {
-            host: None,
-            port: Some(0),
-        },
-    )
-    .await
-    .unwrap();
+    let server = common::serve_local(node.clone()).await;
     let c = reqwest::Client::new();
     let res = c
         .get(format!("{}/retrieve/{root}", server.url))
@@ -402,7 +393,9 @@ async fn pinning_keeps_a_verified_copy_that_outlives_the_gateway() {
     }))
     .await
     .unwrap();
-    assert_eq!(node.pin(&root).await.unwrap(), data.len() as u64);
+    let pinned = node.pin(&root).await.unwrap();
+    assert_eq!(pinned.size, data.len() as u64);
+    assert_eq!(pinned.cid, root);
     drop(gw);
     let mut r = node.retrieve(&root).unwrap();
     let mut got = Vec::new();
@@ -410,9 +403,9 @@ async fn pinning_keeps_a_verified_copy_that_outlives_the_gateway() {
         got.extend_from_slice(&chunk);
     }
     assert!(got == data, "served from the node's own copy");
-    let (had, gc) = node.unpin(&root).await.unwrap();
-    assert!(had);
-    assert_eq!(gc.deleted, 7, "6 leaves and the root");
+    let unpinned = node.unpin(&root).await.unwrap();
+    assert!(unpinned.unpinned);
+    assert_eq!(unpinned.deleted, 7, "6 leaves and the root");
     let e = node
         .retrieve(&root)
         .unwrap()

@@ -419,17 +419,8 @@ async fn car_blocks(body: &[u8]) -> (Vec<Cid>, Vec<(Cid, Vec<u8>)>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_api_uploads_serves_a_trustless_gateway_and_pins() {
-    use raas_core::service::{serve, ServeOptions};
     let node = node(":memory:").await;
-    let server = serve(
-        node.clone(),
-        ServeOptions {
-            host: None,
-            port: Some(0),
-        },
-    )
-    .await
-    .unwrap();
+    let server = common::serve_local(node.clone()).await;
     let url = &server.url;
     let c = reqwest::Client::new();
     let data = bytes(3 * CHUNK + 17, 21);
@@ -632,7 +623,6 @@ async fn the_http_api_uploads_serves_a_trustless_gateway_and_pins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_needs_a_key_unless_it_is_public() {
-    use raas_core::service::{serve, ServeOptions};
     let c = reqwest::Client::new();
     for public in [false, true] {
         let node = Arc::new(
@@ -649,15 +639,7 @@ async fn the_gateway_needs_a_key_unless_it_is_public() {
             .await
             .unwrap();
         let ids = node.upload_bytes(b"public or not").await.unwrap();
-        let server = serve(
-            node.clone(),
-            ServeOptions {
-                host: None,
-                port: Some(0),
-            },
-        )
-        .await
-        .unwrap();
+        let server = common::serve_local(node.clone()).await;
         let url = format!("{}/ipfs/{}?format=raw", server.url, ids.cid);
         let anonymous = c.get(&url).send().await.unwrap().status().as_u16();
         assert_eq!(anonymous, if public { 200 } else { 401 }, "public {public}");

@@ -93,15 +93,20 @@ impl DirBlockStore {
         Ok(true)
     }
 
+    /// The entries of `dir` (none if it does not exist yet: nothing was written).
+    fn entries(dir: &Path, what: &str) -> Result<Vec<std::fs::DirEntry>, BlockError> {
+        match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .collect::<Result<_, _>>()
+                .map_err(|e| BlockError::io(what, &e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(BlockError::io(what, &e)),
+        }
+    }
+
     fn list_dir(dir: &Path) -> Result<Vec<Cid>, BlockError> {
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(BlockError::io("list", &e)),
-        };
         let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| BlockError::io("list", &e))?;
+        for entry in Self::entries(dir, "list")? {
             // Anything that is not a CID (an editor's backup, say) is not ours: skipped.
             if let Some(cid) = entry
                 .file_name()
@@ -173,14 +178,8 @@ impl BlockStore for DirBlockStore {
     fn list(&self) -> BlockFuture<'_, Vec<Cid>> {
         let blocks = self.root.join("blocks");
         Box::pin(blocking(move || {
-            let shards = match std::fs::read_dir(&blocks) {
-                Ok(s) => s,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-                Err(e) => return Err(BlockError::io("list blocks", &e)),
-            };
             let mut out = Vec::new();
-            for shard in shards {
-                let shard = shard.map_err(|e| BlockError::io("list blocks", &e))?;
+            for shard in Self::entries(&blocks, "list blocks")? {
                 out.extend(Self::list_dir(&shard.path())?);
             }
             Ok(out)

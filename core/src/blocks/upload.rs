@@ -99,17 +99,15 @@ impl Upload {
 
     /// Stores the last blocks, checks every block is held and pins the root.
     pub async fn finish(mut self) -> Result<DataCids, BlockError> {
-        match self.complete().await {
-            Ok(ids) => {
-                self.blocks.release(&self.held, true);
-                self.done = true;
-                Ok(ids)
-            }
+        let ids = match self.hash_rest().await {
+            Ok(ids) => ids,
             Err(e) => {
                 self.undo().await;
-                Err(e)
+                return Err(e);
             }
-        }
+        };
+        self.commit(&ids.cid).await?;
+        Ok(ids)
     }
 
     /// Ends the upload without keeping anything of it.
@@ -117,7 +115,8 @@ impl Upload {
         self.undo().await;
     }
 
-    async fn complete(&mut self) -> Result<DataCids, BlockError> {
+    /// Hashes what is left and starts storing the last blocks, the root among them.
+    async fn hash_rest(&mut self) -> Result<DataCids, BlockError> {
         if self.done {
             return Err(BlockError::Aborted {
                 reason: "the upload has ended".into(),
@@ -129,19 +128,13 @@ impl Upload {
             .await
             .map_err(task_failed)?;
         self.store(last).await?;
-        self.settle().await?;
-        self.pin_held(&ids.cid).await?;
         Ok(ids)
     }
 
     /// Stores blocks already verified against their CIDs (pinning what was retrieved).
     pub(crate) async fn put_verified(&mut self, made: Vec<(Cid, Bytes)>) -> Result<(), BlockError> {
         self.hasher = None;
-        let stored = match self.store(made).await {
-            Ok(()) => self.settle().await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = stored {
+        if let Err(e) = self.store(made).await {
             self.undo().await;
             return Err(e);
         }
@@ -149,8 +142,18 @@ impl Upload {
     }
 
     /// Pins `root` over the verified blocks put (and those already held).
-    pub(crate) async fn pin_verified(mut self, root: &Cid) -> Result<(), BlockError> {
-        match self.pin_held(root).await {
+    pub(crate) async fn pin_verified(self, root: &Cid) -> Result<(), BlockError> {
+        self.commit(root).await
+    }
+
+    /// Ends the upload by pinning `root` once its last blocks are written: its blocks are
+    /// then the pin's, no undo may take them. If that fails, the upload is undone.
+    async fn commit(mut self, root: &Cid) -> Result<(), BlockError> {
+        let pinned = match self.settle().await {
+            Ok(()) => self.pin_held(root).await,
+            Err(e) => Err(e),
+        };
+        match pinned {
             Ok(()) => {
                 self.blocks.release(&self.held, true);
                 self.done = true;

@@ -137,6 +137,36 @@ pub struct Registration {
     pub created: bool,
 }
 
+/// What [`RaasNode::pin`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(
+    all(feature = "http", not(target_family = "wasm")),
+    derive(utoipa::ToSchema)
+)]
+pub struct Pinned {
+    /// The root, as CIDv1.
+    pub cid: String,
+    /// The file's verified size in bytes.
+    pub size: u64,
+}
+
+/// What [`RaasNode::unpin`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(
+    all(feature = "http", not(target_family = "wasm")),
+    derive(utoipa::ToSchema)
+)]
+pub struct Unpinned {
+    /// Whether the root was pinned.
+    pub unpinned: bool,
+    /// Blocks deleted (no other pin reaches them).
+    pub deleted: u64,
+    /// Blocks kept.
+    pub kept: u64,
+}
+
 /// One deal of a CID in [`CidStatus`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -328,8 +358,8 @@ impl RaasNode {
     }
 
     /// Pins `cid` in the node's block store: what the store lacks is retrieved (verified)
-    /// from the other sources and stored; the verified file size is returned.
-    pub async fn pin(&self, cid: &str) -> Result<u64, crate::blocks::BlockError> {
+    /// from the other sources and stored.
+    pub async fn pin(&self, cid: &str) -> Result<Pinned, crate::blocks::BlockError> {
         let mut retrieval = self.retrieve(cid)?;
         retrieval.keep_blocks();
         let root = *retrieval.root();
@@ -345,21 +375,40 @@ impl RaasNode {
         batch.extend(retrieval.take_kept());
         upload.put_verified(batch).await?;
         upload.pin_verified(&root).await?;
-        Ok(retrieval.released())
+        Ok(Pinned {
+            cid: root.to_string(),
+            size: retrieval.released(),
+        })
     }
 
-    /// Removes the pin on `cid` and deletes the blocks no other pin reaches; whether there
-    /// was a pin.
-    pub async fn unpin(
-        &self,
-        cid: &str,
-    ) -> Result<(bool, crate::blocks::GcReport), crate::blocks::BlockError> {
+    /// Removes the pin on `cid` and deletes the blocks no other pin reaches.
+    pub async fn unpin(&self, cid: &str) -> Result<Unpinned, crate::blocks::BlockError> {
         let root = parse_cid(cid)
             .map_err(|e| crate::blocks::BlockError::InvalidCid {
                 reason: e.to_string(),
             })?
             .cid;
-        self.inner.settings.blocks.unpin(&root).await
+        let (unpinned, gc) = self.inner.settings.blocks.unpin(&root).await?;
+        Ok(Unpinned {
+            unpinned,
+            deleted: gc.deleted,
+            kept: gc.kept,
+        })
+    }
+
+    /// The roots pinned in the node's block store (CIDv1), sorted.
+    pub async fn pins(&self) -> Result<Vec<String>, crate::blocks::BlockError> {
+        let mut pins: Vec<String> = self
+            .inner
+            .settings
+            .blocks
+            .pins()
+            .await?
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        pins.sort();
+        Ok(pins)
     }
 
     /// The validated settings the node runs with.

@@ -213,8 +213,9 @@ fn check_supported(cid: &Cid) -> Result<(), RetrieveError> {
     Ok(())
 }
 
-/// Hashes the block and compares it with the CID's digest.
-fn verify_hash(cid: &Cid, block: &[u8], source: &str) -> Result<(), RetrieveError> {
+/// Hashes the block and compares it with the CID's digest (SHA2-256 or identity; any
+/// other hash fails).
+pub(crate) fn verify_hash(cid: &Cid, block: &[u8], source: &str) -> Result<(), RetrieveError> {
     let ok = match cid.hash().code() {
         SHA2_256 => {
             let digest = Sha256::digest(block);

@@ -16,7 +16,7 @@ use utoipa::IntoParams;
 use super::error::{ApiError, ErrorBody};
 use super::Service;
 use crate::blocks::Blocks;
-use crate::cid::{DAG_PB_CODEC, SHA2_256};
+use crate::cid::DAG_PB_CODEC;
 
 type Shared = State<std::sync::Arc<Service>>;
 
@@ -100,7 +100,7 @@ async fn verified_block(blocks: &Blocks, cid: &Cid) -> Result<Option<Bytes>, Api
     let Some(block) = blocks.get(cid).await? else {
         return Ok(None);
     };
-    if cid.hash().code() != SHA2_256 || !hashes_to(cid, &block) {
+    if crate::retrieve::walk::verify_hash(cid, &block, "the node's block store").is_err() {
         tracing::warn!(%cid, "a stored block does not match its CID: not served");
         return Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
@@ -109,11 +109,6 @@ async fn verified_block(blocks: &Blocks, cid: &Cid) -> Result<Option<Bytes>, Api
         ));
     }
     Ok(Some(block))
-}
-
-fn hashes_to(cid: &Cid, block: &[u8]) -> bool {
-    use sha2::Digest;
-    cid.hash().digest() == sha2::Sha256::digest(block).as_slice()
 }
 
 /// A block or a CAR of what the node holds (trustless gateway).

@@ -48,6 +48,11 @@ impl IntoResponse for KitError {
     }
 }
 
+/// A multipart body that does not parse part way (`INVALID_BODY`, with multer's status).
+fn broken_form(e: axum::extract::multipart::MultipartError) -> KitError {
+    KitError(ApiError::new(e.status(), "INVALID_BODY", e.body_text()))
+}
+
 fn bad(field: &str, message: impl Into<String>) -> KitError {
     KitError(ApiError::invalid("INVALID_JOB", field, message))
 }
@@ -208,53 +213,48 @@ pub(super) async fn register_job(
         .trim()
         .to_ascii_lowercase();
     let too_large = |e: BytesRejection| KitError(super::routes::body_error(e));
-    let fields =
-        match ct.as_str() {
-            "application/x-www-form-urlencoded" => {
-                let body = Bytes::from_request(req, &()).await.map_err(too_large)?;
-                serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
-                    .map_err(|e| bad("body", format!("not a form: {e}")))?
-                    .into_iter()
-                    .collect()
-            }
-            "application/json" => {
-                let body = Bytes::from_request(req, &()).await.map_err(too_large)?;
-                let v: Value = serde_json::from_slice(&body).map_err(|e| {
-                    KitError(ApiError::invalid(
-                        "INVALID_JSON",
-                        "body",
-                        format!("the body is not JSON: {e}"),
-                    ))
-                })?;
-                fields_of_json(v)?
-            }
-            "multipart/form-data" => {
-                let mut m = Multipart::from_request(req, &())
-                    .await
-                    .map_err(|e| bad("body", e.body_text()))?;
-                let mut f = HashMap::new();
-                while let Some(field) = m.next_field().await.map_err(|e| {
-                    KitError(ApiError::new(e.status(), "INVALID_BODY", e.body_text()))
-                })? {
-                    let name = field.name().unwrap_or("").to_string();
-                    if field.file_name().is_some() {
-                        return Err(bad(&name, "files are not taken here: upload first"));
-                    }
-                    let text = field.text().await.map_err(|e| {
-                        KitError(ApiError::new(e.status(), "INVALID_BODY", e.body_text()))
-                    })?;
-                    f.insert(name, text);
+    let fields = match ct.as_str() {
+        "application/x-www-form-urlencoded" => {
+            let body = Bytes::from_request(req, &()).await.map_err(too_large)?;
+            serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+                .map_err(|e| bad("body", format!("not a form: {e}")))?
+                .into_iter()
+                .collect()
+        }
+        "application/json" => {
+            let body = Bytes::from_request(req, &()).await.map_err(too_large)?;
+            let v: Value = serde_json::from_slice(&body).map_err(|e| {
+                KitError(ApiError::invalid(
+                    "INVALID_JSON",
+                    "body",
+                    format!("the body is not JSON: {e}"),
+                ))
+            })?;
+            fields_of_json(v)?
+        }
+        "multipart/form-data" => {
+            let mut m = Multipart::from_request(req, &())
+                .await
+                .map_err(|e| bad("body", e.body_text()))?;
+            let mut f = HashMap::new();
+            while let Some(field) = m.next_field().await.map_err(broken_form)? {
+                let name = field.name().unwrap_or("").to_string();
+                if field.file_name().is_some() {
+                    return Err(bad(&name, "files are not taken here: upload first"));
                 }
-                f
+                let text = field.text().await.map_err(broken_form)?;
+                f.insert(name, text);
             }
-            other => {
-                return Err(KitError(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "UNSUPPORTED_MEDIA_TYPE",
-                    format!("send a form (urlencoded or multipart) or JSON, got {other:?}"),
-                )))
-            }
-        };
+            f
+        }
+        other => {
+            return Err(KitError(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+                format!("send a form (urlencoded or multipart) or JSON, got {other:?}"),
+            )))
+        }
+    };
     let spec = kit_job(&svc, &fields).await?;
     let (tenant, quota) = super::routes::registrant(&svc, &caller);
     let mut regs = svc
@@ -435,10 +435,7 @@ pub(super) async fn upload_file(
             e.body_text(),
         ))
     })?;
-    let broke = |e: axum::extract::multipart::MultipartError| {
-        KitError(ApiError::new(e.status(), "INVALID_BODY", e.body_text()))
-    };
-    while let Some(field) = form.next_field().await.map_err(broke)? {
+    while let Some(field) = form.next_field().await.map_err(broken_form)? {
         if field.name() != Some("file") {
             continue;
         }

@@ -20,7 +20,7 @@ use super::error::{ApiError, ErrorBody};
 use super::Service;
 use crate::blocks::BlockError;
 use crate::cid::DataCids;
-use crate::engine::Caller;
+use crate::engine::{Caller, Pinned, Unpinned};
 use crate::error::ErrorCode;
 
 type Shared = State<std::sync::Arc<Service>>;
@@ -152,38 +152,8 @@ pub(super) async fn list_pins(
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<PinList>, ApiError> {
     admin(&caller)?;
-    let mut pins: Vec<String> = svc
-        .node
-        .blocks()
-        .pins()
-        .await?
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
-    pins.sort();
+    let pins = svc.node.pins().await?;
     Ok(Json(PinList { pins }))
-}
-
-/// What pinning did.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct Pinned {
-    /// The root (v1).
-    cid: String,
-    /// The file's verified size.
-    size: u64,
-}
-
-/// What unpinning did.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct Unpinned {
-    /// Whether the root was pinned.
-    unpinned: bool,
-    /// Blocks deleted (no other pin reaches them).
-    deleted: u64,
-    /// Blocks kept.
-    kept: u64,
 }
 
 /// Pins a CID (admin): what the node lacks is retrieved, verified, from its other sources.
@@ -206,11 +176,7 @@ pub(super) async fn pin(
     Path(cid): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     admin(&caller)?;
-    let size = svc.node.pin(&cid).await?;
-    let cid = crate::cid::parse_cid(&cid)
-        .map(|c| c.cid.to_string())
-        .unwrap_or(cid);
-    Ok((StatusCode::CREATED, Json(Pinned { cid, size })))
+    Ok((StatusCode::CREATED, Json(svc.node.pin(&cid).await?)))
 }
 
 /// Unpins a CID (admin) and deletes the blocks no other pin reaches.
@@ -231,10 +197,5 @@ pub(super) async fn unpin(
     Path(cid): Path<String>,
 ) -> Result<Json<Unpinned>, ApiError> {
     admin(&caller)?;
-    let (unpinned, gc) = svc.node.unpin(&cid).await?;
-    Ok(Json(Unpinned {
-        unpinned,
-        deleted: gc.deleted,
-        kept: gc.kept,
-    }))
+    Ok(Json(svc.node.unpin(&cid).await?))
 }

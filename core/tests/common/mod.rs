@@ -135,3 +135,18 @@ impl Drop for Devnet {
         let _ = self.child.wait();
     }
 }
+
+/// Serves `node`'s API on a free loopback port.
+pub async fn serve_local(
+    node: std::sync::Arc<raas_core::engine::RaasNode>,
+) -> raas_core::service::Server {
+    raas_core::service::serve(
+        node,
+        raas_core::service::ServeOptions {
+            host: None,
+            port: Some(0),
+        },
+    )
+    .await
+    .unwrap()
+}
