@@ -154,6 +154,8 @@ export interface HttpOptions {
   maxJobsPerTenant?: number
   /** Origins browsers may call the API from (`https://app.example.com`, or `*`); default none. */
   corsOrigins?: string[]
+  /** Serve `GET /ipfs/{cid}` (the trustless gateway) without an API key (default false). */
+  publicGateway?: boolean
 }
 
 export interface RaasNodeConfig {
