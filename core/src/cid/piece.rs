@@ -183,6 +183,26 @@ impl PieceInfo {
         self.padded_size / 128 * 127
     }
 
+    /// The same payload as a piece of `padded_size` (a larger power of two): the tree
+    /// grown with zero subtrees on the right, as a deal padded to a minimum size commits to
+    /// it. `None` if `padded_size` is not a power of two at least this piece's size.
+    pub fn padded_to(&self, padded_size: u64) -> Option<PieceInfo> {
+        if !padded_size.is_power_of_two() || padded_size < self.padded_size {
+            return None;
+        }
+        let mut root = self.root;
+        let mut height = self.padded_size.trailing_zeros() - 7;
+        while 128u64 << height < padded_size {
+            root = hash_pair(&root, &zero_root(height as usize));
+            height += 1;
+        }
+        Some(PieceInfo {
+            root,
+            padded_size,
+            payload_size: self.payload_size,
+        })
+    }
+
     /// The legacy piece CID v1 (`baga6ea4seaq…`): codec fil-commitment-unsealed, multihash
     /// sha2-256-trunc254-padded. This is the CID deal proposals carry.
     pub fn comm_p(&self) -> Cid {
@@ -397,6 +417,24 @@ mod tests {
         let mut h = PieceHasher::new();
         h.update(data);
         h.finish()
+    }
+
+    /// Growing a piece with zero subtrees equals hashing the payload zero-filled to the
+    /// larger size.
+    #[test]
+    fn padded_to_matches_zero_filled_payload() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let small = piece_of(&data);
+        assert_eq!(small.padded_size, 1024);
+        for padded in [1024u64, 2048, 1 << 16] {
+            let mut filled = data.clone();
+            filled.resize((padded / 128 * 127) as usize, 0);
+            let grown = small.padded_to(padded).unwrap();
+            assert_eq!(grown.root, piece_of(&filled).root, "{padded}");
+            assert_eq!(grown.padded_size, padded);
+        }
+        assert!(small.padded_to(512).is_none());
+        assert!(small.padded_to(3000).is_none());
     }
 
     /// FRC-0069 and the lotus-api notes' vectors.

@@ -43,6 +43,7 @@ mod intake;
 mod keys;
 mod metrics;
 mod outage;
+mod providers;
 mod request;
 mod source;
 
@@ -267,9 +268,18 @@ impl RaasNode {
         };
         let store = Store::open(&config.store).await?;
         let scanner = evm.clone();
+        let mut settings = config.settings;
+        // With Lotus, retrieval ends at the providers of the CID's active deals.
+        if let Some(l) = &config.lotus {
+            let finder = providers::ChainProviders {
+                evm: evm.clone(),
+                lotus: l.clone().build()?,
+            };
+            settings.retriever = settings.retriever.with_providers(Arc::new(finder));
+        }
         let node = Self::open_with(
             store,
-            config.settings,
+            settings,
             Arc::new(ChainReads { evm, lotus }),
             Arc::new(SystemClock),
         );

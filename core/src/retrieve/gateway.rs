@@ -66,6 +66,15 @@ impl Gateway {
         })
     }
 
+    /// A gateway at `url` named `name` in errors (a storage provider's `/ipfs/`).
+    #[cfg(not(target_family = "wasm"))]
+    pub(super) fn named(url: &str, name: String) -> Result<Self, RetrieveError> {
+        Ok(Gateway {
+            name,
+            ..Gateway::new(url)?
+        })
+    }
+
     fn transport(&self, e: reqwest::Error) -> RetrieveError {
         // Without the URL: a gateway URL may carry a key in its query.
         let timeout = e.is_timeout();

@@ -1,6 +1,8 @@
 //! Verified retrieval by CID: a file's bytes from the node's own block store, then IPFS
-//! trustless gateways, tried in order, each block checked against its CID before any of its
-//! bytes are released (the node's store is verified like any other source).
+//! trustless gateways, then the storage providers holding the CID's active deals (their
+//! `/ipfs/` gateway, then the deal's piece from `/piece/`), tried in order, each block
+//! checked against its CID before any of its bytes are released (the node's store is
+//! verified like any other source).
 //!
 //! The walk ([`walk::Walk`]) holds what is still needed, so a source that fails part way
 //! hands over to the next one where it stopped: no byte is released twice or unverified.
@@ -9,6 +11,10 @@
 
 mod error;
 mod gateway;
+#[cfg(not(target_family = "wasm"))]
+mod piece;
+#[cfg(not(target_family = "wasm"))]
+pub mod providers;
 pub mod walk;
 
 use std::collections::HashMap;
@@ -78,13 +84,23 @@ enum Source {
     /// The node's own block store.
     #[cfg(not(target_family = "wasm"))]
     Store(crate::blocks::Blocks),
-    /// A trustless gateway.
+    /// A trustless gateway (also a provider's `/ipfs/`).
     Gateway(Gateway),
+    /// The providers of the CID's active deals: found when reached, then replaced by their
+    /// gateways and pieces.
+    #[cfg(not(target_family = "wasm"))]
+    Providers(Arc<dyn providers::ProviderFinder>),
+    /// A deal's piece at a provider.
+    #[cfg(not(target_family = "wasm"))]
+    Piece(Arc<piece::PieceSource>),
 }
 
 /// The name of the node's block store in errors.
 #[cfg(not(target_family = "wasm"))]
 const STORE_NAME: &str = "the node's block store";
+/// The name of the provider lookup in errors.
+#[cfg(not(target_family = "wasm"))]
+const PROVIDERS_NAME: &str = "the storage providers";
 
 impl Source {
     fn name(&self) -> &str {
@@ -92,6 +108,10 @@ impl Source {
             #[cfg(not(target_family = "wasm"))]
             Source::Store(_) => STORE_NAME,
             Source::Gateway(g) => &g.name,
+            #[cfg(not(target_family = "wasm"))]
+            Source::Providers(_) => PROVIDERS_NAME,
+            #[cfg(not(target_family = "wasm"))]
+            Source::Piece(p) => &p.name,
         }
     }
 }
@@ -129,11 +149,40 @@ impl Retriever {
         sources.extend(
             self.sources
                 .iter()
-                .filter(|s| matches!(s, Source::Gateway(_)))
+                .filter(|s| !matches!(s, Source::Store(_)))
                 .cloned(),
         );
         self.sources = Arc::new(sources);
         self
+    }
+
+    /// The same retriever with the providers `finder` finds as its last source.
+    #[cfg(not(target_family = "wasm"))]
+    pub fn with_providers(mut self, finder: Arc<dyn providers::ProviderFinder>) -> Self {
+        let mut sources: Vec<Source> = self
+            .sources
+            .iter()
+            .filter(|s| !matches!(s, Source::Providers(_)))
+            .cloned()
+            .collect();
+        sources.push(Source::Providers(finder));
+        self.sources = Arc::new(sources);
+        self
+    }
+
+    /// Sources in the given order, quarantined ones moved to the end.
+    fn ordered(&self, sources: impl IntoIterator<Item = Source>) -> Vec<Source> {
+        let now = crate::rt::now_ms();
+        let held = self
+            .quarantined
+            .lock()
+            .map(|q| q.clone())
+            .unwrap_or_default();
+        let (mut order, last): (Vec<Source>, Vec<Source>) = sources
+            .into_iter()
+            .partition(|s| held.get(s.name()).is_none_or(|&t| t <= now));
+        order.extend(last);
+        order
     }
 
     /// Starts retrieving the file at `cid` (any CID form). Nothing is fetched until the first
@@ -145,20 +194,10 @@ impl Retriever {
             })?
             .cid;
         let walk = Walk::new(root, self.options.max_bytes)?;
-        // Sources in configured order, quarantined ones moved to the end.
-        let now = crate::rt::now_ms();
-        let held = self
-            .quarantined
-            .lock()
-            .map(|q| q.clone())
-            .unwrap_or_default();
-        let (mut order, last): (Vec<usize>, Vec<usize>) = (0..self.sources.len())
-            .partition(|&i| held.get(self.sources[i].name()).is_none_or(|&t| t <= now));
-        order.extend(last);
         Ok(Retrieval {
             retriever: self.clone(),
             walk,
-            order,
+            queue: self.ordered(self.sources.iter().cloned()),
             at: 0,
             session: None,
             failures: Vec::new(),
@@ -188,6 +227,9 @@ enum Session {
     /// Asking block by block (the CAR ended short, or the gateway serves only blocks);
     /// `why` says how the CAR ended.
     Blocks { why: String },
+    /// Reading blocks from a verified piece.
+    #[cfg(not(target_family = "wasm"))]
+    Piece(piece::PieceFile),
 }
 
 /// One file being retrieved: call [`next_chunk`](Retrieval::next_chunk) until `None`, or
@@ -195,7 +237,8 @@ enum Session {
 pub struct Retrieval {
     retriever: Retriever,
     walk: Walk,
-    order: Vec<usize>,
+    /// The sources still to try, from `at` (providers are spliced in when reached).
+    queue: Vec<Source>,
     at: usize,
     session: Option<Session>,
     failures: Vec<(String, RetrieveError)>,
@@ -257,15 +300,17 @@ impl Retrieval {
             if self.walk.is_done() {
                 return Ok(None);
             }
-            let Some(&g) = self.order.get(self.at) else {
+            let Some(source) = self.queue.get(self.at).cloned() else {
                 return Err(self.all_failed());
             };
-            let sources = self.retriever.sources.clone();
-            let source = &sources[g];
-            let stepped = match source {
+            let stepped = match &source {
                 #[cfg(not(target_family = "wasm"))]
                 Source::Store(blocks) => self.step_store(blocks).await,
                 Source::Gateway(gateway) => self.step(gateway).await,
+                #[cfg(not(target_family = "wasm"))]
+                Source::Providers(finder) => self.find_providers(finder.as_ref()).await,
+                #[cfg(not(target_family = "wasm"))]
+                Source::Piece(p) => self.step_piece(p).await,
             };
             match stepped {
                 Ok(Some(bytes)) if !bytes.is_empty() => return Ok(Some(bytes)),
@@ -294,6 +339,97 @@ impl Retrieval {
                 Err(e) => Some((Err(e), None)),
             }
         })
+    }
+
+    /// Replaces the provider lookup in the queue by each provider's gateway and piece.
+    #[cfg(not(target_family = "wasm"))]
+    async fn find_providers(
+        &mut self,
+        finder: &dyn providers::ProviderFinder,
+    ) -> Result<Option<Vec<u8>>, RetrieveError> {
+        let wait = self.retriever.options.block_timeout;
+        let root = *self.walk.root();
+        let found = crate::rt::timeout(wait.max(std::time::Duration::from_secs(30)), finder.find(&root))
+            .await
+            .ok_or_else(|| RetrieveError::Timeout {
+                origin: PROVIDERS_NAME.into(),
+                reason: "the chain did not say who holds the deals in time".into(),
+            })??;
+        // A piece can hold the file only if it is at most about twice the file's cap.
+        let most = self
+            .retriever
+            .options
+            .max_bytes
+            .saturating_add(self.retriever.options.max_unneeded_bytes)
+            .saturating_mul(2);
+        let mut spliced: Vec<Source> = Vec::new();
+        for p in found.iter().take(providers::MAX_PROVIDERS) {
+            for url in p.urls.iter().take(providers::MAX_URLS) {
+                let Ok(gateway) = Gateway::named(url, format!("provider {} {url}", p.provider))
+                else {
+                    continue;
+                };
+                if !spliced.iter().any(|s| s.name() == gateway.name) {
+                    spliced.push(Source::Gateway(gateway));
+                }
+                let sized = p.piece_size.is_power_of_two() && (128..=most).contains(&p.piece_size);
+                if sized {
+                    spliced.push(Source::Piece(Arc::new(piece::PieceSource {
+                        base: url.trim_end_matches('/').to_string(),
+                        name: format!("provider {} piece {} {url}", p.provider, p.piece_cid),
+                        piece_cid: p.piece_cid,
+                        piece_size: p.piece_size,
+                    })));
+                }
+            }
+        }
+        if spliced.is_empty() {
+            return Err(RetrieveError::NotFound {
+                cid: root.to_string(),
+                tried: if found.is_empty() {
+                    "no active deal for it on chain".into()
+                } else {
+                    "no provider of its active deals has an HTTP address".into()
+                },
+            });
+        }
+        let spliced = self.retriever.ordered(spliced);
+        self.queue.splice(self.at..=self.at, spliced);
+        Ok(None)
+    }
+
+    /// One step with a deal's piece: fetched and verified whole at first, then the next
+    /// needed block read from it.
+    #[cfg(not(target_family = "wasm"))]
+    async fn step_piece(
+        &mut self,
+        source: &piece::PieceSource,
+    ) -> Result<Option<Vec<u8>>, RetrieveError> {
+        let file = match self.session.take() {
+            Some(Session::Piece(f)) => f,
+            _ => {
+                let wait = self.retriever.options.block_timeout;
+                source.fetch(&self.retriever.client, wait).await?
+            }
+        };
+        let Some(&cid) = self.walk.next_needed() else {
+            return Ok(None);
+        };
+        let block = file.block(&cid).await.map_err(|e| RetrieveError::Network {
+            origin: source.name.clone(),
+            reason: format!("temporary file: {e}"),
+        })?;
+        let Some(block) = block else {
+            return Err(self.incomplete(&source.name, "its piece does not hold the block".into(), true));
+        };
+        match self.walk.offer(&cid, &block, &source.name)? {
+            Offer::Accepted(bytes) => {
+                self.keep(cid, block);
+                self.session = Some(Session::Piece(file));
+                Ok(Some(bytes))
+            }
+            Offer::Dropped => Ok(None),
+        }
     }
 
     /// One step with the node's block store: the next needed block, verified.
@@ -396,6 +532,8 @@ impl Retrieval {
                     }
                 }
             }
+            #[cfg(not(target_family = "wasm"))]
+            Session::Piece(_) => Ok(None),
             Session::Blocks { why } => {
                 let Some(&cid) = self.walk.next_needed() else {
                     return Ok(None);

@@ -361,6 +361,12 @@ impl LotusClient {
         .await
     }
 
+    /// `Filecoin.StateMinerInfo` at the head: where the provider says it can be reached.
+    pub async fn miner_info(&self, miner_id: u64) -> Result<MinerInfo, LotusError> {
+        self.call("Filecoin.StateMinerInfo", json!([miner(miner_id), null]))
+            .await
+    }
+
     /// Many deals in batches; a missing deal is `DEAL_NOT_FOUND` in its own slot.
     pub async fn market_deals(
         &self,

@@ -93,6 +93,19 @@ fn minus_one() -> i64 {
     -1
 }
 
+/// `StateMinerInfo` reply: the fields used to reach a storage provider (the rest vary by
+/// network version and are ignored).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all(deserialize = "PascalCase", serialize = "camelCase"))]
+pub struct MinerInfo {
+    /// libp2p peer id, if the provider set one.
+    #[serde(default)]
+    pub peer_id: Option<String>,
+    /// The provider's multiaddrs, each base64 of its binary form (`null` when none are set).
+    #[serde(default)]
+    pub multiaddrs: Option<Vec<String>>,
+}
+
 /// `StateSectorGetInfo` reply (the fields used; others vary by network version).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all(deserialize = "PascalCase", serialize = "camelCase"))]
