@@ -108,8 +108,19 @@ fn files() -> Files {
     }
     // A CAR packed by ipfs-car (its own layout: 1 MiB chunks, 1024 links per node).
     let car_data = bytes(3 * 1024 * 1024 + 17, 99);
-    let src = write(&dir.0, "packed.bin", &car_data);
-    let car = dir.0.join("packed.car");
+    let car = pack(&dir.0, "packed", &car_data);
+    Files {
+        _dir: dir,
+        data,
+        car,
+        car_data,
+    }
+}
+
+/// `ipfs-car pack --no-wrap` of `data`: the CAR's path (leaves before their parents).
+fn pack(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let src = write(dir, &format!("{name}.bin"), data);
+    let car = dir.join(format!("{name}.car"));
     let status = Command::new(common::repo().join("node_modules/.bin/ipfs-car"))
         .args(["pack", "--no-wrap", "--output"])
         .arg(&car)
@@ -118,12 +129,7 @@ fn files() -> Files {
         .status()
         .expect("ipfs-car (npm) must be installed");
     assert!(status.success());
-    Files {
-        _dir: dir,
-        data,
-        car,
-        car_data,
-    }
+    car
 }
 
 fn key(p: &Path) -> String {
@@ -413,4 +419,128 @@ async fn pinning_keeps_a_verified_copy_that_outlives_the_gateway() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), "NETWORK", "{e}: only the dead gateway is left");
+}
+
+/// The piece `tests/devnet/gateway.mjs` serves for `root` (`{ pieceCid, pieceSize }`).
+async fn piece_info(gw: &Gateway, root: &str) -> serde_json::Value {
+    reqwest::get(format!("{}/pieceinfo/{root}", gw.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A deal of `piece` for `cid` at `miner`: published and activated on the chain, recorded
+/// on DealStatus (request + complete) by the aggregator `agg`.
+async fn piece_deal(
+    d: &common::Devnet,
+    agg: &raas_core::chain::evm::DealStatusClient,
+    cid: &str,
+    id: u64,
+    miner: u64,
+    piece: &serde_json::Value,
+) {
+    use serde_json::json;
+    let h = d.control("Devnet.Stats", json!([])).await["height"]
+        .as_i64()
+        .unwrap();
+    let spec = json!({"id": id, "provider": miner, "sector": id, "startEpoch": h,
+        "endEpoch": h + 500_000, "pieceSize": piece["pieceSize"], "pieceCid": piece["pieceCid"]});
+    d.control("Devnet.AddDeal", json!([spec])).await;
+    d.control("Devnet.Activate", json!([id])).await;
+    let req = agg.submit(cid).await.unwrap().request_id;
+    let (proof, verifier) = common::reference_proof();
+    agg.complete(req, id, miner, &proof, &verifier)
+        .await
+        .unwrap();
+}
+
+/// Retrieval from storage providers, end to end: DealStatus names the CID's deals, Lotus
+/// their providers and pieces and (StateMinerInfo) the providers' HTTP multiaddrs; each
+/// provider's `/piece/` is verified by CommP before its CAR is read. A tampered piece is an
+/// `INTEGRITY` failure that falls through to the next provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_providers_serve_verified_pieces_and_tampered_ones_fall_through() {
+    use raas_core::chain::evm::{DealStatusClient, DealStatusConfig};
+    use raas_core::engine::RaasNode;
+    use serde_json::json;
+
+    let dir = common::stores::temp_dir();
+    let file = bytes(3 * CHUNK + 5, 41);
+    let path = write(&dir.0, "held.bin", &file);
+    let packed = bytes(2 * 1024 * 1024 + 3, 42);
+    let car = pack(&dir.0, "packed", &packed);
+    let gw = start_gateway(&[path.clone(), car.clone()]);
+    let (a, b) = (gw.roots[&key(&path)].clone(), gw.roots[&key(&car)].clone());
+    let d = common::Devnet::start();
+    let admin =
+        DealStatusClient::with_signer(DealStatusConfig::new(d.evm(), d.deal_status()), &d.key(0))
+            .unwrap();
+    let agg =
+        DealStatusClient::with_signer(DealStatusConfig::new(d.evm(), d.deal_status()), &d.key(1))
+            .unwrap();
+    admin
+        .set_aggregator(&agg.signer_address().unwrap(), true)
+        .await
+        .unwrap();
+    let port = gw.url.rsplit(':').next().unwrap().to_string();
+    let http = |mode: &str| format!("/ip4/127.0.0.1/tcp/{port}/http/http-path/{mode}");
+    // 1001 tampers with its piece; 1002 lists garbage and a non-HTTP address before an honest
+    // one; 1003 set no address; 1004 serves its piece without the zeros after the CAR.
+    d.control("Devnet.SetMinerAddrs", json!([1001, [http("pieceflip")]]))
+        .await;
+    d.control(
+        "Devnet.SetMinerAddrs",
+        json!([1002, [{"base64": "//8A"}, "/ip4/127.0.0.1/tcp/24001", http("pieceonly")]]),
+    )
+    .await;
+    d.control("Devnet.SetMinerAddrs", json!([1004, [http("piecetrim")]]))
+        .await;
+    let (pa, pb) = (piece_info(&gw, &a).await, piece_info(&gw, &b).await);
+    piece_deal(&d, &agg, &a, 101, 1001, &pa).await;
+    piece_deal(&d, &agg, &a, 102, 1002, &pa).await;
+    piece_deal(&d, &agg, &a, 103, 1003, &pa).await;
+    piece_deal(&d, &agg, &b, 201, 1001, &pb).await;
+
+    let (store, _sqlite) = common::stores::temp_sqlite();
+    let node = RaasNode::open_json(json!({
+        "store": store,
+        "dealStatus": {"rpcUrl": d.evm(), "address": d.deal_status()},
+        "lotus": {"url": d.lotus()},
+        "blocks": ":memory:",
+    }))
+    .await
+    .unwrap();
+    let fetch = |cid: String| {
+        let r = node.retrieve(&cid);
+        async move {
+            let mut s = Box::pin(r?.into_stream());
+            let mut out = Vec::new();
+            while let Some(chunk) = s.next().await {
+                out.extend_from_slice(&chunk?);
+            }
+            Ok::<_, RetrieveError>(out)
+        }
+    };
+    // No gateway and an empty block store: only the providers can serve. 1001's piece fails
+    // CommP; 1002's /ipfs/ answers 404 and its piece serves the file.
+    let got = fetch(a.clone()).await.unwrap();
+    assert!(got == file, "{} bytes, want {}", got.len(), file.len());
+
+    // Only the tampering provider: INTEGRITY, naming it; never a byte.
+    let e = fetch(b.clone()).await.unwrap_err();
+    assert_eq!(e.code(), "INTEGRITY", "{e}");
+    assert!(e.to_string().contains("provider f01001 piece"), "{e}");
+    // Caught by CommP before any block was read, not by the walk.
+    assert!(e.to_string().contains("not the deal's piece CID"), "{e}");
+    // A second provider whose piece is trimmed (ipfs-car's leaves-first CAR): served.
+    piece_deal(&d, &agg, &b, 202, 1004, &pb).await;
+    assert!(fetch(b.clone()).await.unwrap() == packed);
+
+    // A CID without deals is NOT_FOUND, saying why.
+    let other = raas_core::cid::compute_unixfs_cid(b"no deals").to_string();
+    let e = fetch(other).await.unwrap_err();
+    assert_eq!(e.code(), "NOT_FOUND", "{e}");
+    assert!(e.to_string().contains("no active deal"), "{e}");
 }

@@ -16,6 +16,19 @@
 //   /blocksonly  406 for CARs; raw blocks served
 //   /notfound    404 for everything
 //
+// It is also a storage provider's HTTP server: `GET /{mode}/piece/{pieceCid}` serves a
+// deal's piece, the exact bytes a provider's `/piece/` endpoint serves (the payload CAR, then
+// zeros up to the piece's unpadded size). The CAR is the file `ipfs-car pack` wrote, or for
+// other files one written leaves first, as ipfs-car lays them out. `GET /pieceinfo/{root}`
+// says which piece that is ({ pieceCid, pieceSize }, by @web3-storage/data-segment); the
+// piece is twice the smallest size that holds the CAR, as deals padded to a minimum are.
+// Piece modes (their /ipfs/ answers 404, so only the piece can serve):
+//   /pieceonly   the honest piece
+//   /pieceflip   one byte of the CAR flipped (its CommP no longer matches)
+//   /piecetrim   the CAR without the zeros after it (Boost trims them; still the same piece)
+//   /piecenocar  a piece of zeros only (verifies, holds no CAR)
+// and in other modes: honest, except notfound (404), error500 (500), truncate (half, 200).
+//
 //   node tests/devnet/gateway.mjs FILE|CAR ...
 // prints {"url": "...", "roots": {"FILE": "cid", ...}} on its first line, then serves until
 // killed (or until stdin closes, so a test's crash cannot leave it running).
@@ -28,15 +41,19 @@ import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import * as raw from 'multiformats/codecs/raw'
+import { Piece } from '@web3-storage/data-segment'
 import { IPFS_ADD_V1 } from '../helpers/reference.mjs'
 
 const store = new MemoryBlockstore()
 const roots = {}
+const carFiles = new Map() // root -> the CAR file's bytes, for roots that came as CARs
 for (const path of process.argv.slice(2)) {
   if (path.endsWith('.car')) {
-    const car = await CarReader.fromBytes(await readFile(path))
+    const bytes = await readFile(path)
+    const car = await CarReader.fromBytes(bytes)
     for await (const { cid, bytes } of car.blocks()) await store.put(cid, bytes)
     roots[path] = (await car.getRoots())[0].toString()
+    carFiles.set(roots[path], bytes)
   } else {
     let root
     for await (const entry of importer([{ content: await readFile(path) }], store, IPFS_ADD_V1)) root = entry.cid
@@ -104,6 +121,59 @@ async function sendCar(res, root, blocks, pace) {
   res.end()
 }
 
+/** The DAG's blocks children first, each once (ipfs-car's order). */
+async function leavesFirst(cid, seen = new Set(), out = []) {
+  if (seen.has(cid.toString())) return out
+  seen.add(cid.toString())
+  const bytes = await get(cid)
+  if (cid.code === dagPb.code) {
+    for (const link of dagPb.decode(bytes).Links) await leavesFirst(link.Hash, seen, out)
+  }
+  out.push({ cid, bytes })
+  return out
+}
+
+const pieces = new Map() // piece CID -> { car, size }, filled by /pieceinfo/
+async function pieceInfo(rootText) {
+  const root = CID.parse(rootText)
+  let car = carFiles.get(root.toString())
+  if (!car) {
+    const { writer, out } = CarWriter.create([root])
+    const chunks = []
+    const pump = (async () => { for await (const c of out) chunks.push(c) })()
+    for (const b of await leavesFirst(root)) await writer.put(b)
+    await writer.close()
+    await pump
+    car = Buffer.concat(chunks)
+  }
+  const size = Number(Piece.toInfo(Piece.fromPayload(car)).size) * 2
+  const filled = new Uint8Array((size / 128) * 127)
+  filled.set(car)
+  const pieceCid = Piece.toInfo(Piece.fromPayload(filled)).link.toString()
+  pieces.set(pieceCid, { car, size })
+  return { pieceCid, pieceSize: size }
+}
+
+async function servePiece(mode, pieceText, res) {
+  const piece = pieces.get(pieceText)
+  if (!piece || mode === 'notfound') {
+    res.writeHead(404, { 'content-type': 'text/plain' })
+    return res.end('piece not found')
+  }
+  if (mode === 'error500') {
+    res.writeHead(500, { 'content-type': 'text/plain' })
+    return res.end('internal error')
+  }
+  const unpadded = (piece.size / 128) * 127
+  let body = new Uint8Array(unpadded)
+  if (mode !== 'piecenocar') body.set(piece.car)
+  if (mode === 'pieceflip') body[piece.car.length >> 1] ^= 0x01
+  if (mode === 'piecetrim') body = body.subarray(0, piece.car.length)
+  if (mode === 'truncate') body = body.subarray(0, body.length >> 1)
+  res.writeHead(200, { 'content-type': 'application/piece', 'content-length': body.length })
+  res.end(body)
+}
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const write = (res) => (chunk) => new Promise((resolve) => {
   if (res.destroyed || res.write(chunk)) resolve()
@@ -119,7 +189,7 @@ async function serve(mode, cidText, wantsCar, res) {
     res.writeHead(500, { 'content-type': 'text/plain' })
     return res.end('internal error')
   }
-  if (mode === 'notfound') return notFound()
+  if (mode === 'notfound' || mode.startsWith('piece')) return notFound()
   let cid
   try {
     cid = CID.parse(cidText)
@@ -182,6 +252,23 @@ const server = http.createServer((req, res) => {
     return res.end()
   }
   const url = new URL(req.url, 'http://x')
+  const info = /^(?:\/[a-z0-9]+)?\/pieceinfo\/([^/]+)$/.exec(url.pathname)
+  if (info) {
+    return pieceInfo(info[1]).then((i) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(i))
+    }, (e) => {
+      res.writeHead(400)
+      res.end(String(e))
+    })
+  }
+  const piece = /^(?:\/([a-z0-9]+))?\/piece\/([^/]+)$/.exec(url.pathname)
+  if (piece && req.method === 'GET') {
+    return servePiece(piece[1] ?? 'honest', piece[2], res).catch((e) => {
+      if (!res.headersSent) res.writeHead(500)
+      res.end(String(e))
+    })
+  }
   // No mode prefix is the honest gateway (clients such as verified-fetch take no path).
   const m = /^(?:\/([a-z0-9]+))?\/ipfs\/([^/]+)$/.exec(url.pathname)
   if (!m || req.method !== 'GET') {

@@ -24,6 +24,7 @@ import { createServer } from 'node:http'
 import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { CID } from 'multiformats/cid'
+import { multiaddr } from '@multiformats/multiaddr'
 import * as Digest from 'multiformats/hashes/digest'
 import { Chain, rle, FAULT_MAX_AGE } from './lotus-chain.mjs'
 
@@ -80,9 +81,10 @@ export function createLotusServer({ chain = new Chain(), token = null, beforeReq
   const stats = { requests: 0, calls: 0, busyMs: 0 }
   const log = [] // { method, params } of the Lotus calls received
   const heights = new Map() // block CID -> height, for every tipset handed out
+  const minerAddrs = new Map() // miner id -> its multiaddrs as Lotus sends them (base64)
 
   const loadMiner = (id, method, prefix = '') => {
-    if (!chain.hasMiner(id)) throw new RpcError(1, `${prefix}failed to load miner actor: actor not found`)
+    if (!chain.hasMiner(id) && !minerAddrs.has(id)) throw new RpcError(1, `${prefix}failed to load miner actor: actor not found`)
   }
 
   /** Height of a tipset key parameter: the head for null/[], else the key's own height. */
@@ -161,6 +163,19 @@ export function createLotusServer({ chain = new Chain(), token = null, beforeReq
       loadMiner(minerId(addr, m), m)
       return [0]
     } },
+    // Lotus's MinerInfo: `Multiaddrs` is null until the owner sets some, then base64 of
+    // each binary multiaddr (Go's []byte in JSON).
+    'Filecoin.StateMinerInfo': { arity: 2, tsk: true, fn: ([addr], m) => {
+      const miner = minerId(addr, m)
+      loadMiner(miner, m)
+      const owner = `f0${miner + 100000}`
+      return { Owner: owner, Worker: owner, NewWorker: '<empty>', ControlAddresses: null,
+        WorkerChangeEpoch: -1, PeerId: '12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf',
+        Multiaddrs: minerAddrs.get(miner) ?? null, WindowPoStProofType: 8, SectorSize: 34359738368,
+        WindowPoStPartitionSectors: 2349, ConsensusFaultElapsed: -1, PendingOwnerAddress: null,
+        Beneficiary: owner, BeneficiaryTerm: { Quota: '0', UsedQuota: '0', Expiration: 0 },
+        PendingBeneficiaryTerm: null }
+    } },
     'Filecoin.StateMinerProvingDeadline': { arity: 2, tsk: true, fn: ([addr], m, h) => {
       const miner = minerId(addr, m)
       loadMiner(miner, m)
@@ -173,6 +188,12 @@ export function createLotusServer({ chain = new Chain(), token = null, beforeReq
     'Devnet.Recover': { arity: 1, fn: async ([id]) => (await chain.recover(id), true) },
     'Devnet.Terminate': { arity: 1, fn: async ([id]) => (await chain.terminate(id), true) },
     'Devnet.Schedule': { arity: 3, fn: ([at, action, args]) => (chain.schedule(at, action, ...args), true) },
+    // [miner id, [multiaddr text | { base64 }]]: what StateMinerInfo says; raw base64 lets a
+    // test send bytes that are no multiaddr.
+    'Devnet.SetMinerAddrs': { arity: 2, fn: ([miner, addrs]) => {
+      minerAddrs.set(miner, addrs.map((a) => typeof a === 'string' ? Buffer.from(multiaddr(a).bytes).toString('base64') : a.base64))
+      return true
+    } },
     'Devnet.Advance': { arity: 1, fn: async ([n]) => (await chain.advance(n), chain.height) },
     'Devnet.SetBehaviour': { arity: 1, fn: ([b]) => (Object.assign(behaviour, b), behaviour) },
     'Devnet.Stats': { arity: 0, fn: () => ({ ...stats, height: chain.height }) },

@@ -349,12 +349,15 @@ impl Retrieval {
     ) -> Result<Option<Vec<u8>>, RetrieveError> {
         let wait = self.retriever.options.block_timeout;
         let root = *self.walk.root();
-        let found = crate::rt::timeout(wait.max(std::time::Duration::from_secs(30)), finder.find(&root))
-            .await
-            .ok_or_else(|| RetrieveError::Timeout {
-                origin: PROVIDERS_NAME.into(),
-                reason: "the chain did not say who holds the deals in time".into(),
-            })??;
+        let found = crate::rt::timeout(
+            wait.max(std::time::Duration::from_secs(30)),
+            finder.find(&root),
+        )
+        .await
+        .ok_or_else(|| RetrieveError::Timeout {
+            origin: PROVIDERS_NAME.into(),
+            reason: "the chain did not say who holds the deals in time".into(),
+        })??;
         // A piece can hold the file only if it is at most about twice the file's cap.
         let most = self
             .retriever
@@ -420,7 +423,11 @@ impl Retrieval {
             reason: format!("temporary file: {e}"),
         })?;
         let Some(block) = block else {
-            return Err(self.incomplete(&source.name, "its piece does not hold the block".into(), true));
+            return Err(self.incomplete(
+                &source.name,
+                "its piece does not hold the block".into(),
+                true,
+            ));
         };
         match self.walk.offer(&cid, &block, &source.name)? {
             Offer::Accepted(bytes) => {

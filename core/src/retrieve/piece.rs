@@ -141,12 +141,12 @@ impl PieceSource {
         let mut total = 0u64;
         let mut body = resp.bytes_stream();
         loop {
-            let next = crate::rt::timeout(wait, body.next())
-                .await
-                .ok_or_else(|| RetrieveError::Timeout {
+            let next = crate::rt::timeout(wait, body.next()).await.ok_or_else(|| {
+                RetrieveError::Timeout {
                     origin: self.name.clone(),
                     reason: format!("no piece bytes within {wait:?} after {total}"),
-                })?;
+                }
+            })?;
             let chunk = match next {
                 None => None,
                 Some(c) => Some(c.map_err(|e| self.transport(e))?),
@@ -334,8 +334,8 @@ mod tests {
     fn section(cid: &Cid, block: &[u8]) -> Vec<u8> {
         let cid = cid.to_bytes();
         let mut buf = unsigned_varint::encode::u64_buffer();
-        let mut out = unsigned_varint::encode::u64((cid.len() + block.len()) as u64, &mut buf)
-            .to_vec();
+        let mut out =
+            unsigned_varint::encode::u64((cid.len() + block.len()) as u64, &mut buf).to_vec();
         out.extend(cid);
         out.extend(block);
         out
@@ -344,7 +344,10 @@ mod tests {
     fn raw(block: &[u8]) -> Cid {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(block);
-        Cid::new_v1(0x55, cid::multihash::Multihash::wrap(0x12, &digest).unwrap())
+        Cid::new_v1(
+            0x55,
+            cid::multihash::Multihash::wrap(0x12, &digest).unwrap(),
+        )
     }
 
     fn v1(blocks: &[&[u8]]) -> Vec<u8> {

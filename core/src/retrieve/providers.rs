@@ -133,9 +133,18 @@ mod tests {
     #[test]
     fn http_multiaddrs_become_urls() {
         let cases = [
-            ("/ip4/127.0.0.1/tcp/8080/http", Some("http://127.0.0.1:8080")),
-            ("/dns/sp.example.com/tcp/443/https", Some("https://sp.example.com:443")),
-            ("/dns4/SP.example.com/tcp/443/tls/http", Some("https://sp.example.com:443")),
+            (
+                "/ip4/127.0.0.1/tcp/8080/http",
+                Some("http://127.0.0.1:8080"),
+            ),
+            (
+                "/dns/sp.example.com/tcp/443/https",
+                Some("https://sp.example.com:443"),
+            ),
+            (
+                "/dns4/SP.example.com/tcp/443/tls/http",
+                Some("https://sp.example.com:443"),
+            ),
             ("/ip6/::1/tcp/80/http", Some("http://[::1]:80")),
             (
                 "/ip4/10.0.0.1/tcp/80/http/http-path/%2Fboost",
