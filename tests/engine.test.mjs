@@ -4,11 +4,13 @@
 // the contract); the next check sees the job satisfied.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createRequire } from 'node:module'
 import { startDevnet } from './devnet/devnet.mjs'
+import { startGateway } from './helpers/gateway.mjs'
+import { randomBytes } from './helpers/data.mjs'
 
 const require = createRequire(import.meta.url)
 const { backend } = require('./helpers/backend.cjs')
@@ -209,6 +211,67 @@ async function makeDeal(cid, id) {
   await writer.complete(requestId, id, 1000, PROOF)
   return requestId
 }
+
+/** Calls a `Devnet.*` control of the Lotus test server. */
+async function control(method, params) {
+  const res = await fetch(info.lotusRpc, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
+  const body = await res.json()
+  assert.equal(body.error, undefined, `${method}: ${JSON.stringify(body.error)}`)
+  return body.result
+}
+
+/** Deal `id` of `piece` ({ pieceCid, pieceSize }) for `cid` at `miner`. */
+async function makePieceDeal(cid, id, miner, piece) {
+  const h = devnet.chain.height
+  await devnet.chain.addDeal({ id, provider: miner, sector: id, startEpoch: h, endEpoch: h + 500000, ...piece })
+  await devnet.chain.activate(id)
+  const { requestId } = await writer.submit(cid)
+  await writer.complete(requestId, id, miner, PROOF)
+}
+
+test('full loop from storage providers: a deal is lost; the hook re-deals from req.data(), verified from the other provider\'s piece', { skip }, async () => {
+  const file = Buffer.from(randomBytes(3 * 262144 + 7, 77))
+  const path = join(dir, 'sp-file.bin')
+  writeFileSync(path, file)
+  const gw = await startGateway([path])
+  try {
+    const cid = gw.roots[path]
+    assert.equal(cid, computeUnixfsCid(file))
+    // The piece as @web3-storage/data-segment computes it; both providers serve it only at
+    // /piece/ (their /ipfs/ answers 404), at the address their StateMinerInfo gives.
+    const piece = await (await fetch(`${gw.url}/pieceinfo/${cid}`)).json()
+    const port = new URL(gw.url).port
+    for (const miner of [1101, 1102]) {
+      await control('Devnet.SetMinerAddrs', [miner, [`/ip4/127.0.0.1/tcp/${port}/http/http-path/pieceonly`]])
+    }
+    await makePieceDeal(cid, 1201, 1101, piece)
+    await makePieceDeal(cid, 1202, 1102, piece)
+    // No gateways and an empty block store: the node knows the data only through its deals.
+    const node = await RaasNode.open(config({ store: `sqlite:${join(dir, 'sp.db')}` }))
+    const fetched = []
+    node.onDealRequest(async (req) => {
+      fetched.push(Buffer.concat(await (await req.data()).toArray()))
+      await makePieceDeal(req.cid, 1203, 1102, piece)
+      return { made: 1 }
+    })
+    const { job } = await node.registerJob({ cid, replicationTarget: 2 })
+    assert.equal((await node.runCycle()).satisfied, 1)
+    await devnet.chain.terminate(1201)
+    assert.equal((await cycle(node)).requestsCreated, 1, 'the lost deal asks for a copy')
+    assert.equal((await node.deliver()).delivered, 1)
+    assert.equal(fetched.length, 1)
+    assert.ok(fetched[0].equals(file), `req.data() gave ${fetched[0].length} verified bytes`)
+    assert.equal((await cycle(node)).satisfied, 1)
+    const [req] = await node.listRequests({ jobId: job.jobId })
+    assert.deepEqual([req.state, req.fulfilledBy], ['fulfilled', [1203]])
+    const asked = (await control('Devnet.RequestLog', [])).filter((c) => c.method === 'Filecoin.StateMinerInfo')
+    assert.ok(asked.some((c) => c.params[0] === 'f01102'), 'the provider was looked up on chain')
+    await node.close()
+  } finally {
+    gw.stop()
+  }
+})
 
 /** One sweep once the job is due again (checks are due a second apart here). */
 async function cycle(node) {

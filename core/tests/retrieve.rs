@@ -544,3 +544,34 @@ async fn storage_providers_serve_verified_pieces_and_tampered_ones_fall_through(
     assert_eq!(e.code(), "NOT_FOUND", "{e}");
     assert!(e.to_string().contains("no active deal"), "{e}");
 }
+
+/// A file over 100 MiB streams through, verified, block by block: the bytes match (compared
+/// by hash, so the test itself never holds the file twice) and no chunk is larger than a
+/// block, so the retrieval never gathers the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_over_100_mib_streams_through_verified() {
+    use sha2::{Digest, Sha256};
+    let dir = common::stores::temp_dir();
+    let data = bytes(100 * 1024 * 1024 + 12_345, 1234);
+    let want = Sha256::digest(&data);
+    let path = write(&dir.0, "large.bin", &data);
+    drop(data);
+    let gw = start_gateway(std::slice::from_ref(&path));
+    let root = gw.roots[&key(&path)].clone();
+    let r = Retriever::new(RetrieveOptions {
+        block_timeout: Duration::from_secs(30),
+        ..options(&gw, &["honest"])
+    })
+    .unwrap();
+    let mut s = Box::pin(r.retrieve(&root).unwrap().into_stream());
+    let (mut hash, mut total, mut largest) = (Sha256::new(), 0usize, 0usize);
+    while let Some(chunk) = s.next().await {
+        let chunk = chunk.unwrap();
+        largest = largest.max(chunk.len());
+        total += chunk.len();
+        hash.update(&chunk);
+    }
+    assert_eq!(total, 100 * 1024 * 1024 + 12_345);
+    assert_eq!(hash.finalize(), want);
+    assert!(largest <= CHUNK, "a chunk of {largest} bytes");
+}
