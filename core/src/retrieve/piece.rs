@@ -263,10 +263,7 @@ fn index_car(file: &File, len: u64) -> Result<HashMap<Cid, (u64, u32)>, String> 
         check_v1(&header)?;
     }
     let mut index = HashMap::new();
-    loop {
-        let Ok(start) = r.stream_position() else {
-            break;
-        };
+    while let Ok(start) = r.stream_position() {
         if start >= end {
             break;
         }
