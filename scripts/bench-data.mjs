@@ -36,10 +36,10 @@ const cid = gateway.roots[file]
 const smallCid = gateway.roots[small]
 const base = `${gateway.url}/honest`
 
-function native(mode) {
+function native(mode, env = {}) {
   const r = spawnSync('cargo', ['bench', '-q', '-p', 'raas-core', '--bench', 'data'], {
     cwd: root, encoding: 'utf8',
-    env: { ...process.env, RAAS_BENCH_MODE: mode, RAAS_BENCH_GATEWAY: base, RAAS_BENCH_CID: cid, RAAS_BENCH_FILE: file },
+    env: { ...process.env, RAAS_BENCH_MODE: mode, RAAS_BENCH_GATEWAY: base, RAAS_BENCH_CID: cid, RAAS_BENCH_FILE: file, ...env },
   })
   if (r.status !== 0) throw new Error(`native ${mode}: ${r.stderr}`)
   return JSON.parse(r.stdout.trim().split('\n').at(-1))
@@ -80,13 +80,32 @@ function js(kind) {
   return JSON.parse(r.stdout.trim().split('\n').at(-1))
 }
 
+// The file's piece, as a storage provider would hold it: the gateway's CAR of the file, its
+// CommP computed by the native bench (data-segment takes minutes per GiB), then served by the
+// gateway's /piece/ (without the zeros after the CAR, as Boost serves it).
+async function registerPiece() {
+  const carFile = join(dir, 'piece.car')
+  const res = await fetch(`${gateway.url}/car/${cid}`)
+  const fd = openSync(carFile, 'w')
+  for await (const chunk of res.body) writeSync(fd, chunk)
+  closeSync(fd)
+  const piece = native('commp', { RAAS_BENCH_FILE: carFile })
+  rmSync(carFile)
+  const q = new URLSearchParams({ pieceCid: piece.pieceCid, pieceSize: String(piece.pieceSize) })
+  await (await fetch(`${gateway.url}/pieceinfo/${cid}?${q}`)).json()
+  return { RAAS_BENCH_GATEWAY: `${gateway.url}/piecetrim`, RAAS_BENCH_PIECE_CID: piece.pieceCid,
+    RAAS_BENCH_PIECE_SIZE: String(piece.pieceSize) }
+}
+
 const rows = []
 try {
+  const pieceEnv = await registerPiece()
   // A first retrieval warms the gateway's JIT; it is not counted.
   native('retrieve')
   for (const [what, run] of [
     ['native core, retrieve (CAR from the gateway)', () => native('retrieve')],
     ['raas-node, retrieve (CAR from the gateway)', () => js('raas-node retrieve')],
+    ['native core, retrieve (/piece from the SP server: CommP, then the CAR)', () => native('piece', pieceEnv)],
     [`@helia/verified-fetch (same gateway, ${HELIA_MIB} MiB)`, () => js('verified-fetch')],
     ['native core, upload (identifiers + block store)', () => native('upload')],
     ['raas-node, upload (a Readable)', () => js('raas-node upload')],

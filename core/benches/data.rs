@@ -4,7 +4,10 @@
 //!   RAAS_BENCH_GATEWAY  the gateway's base URL
 //!   RAAS_BENCH_CID      the file's CID there
 //!   RAAS_BENCH_FILE     the same file on disk (uploaded)
-//!   RAAS_BENCH_MODE     `retrieve` or `upload` (one per process, so peak memory is its own)
+//!   RAAS_BENCH_MODE     `retrieve`, `piece` or `upload` (one per process, so peak memory is
+//!                       its own), or `commp` (prints the piece CID of RAAS_BENCH_FILE)
+//!   RAAS_BENCH_PIECE_CID, RAAS_BENCH_PIECE_SIZE  the piece `piece` fetches from
+//!                       RAAS_BENCH_GATEWAY's `/piece/` (a storage provider's endpoint)
 //! Prints one JSON line: bytes, seconds, MB/s and the process's peak resident memory.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,6 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use raas_core::blocks::{Blocks, DirBlockStore};
+use raas_core::retrieve::providers::{FinderFuture, ProviderFinder, ProviderPiece};
 use raas_core::retrieve::{RetrieveOptions, Retriever};
 
 fn peak_rss_mib() -> f64 {
@@ -25,6 +29,17 @@ fn peak_rss_mib() -> f64 {
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// One provider known in advance (no chain to read here).
+#[derive(Debug)]
+struct Fixed(ProviderPiece);
+
+impl ProviderFinder for Fixed {
+    fn find<'a>(&'a self, _root: &'a cid::Cid) -> FinderFuture<'a> {
+        let found = vec![self.0.clone()];
+        Box::pin(async move { Ok(found) })
+    }
 }
 
 fn main() {
@@ -74,6 +89,53 @@ fn main() {
                 let ids = up.finish().await.unwrap();
                 assert_eq!(ids.size, n);
                 (n, Some(dir))
+            }
+            // CommP of a file (the bench's piece CID, before the piece can be served).
+            "commp" => {
+                let mut file =
+                    std::fs::File::open(std::env::var("RAAS_BENCH_FILE").unwrap()).unwrap();
+                let mut h = raas_core::cid::piece::PieceHasher::new();
+                let mut buf = vec![0u8; 8 << 20];
+                loop {
+                    let got = file.read(&mut buf).unwrap();
+                    if got == 0 {
+                        break;
+                    }
+                    h.update(&buf[..got]);
+                }
+                let p = h.finish();
+                println!(
+                    "{}",
+                    serde_json::json!({"pieceCid": p.comm_p().to_string(), "pieceSize": p.padded_size})
+                );
+                std::process::exit(0);
+            }
+            // Verified retrieval from a storage provider's /piece/: CommP over the whole
+            // piece on disk, then the CAR read block by block.
+            "piece" => {
+                let piece = ProviderPiece {
+                    provider: "f01000".into(),
+                    urls: vec![std::env::var("RAAS_BENCH_GATEWAY").unwrap()],
+                    piece_cid: std::env::var("RAAS_BENCH_PIECE_CID")
+                        .unwrap()
+                        .parse()
+                        .unwrap(),
+                    piece_size: std::env::var("RAAS_BENCH_PIECE_SIZE")
+                        .unwrap()
+                        .parse()
+                        .unwrap(),
+                };
+                let r = Retriever::new(RetrieveOptions::default())
+                    .unwrap()
+                    .with_providers(Arc::new(Fixed(piece)));
+                let mut retrieval = r
+                    .retrieve(&std::env::var("RAAS_BENCH_CID").unwrap())
+                    .unwrap();
+                let mut n = 0u64;
+                while let Some(chunk) = retrieval.next_chunk().await.unwrap() {
+                    n += chunk.len() as u64;
+                }
+                (n, None)
             }
             other => panic!("unknown mode {other}"),
         }

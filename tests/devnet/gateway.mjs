@@ -22,6 +22,8 @@
 // other files one written leaves first, as ipfs-car lays them out. `GET /pieceinfo/{root}`
 // says which piece that is ({ pieceCid, pieceSize }, by @web3-storage/data-segment); the
 // piece is twice the smallest size that holds the CAR, as deals padded to a minimum are.
+// For benches, where data-segment is far too slow for a GiB: `GET /car/{root}` gives that
+// CAR, and `GET /pieceinfo/{root}?pieceCid=…&pieceSize=…` takes the piece as given.
 // Piece modes (their /ipfs/ answers 404, so only the piece can serve):
 //   /pieceonly   the honest piece
 //   /pieceflip   one byte of the CAR flipped (its CommP no longer matches)
@@ -134,9 +136,9 @@ async function leavesFirst(cid, seen = new Set(), out = []) {
 }
 
 const pieces = new Map() // piece CID -> { car, size }, filled by /pieceinfo/
-async function pieceInfo(rootText) {
-  const root = CID.parse(rootText)
-  let car = carFiles.get(root.toString())
+const cars = new Map() // root -> the CAR written for it
+async function carOf(root) {
+  let car = carFiles.get(root.toString()) ?? cars.get(root.toString())
   if (!car) {
     const { writer, out } = CarWriter.create([root])
     const chunks = []
@@ -145,6 +147,18 @@ async function pieceInfo(rootText) {
     await writer.close()
     await pump
     car = Buffer.concat(chunks)
+    cars.set(root.toString(), car)
+  }
+  return car
+}
+
+async function pieceInfo(rootText, given) {
+  const root = CID.parse(rootText)
+  const car = await carOf(root)
+  if (given.get('pieceCid')) {
+    const info = { pieceCid: given.get('pieceCid'), pieceSize: Number(given.get('pieceSize')) }
+    pieces.set(info.pieceCid, { car, size: info.pieceSize })
+    return info
   }
   const size = Number(Piece.toInfo(Piece.fromPayload(car)).size) * 2
   const filled = new Uint8Array((size / 128) * 127)
@@ -254,9 +268,19 @@ const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x')
   const info = /^(?:\/[a-z0-9]+)?\/pieceinfo\/([^/]+)$/.exec(url.pathname)
   if (info) {
-    return pieceInfo(info[1]).then((i) => {
+    return pieceInfo(info[1], url.searchParams).then((i) => {
       res.writeHead(200, { 'content-type': 'application/json' })
       res.end(JSON.stringify(i))
+    }, (e) => {
+      res.writeHead(400)
+      res.end(String(e))
+    })
+  }
+  const carPath = /^\/car\/([^/]+)$/.exec(url.pathname)
+  if (carPath) {
+    return carOf(CID.parse(carPath[1])).then((car) => {
+      res.writeHead(200, { 'content-type': 'application/vnd.ipld.car; version=1', 'content-length': car.length })
+      res.end(car)
     }, (e) => {
       res.writeHead(400)
       res.end(String(e))
