@@ -28,7 +28,6 @@
 //   /pieceonly   the honest piece
 //   /pieceflip   one byte of the CAR flipped (its CommP no longer matches)
 //   /piecetrim   the CAR without the zeros after it (Boost trims them; still the same piece)
-//   /piecenocar  a piece of zeros only (verifies, holds no CAR)
 // and in other modes: honest, except notfound (404), error500 (500), truncate (half, 200).
 //
 //   node tests/devnet/gateway.mjs FILE|CAR ...
@@ -178,11 +177,12 @@ async function servePiece(mode, pieceText, res) {
     res.writeHead(500, { 'content-type': 'text/plain' })
     return res.end('internal error')
   }
-  const unpadded = (piece.size / 128) * 127
-  let body = new Uint8Array(unpadded)
-  if (mode !== 'piecenocar') body.set(piece.car)
-  if (mode === 'pieceflip') body[piece.car.length >> 1] ^= 0x01
-  if (mode === 'piecetrim') body = body.subarray(0, piece.car.length)
+  let body = piece.car
+  if (mode !== 'piecetrim') {
+    body = new Uint8Array((piece.size / 128) * 127)
+    body.set(piece.car)
+    if (mode === 'pieceflip') body[piece.car.length >> 1] ^= 0x01
+  }
   if (mode === 'truncate') body = body.subarray(0, body.length >> 1)
   res.writeHead(200, { 'content-type': 'application/piece', 'content-length': body.length })
   res.end(body)

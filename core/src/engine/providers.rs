@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use cid::Cid;
-use futures::future::join_all;
 
 use crate::chain::evm::{DealRead, DealStatusClient};
 use crate::chain::lotus::types::actor_id;
@@ -79,7 +78,11 @@ impl ChainProviders {
             }
         }
         let miners: Vec<u64> = by_provider.keys().copied().take(MAX_PROVIDERS).collect();
-        let infos = join_all(miners.iter().map(|&m| self.lotus.miner_info(m))).await;
+        // A batch that fails skips its providers, as a failed call skips its own.
+        let infos = self.lotus.miner_infos(&miners).await.unwrap_or_else(|e| {
+            tracing::debug!("StateMinerInfo failed: {e}");
+            Vec::new()
+        });
         let mut out = Vec::new();
         for (miner, info) in miners.into_iter().zip(infos) {
             let Ok(info) = info else {

@@ -94,6 +94,19 @@ pub enum RetrieveError {
 }
 
 impl RetrieveError {
+    /// A source's transport failure: `TIMEOUT` or `NETWORK`, without the URL (a source URL
+    /// may carry a key in its query).
+    pub(super) fn transport(origin: &str, e: reqwest::Error) -> Self {
+        let timeout = e.is_timeout();
+        let reason = e.without_url().to_string();
+        let origin = origin.to_string();
+        if timeout {
+            RetrieveError::Timeout { origin, reason }
+        } else {
+            RetrieveError::Network { origin, reason }
+        }
+    }
+
     /// How telling an error is when choosing what a failed retrieval reports: a source
     /// that sent wrong or partial data says more than one that had nothing.
     pub(crate) fn rank(&self) -> u8 {

@@ -76,20 +76,7 @@ impl Gateway {
     }
 
     fn transport(&self, e: reqwest::Error) -> RetrieveError {
-        // Without the URL: a gateway URL may carry a key in its query.
-        let timeout = e.is_timeout();
-        let reason = e.without_url().to_string();
-        if timeout {
-            RetrieveError::Timeout {
-                origin: self.name.clone(),
-                reason,
-            }
-        } else {
-            RetrieveError::Network {
-                origin: self.name.clone(),
-                reason,
-            }
-        }
+        RetrieveError::transport(&self.name, e)
     }
 
     /// Asks for the CAR of `root`.

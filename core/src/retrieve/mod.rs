@@ -367,6 +367,7 @@ impl Retrieval {
             .saturating_mul(2);
         let mut spliced: Vec<Source> = Vec::new();
         for p in found.iter().take(providers::MAX_PROVIDERS) {
+            let sized = p.piece_size.is_power_of_two() && (128..=most).contains(&p.piece_size);
             for url in p.urls.iter().take(providers::MAX_URLS) {
                 let Ok(gateway) = Gateway::named(url, format!("provider {} {url}", p.provider))
                 else {
@@ -375,7 +376,6 @@ impl Retrieval {
                 if !spliced.iter().any(|s| s.name() == gateway.name) {
                     spliced.push(Source::Gateway(gateway));
                 }
-                let sized = p.piece_size.is_power_of_two() && (128..=most).contains(&p.piece_size);
                 if sized {
                     spliced.push(Source::Piece(Arc::new(piece::PieceSource {
                         base: url.trim_end_matches('/').to_string(),

@@ -72,19 +72,7 @@ impl PieceSource {
     }
 
     fn transport(&self, e: reqwest::Error) -> RetrieveError {
-        let timeout = e.is_timeout();
-        let reason = e.without_url().to_string();
-        if timeout {
-            RetrieveError::Timeout {
-                origin: self.name.clone(),
-                reason,
-            }
-        } else {
-            RetrieveError::Network {
-                origin: self.name.clone(),
-                reason,
-            }
-        }
+        RetrieveError::transport(&self.name, e)
     }
 
     fn local(&self, e: impl std::fmt::Display) -> RetrieveError {
@@ -137,7 +125,9 @@ impl PieceSource {
             .await
             .map_err(|e| self.local(e))?
             .map_err(|e| self.local(e))?;
-        let mut state = Some((PieceHasher::new(), file, Vec::with_capacity(STEP_BYTES)));
+        // Hasher, file and the bytes gathered for the next step: moved into each blocking
+        // step and back.
+        let mut parts = (PieceHasher::new(), file, Vec::with_capacity(STEP_BYTES));
         let mut total = 0u64;
         let mut body = resp.bytes_stream();
         loop {
@@ -151,9 +141,6 @@ impl PieceSource {
                 None => None,
                 Some(c) => Some(c.map_err(|e| self.transport(e))?),
             };
-            let Some((hasher, file, mut buf)) = state.take() else {
-                break;
-            };
             let last = chunk.is_none();
             if let Some(chunk) = chunk {
                 total += chunk.len() as u64;
@@ -162,12 +149,11 @@ impl PieceSource {
                         "it sent over {unpadded} bytes, more than the piece holds"
                     )));
                 }
-                buf.extend_from_slice(&chunk);
+                parts.2.extend_from_slice(&chunk);
             }
-            if buf.len() >= STEP_BYTES || last {
-                let stepped = tokio::task::spawn_blocking(move || {
-                    let mut hasher = hasher;
-                    let mut file = file;
+            if parts.2.len() >= STEP_BYTES || last {
+                parts = tokio::task::spawn_blocking(move || {
+                    let (mut hasher, mut file, mut buf) = parts;
                     hasher.update(&buf);
                     file.write_all(&buf).map(|()| {
                         buf.clear();
@@ -177,17 +163,12 @@ impl PieceSource {
                 .await
                 .map_err(|e| self.local(e))?
                 .map_err(|e| self.local(e))?;
-                state = Some(stepped);
-            } else {
-                state = Some((hasher, file, buf));
             }
             if last {
                 break;
             }
         }
-        let Some((hasher, file, _)) = state else {
-            return Err(self.local("lost"));
-        };
+        let (hasher, file, _) = parts;
         let want = self.piece_cid;
         let size = self.piece_size;
         let checked = tokio::task::spawn_blocking(move || {

@@ -361,10 +361,17 @@ impl LotusClient {
         .await
     }
 
-    /// `Filecoin.StateMinerInfo` at the head: where the provider says it can be reached.
-    pub async fn miner_info(&self, miner_id: u64) -> Result<MinerInfo, LotusError> {
-        self.call("Filecoin.StateMinerInfo", json!([miner(miner_id), null]))
-            .await
+    /// `Filecoin.StateMinerInfo` of many miners at the head, in batches: where each says
+    /// it can be reached. One result per miner, in order.
+    pub async fn miner_infos(
+        &self,
+        miner_ids: &[u64],
+    ) -> Result<Vec<Result<MinerInfo, LotusError>>, LotusError> {
+        let params = miner_ids
+            .iter()
+            .map(|&id| json!([miner(id), null]))
+            .collect();
+        self.call_many("Filecoin.StateMinerInfo", params).await
     }
 
     /// Many deals in batches; a missing deal is `DEAL_NOT_FOUND` in its own slot.
