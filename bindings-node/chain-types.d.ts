@@ -79,6 +79,28 @@ export interface PublishedProof {
     proofIndex: { index: string; path: string[] }
   }
 }
+/** A client piece to aggregate: a piece CID v1 with its padded size, or a v2 alone. */
+export interface PieceInput { pieceCid: string; pieceSize?: number }
+/** Options of `aggregate`: the deal's padded size (a power of two, 512 B to 64 GiB). */
+export interface AggregateOptions { size: number }
+/** Where a piece lies in an aggregate, in padded bytes. */
+export interface AggregateSegment { offset: number; size: number }
+/** An FRC-0058 aggregate: `proofs[i]` and `segments[i]` are those of `pieces[i]`. */
+export interface Aggregate {
+  /** Piece CID v1 of the aggregate: what the deal proposal carries. */
+  commP: string
+  /** Piece CID v2 of the aggregate. */
+  pieceCid: string
+  /** Padded size of the aggregate (the deal size). */
+  pieceSize: number
+  /** Each piece's inclusion proof, in the shape `complete` takes. */
+  proofs: PublishedProof[]
+  segments: AggregateSegment[]
+}
+/** The aggregate a proof must place its piece in (`pieceSize` required with a v1 CID). */
+export interface AggregateRef { commP: string; pieceSize?: number }
+/** The piece a verified proof includes. */
+export interface IncludedPiece { pieceCid: string; pieceSize: number }
 /** A tipset. */
 export interface TipSet { cids: string[]; height: number }
 /** A market deal (Lotus `StateMarketStorageDeal`, in camelCase). */

@@ -6,6 +6,7 @@
 //! // { cid: 'bafkrei…', pieceCid: 'bafkzcib…', commP: 'baga6ea4seaq…', pieceSize: 128, size: 12 }
 //! ```
 
+mod aggregate;
 mod chain;
 mod cids;
 pub mod error;
@@ -13,6 +14,7 @@ mod node;
 mod retrieve;
 mod upload;
 
+pub use aggregate::*;
 pub use chain::*;
 pub use cids::*;
 pub use node::*;

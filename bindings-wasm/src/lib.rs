@@ -6,11 +6,13 @@
 //! const ids = await computeCids(file, (done) => progress.value = done / file.size)
 //! ```
 
+mod aggregate;
 mod chain;
 mod cids;
 mod error;
 mod retrieve;
 
+pub use aggregate::*;
 pub use chain::*;
 pub use cids::*;
 pub use retrieve::*;

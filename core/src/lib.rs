@@ -17,6 +17,7 @@
 //! assert_eq!(parsed.cid, ids.cid);
 //! ```
 
+pub mod aggregate;
 #[cfg(not(target_family = "wasm"))]
 pub mod blocks;
 pub mod chain;

@@ -94,8 +94,11 @@ pub fn verify(proof: &InclusionProof, verifier: &VerifierData) -> Result<AuxData
     if (1u128 << proof.proof_index.path.len()) * ENTRY_SIZE != size_pa {
         return fail("aggregator's data size doesn't match");
     }
-    let index_start = size_pa - max_index_entries(size_pa) * ENTRY_SIZE;
-    if u128::from(proof.proof_index.index) * ENTRY_SIZE < index_start {
+    // The aggregate must be large enough for an index; checked, as proof input is untrusted.
+    let Some(index_start) = index_area_start(size_pa as u64) else {
+        return fail("aggregate too small for an index");
+    };
+    if u128::from(proof.proof_index.index) * ENTRY_SIZE < u128::from(index_start) {
         return fail("entry outside the index area");
     }
     let mut cid = PIECE_CID_PREFIX.to_vec();
@@ -126,7 +129,10 @@ fn compute_root(d: &ProofData, leaf: [u8; 32]) -> Result<[u8; 32], PodsiError> {
     Ok(carry)
 }
 
-fn index_entry_node(comm_ds: &[u8; 32], offset: u64, size: u64) -> [u8; 32] {
+/// The 64-byte index entry of a segment (FRC-0058): its root, offset and size (little
+/// endian) and a 16-byte checksum with the top two bits cleared, so both halves are tree
+/// nodes.
+pub(crate) fn index_entry(comm_ds: &[u8; 32], offset: u64, size: u64) -> [[u8; 32]; 2] {
     let mut entry = [0u8; 64];
     entry[..32].copy_from_slice(comm_ds);
     entry[32..40].copy_from_slice(&offset.to_le_bytes());
@@ -138,10 +144,23 @@ fn index_entry_node(comm_ds: &[u8; 32], offset: u64, size: u64) -> [u8; 32] {
     let mut right = [0u8; 32];
     left.copy_from_slice(&entry[..32]);
     right.copy_from_slice(&entry[32..]);
+    [left, right]
+}
+
+fn index_entry_node(comm_ds: &[u8; 32], offset: u64, size: u64) -> [u8; 32] {
+    let [left, right] = index_entry(comm_ds, offset, size);
     hash_pair(&left, &right)
 }
 
-fn max_index_entries(size_pa: u128) -> u128 {
+/// Where the data segment index of an aggregate of padded size `size_pa` starts (padded
+/// bytes), or `None` for an aggregate too small to hold one.
+pub(crate) fn index_area_start(size_pa: u64) -> Option<u64> {
+    let entries = u64::try_from(max_index_entries(u128::from(size_pa))).ok()?;
+    size_pa.checked_sub(entries.checked_mul(ENTRY_SIZE as u64)?)
+}
+
+/// Entries in the index of an aggregate: `max(4, 2^ceil(log2(size / 2048 / 64)))`.
+pub(crate) fn max_index_entries(size_pa: u128) -> u128 {
     (size_pa / 2048 / ENTRY_SIZE).next_power_of_two().max(4)
 }
 

@@ -645,3 +645,104 @@ async fn market_double_answers_byte_for_byte() {
     let r = probe.viaStaticcall(input.into()).call().await.unwrap();
     assert!(!r.ok && r.out.is_empty());
 }
+
+/// A small deterministic generator, so a failing aggregate is replayed by its seed.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[tokio::test]
+async fn aggregates_proofs_pass_complete_on_anvil_and_tampered_ones_revert_on_chain() {
+    use alloy::network::TransactionBuilder;
+    use alloy::providers::{Provider, ProviderBuilder};
+    use raas_core::aggregate::{aggregate, verify_inclusion};
+    use raas_core::cid::piece::PieceInfo;
+
+    let d = Devnet::start();
+    let owner = client(&d, Some(d.key(0)));
+    let req = owner.submit(CID_A).await.unwrap().request_id;
+    let provider = ProviderBuilder::new().connect_http(d.evm().parse().unwrap());
+    let from = owner.signer_address().unwrap().parse().unwrap();
+    let to = d.deal_status().parse().unwrap();
+    let mut deal = 100u64;
+    for seed in 1..=4u64 {
+        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let deal_size = 1u64 << (14 + xorshift(&mut s) % 20); // 16 KiB to 8 GiB
+        let count = 1 + xorshift(&mut s) % 4; // every aggregate indexes at least 4
+        let pieces: Vec<PieceInfo> = (0..count)
+            .map(|_| {
+                let mut root = [0u8; 32];
+                for b in &mut root {
+                    *b = xorshift(&mut s) as u8;
+                }
+                root[31] &= 0x3f;
+                let padded_size = 128u64 << (xorshift(&mut s) % 6);
+                PieceInfo {
+                    root,
+                    padded_size,
+                    payload_size: padded_size / 128 * 127,
+                }
+            })
+            .collect();
+        let a = aggregate(&pieces, deal_size).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let comm_p = a.piece.comm_p().to_string();
+        for proof in &a.proofs {
+            verify_inclusion(proof, &comm_p, Some(deal_size)).unwrap();
+            let (inclusion, verifier) = proof.to_typed().unwrap();
+            deal += 1;
+            let r = owner
+                .complete(req, deal, 1000, &inclusion, &verifier)
+                .await
+                .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            assert!(r.recorded);
+            assert_eq!(r.aux.size_pa, deal_size, "seed {seed}");
+            assert_eq!(r.aux.comm_pa[7..], a.piece.root, "seed {seed}");
+
+            // The same proof with one node flipped, sent straight to the contract (past the
+            // client's own check, which refuses it first): the contract reverts.
+            let (mut bad, verifier) = proof.to_typed().unwrap();
+            let at = (xorshift(&mut s) as usize) % bad.proof_index.path.len();
+            bad.proof_index.path[at][0] ^= 1;
+            let abi = |p: &raas_core::podsi::ProofData| IDealStatus::ProofData {
+                index: p.index,
+                path: p.path.iter().map(|h| h.into()).collect(),
+            };
+            let call = IDealStatus::completeCall {
+                _id: alloy::primitives::U256::from(req),
+                _dealId: deal + 10_000,
+                _minerId: 1000,
+                _proof: IDealStatus::InclusionProof {
+                    proofSubtree: abi(&bad.proof_subtree),
+                    proofIndex: abi(&bad.proof_index),
+                },
+                _verifierData: IDealStatus::InclusionVerifierData {
+                    commPc: verifier.comm_pc.clone().into(),
+                    sizePc: verifier.size_pc,
+                },
+            };
+            let tx = alloy::rpc::types::TransactionRequest::default()
+                .with_from(from)
+                .with_to(to)
+                .with_input(call.abi_encode());
+            let err = provider.call(tx).await.unwrap_err();
+            assert!(
+                err.to_string().contains("data commitments"),
+                "seed {seed}: {err}"
+            );
+            let off_chain = owner
+                .complete(req, deal + 10_000, 1000, &bad, &verifier)
+                .await
+                .unwrap_err();
+            assert_eq!(off_chain.code(), "INVALID_PROOF");
+        }
+    }
+    let deals = client(&d, None).all_deals(CID_A).await.unwrap();
+    assert_eq!(
+        deals.len() as u64,
+        deal - 100,
+        "every proof recorded, no tampered one"
+    );
+}

@@ -9,7 +9,8 @@ use cid::{multihash::Multihash, Cid};
 use sha2::block_api::compress256;
 
 use super::{
-    FIL_COMMITMENT_UNSEALED, FR32_SHA256_TRUNC254_PADBINTREE, RAW_CODEC, SHA2_256_TRUNC254_PADDED,
+    CidError, FIL_COMMITMENT_UNSEALED, FR32_SHA256_TRUNC254_PADBINTREE, RAW_CODEC,
+    SHA2_256_TRUNC254_PADDED,
 };
 
 /// Input bytes per Fr32 "quad" (four 32-byte leaves).
@@ -407,6 +408,64 @@ fn subtree_roots(data: &[u8], unit: usize, threads: usize) -> Vec<[u8; 32]> {
         .take(units)
         .map(subtree_root)
         .collect()
+}
+
+/// Reads a piece CID: v1 (`baga6ea4seaq…`, which carries no size, so `padded_size` is
+/// required) or v2 (`bafkzcib…`, FRC-0069, which carries its size; a `padded_size` given
+/// beside it must agree). A v1 piece is taken as unpadded payload (`payload_size` is the
+/// unpadded size). Errors are `INVALID_CID`, naming the input and the reason.
+pub fn parse_piece_cid(input: &str, padded_size: Option<u64>) -> Result<PieceInfo, CidError> {
+    let cid = super::parse_cid(input)?.cid;
+    let bad = |reason: String| CidError::invalid(input, reason);
+    let mh = cid.hash();
+    match (cid.codec(), mh.code()) {
+        (FIL_COMMITMENT_UNSEALED, SHA2_256_TRUNC254_PADDED) => {
+            let root = <[u8; 32]>::try_from(mh.digest())
+                .map_err(|_| bad("a piece CID v1 digest is 32 bytes".into()))?;
+            let size =
+                padded_size.ok_or_else(|| bad("a piece CID v1 needs its padded size".into()))?;
+            if !size.is_power_of_two() || size < 128 {
+                return Err(bad(format!(
+                    "padded size {size} is not a power of two of at least 128"
+                )));
+            }
+            Ok(PieceInfo {
+                root,
+                padded_size: size,
+                payload_size: size / 128 * 127,
+            })
+        }
+        (RAW_CODEC, FR32_SHA256_TRUNC254_PADBINTREE) => {
+            let (padding, rest) = unsigned_varint::decode::u64(mh.digest())
+                .map_err(|_| bad("the v2 digest's padding is not a varint".into()))?;
+            let [height, root @ ..] = rest else {
+                return Err(bad("the v2 digest has no height".into()));
+            };
+            let root = <[u8; 32]>::try_from(root)
+                .map_err(|_| bad("the v2 digest's root is not 32 bytes".into()))?;
+            if !(2..=58).contains(height) {
+                return Err(bad(format!("tree height {height} is out of range")));
+            }
+            let size = 32u64 << height;
+            let unpadded = size / 128 * 127;
+            if padding > unpadded {
+                return Err(bad(format!("padding {padding} exceeds the piece")));
+            }
+            if let Some(given) = padded_size.filter(|&g| g != size) {
+                return Err(bad(format!(
+                    "the CID says padded size {size}, the size given is {given}"
+                )));
+            }
+            Ok(PieceInfo {
+                root,
+                padded_size: size,
+                payload_size: unpadded - padding,
+            })
+        }
+        (codec, hash) => Err(bad(format!(
+            "not a piece CID (codec 0x{codec:x}, multihash 0x{hash:x})"
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,135 @@
+//! The aggregator's half: `aggregate`, `verifyInclusion`, `writeAggregate`.
+
+use napi::bindgen_prelude::PromiseRaw;
+use napi::Env;
+use napi_derive::napi;
+use raas_core::aggregate::{self, AggregateWriter, PieceInput};
+use raas_core::error::{coded, invalid_argument, CodedError};
+use raas_core::podsi::PublishedProof;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{spawn, to_js, Result};
+
+fn pieces_arg(pieces: Value) -> std::result::Result<Vec<PieceInput>, CodedError> {
+    serde_json::from_value(pieces).map_err(|e| invalid_argument("pieces", e))
+}
+
+/// Builds the FRC-0058 aggregate of `pieces` (piece CID v1 with `pieceSize`, or v2 alone)
+/// in a deal of padded size `options.size`: `{ commP, pieceCid, pieceSize, proofs,
+/// segments }`, where `proofs[i]` (the shape `complete` takes) proves `pieces[i]`.
+/// Throws `INVALID_PIECE`, `INVALID_ARGUMENT` or `AGGREGATE_FULL`.
+#[napi(
+    ts_args_type = "pieces: PieceInput[], options: AggregateOptions",
+    ts_return_type = "Aggregate"
+)]
+pub fn aggregate(pieces: Value, options: Value) -> Result<Value> {
+    let options: AggregateOptions =
+        serde_json::from_value(options).map_err(|e| to_js(invalid_argument("options", e)))?;
+    let pieces = pieces_arg(pieces).map_err(to_js)?;
+    let view = aggregate::aggregate_inputs(&pieces, options.size).map_err(to_js)?;
+    serde_json::to_value(view).map_err(|e| to_js(invalid_argument("aggregate", e)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AggregateOptions {
+    size: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AggregateRef {
+    comm_p: String,
+    #[serde(default)]
+    piece_size: Option<u64>,
+}
+
+/// Checks `proof` as `complete` does before sending, and that it places its piece in
+/// `aggregate`; returns the piece it proves (`{ pieceCid, pieceSize }`). Throws
+/// `INVALID_PROOF` (or `INVALID_PIECE` for a bad `commP`).
+#[napi(
+    ts_args_type = "proof: PublishedProof, aggregate: AggregateRef",
+    ts_return_type = "IncludedPiece"
+)]
+pub fn verify_inclusion(proof: Value, aggregate: Value) -> Result<Value> {
+    let proof: PublishedProof =
+        serde_json::from_value(proof).map_err(|e| to_js(invalid_argument("proof", e)))?;
+    let aggregate: AggregateRef =
+        serde_json::from_value(aggregate).map_err(|e| to_js(invalid_argument("aggregate", e)))?;
+    let piece = aggregate::verify_inclusion_view(&proof, &aggregate.comm_p, aggregate.piece_size)
+        .map_err(to_js)?;
+    serde_json::to_value(piece).map_err(|e| to_js(invalid_argument("proof", e)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PieceFile {
+    piece_cid: String,
+    #[serde(default)]
+    piece_size: Option<u64>,
+    path: String,
+}
+
+/// Aggregates `pieces` as `aggregate` does and writes the deal's bytes to `options.out`:
+/// each piece's file (`path`, its payload) at its offset, the index at the end. Each file
+/// is hashed as it is copied and must be its piece (`INTEGRITY`); the deal's CommP is the
+/// aggregate's `commP`. Resolves to the aggregate.
+#[napi(
+    ts_args_type = "pieces: Array<PieceInput & { path: string }>, options: AggregateOptions & { out: string }",
+    ts_return_type = "Promise<Aggregate>"
+)]
+pub fn write_aggregate<'env>(
+    env: &'env Env,
+    pieces: Value,
+    options: Value,
+) -> napi::Result<PromiseRaw<'env, Value>> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Options {
+        size: u64,
+        out: String,
+    }
+    spawn(env, async move {
+        let files: Vec<PieceFile> =
+            serde_json::from_value(pieces).map_err(|e| invalid_argument("pieces", e))?;
+        let options: Options =
+            serde_json::from_value(options).map_err(|e| invalid_argument("options", e))?;
+        tokio::task::spawn_blocking(move || write(files, options.size, &options.out))
+            .await
+            .map_err(|e| CodedError {
+                code: "INTERNAL",
+                message: e.to_string(),
+            })?
+    })
+}
+
+fn write(
+    files: Vec<PieceFile>,
+    size: u64,
+    out: &str,
+) -> std::result::Result<aggregate::AggregateView, CodedError> {
+    let inputs: Vec<PieceInput> = files
+        .iter()
+        .map(|f| PieceInput {
+            piece_cid: f.piece_cid.clone(),
+            piece_size: f.piece_size,
+        })
+        .collect();
+    let pieces = aggregate::parse_pieces(&inputs).map_err(coded)?;
+    let a = aggregate::aggregate(&pieces, size).map_err(coded)?;
+    let io = |what: String| {
+        move |e: std::io::Error| CodedError {
+            code: "IO",
+            message: format!("{what}: {e}"),
+        }
+    };
+    let file = std::fs::File::create(out).map_err(io(format!("creating {out}")))?;
+    let mut w = AggregateWriter::new(&a, std::io::BufWriter::with_capacity(1 << 20, file));
+    for f in &files {
+        let r = std::fs::File::open(&f.path).map_err(io(format!("opening {}", f.path)))?;
+        w.piece(r).map_err(coded)?;
+    }
+    w.finish().map_err(coded)?;
+    Ok(aggregate::AggregateView::from(&a))
+}
