@@ -79,6 +79,28 @@ export interface PublishedProof {
     proofIndex: { index: string; path: string[] }
   }
 }
+/** A client piece to aggregate: a piece CID v1 with its padded size, or a v2 alone. */
+export interface PieceInput { pieceCid: string; pieceSize?: number }
+/** Options of `aggregate`: the deal's padded size (a power of two, 512 B to 64 GiB). */
+export interface AggregateOptions { size: number }
+/** Where a piece lies in an aggregate, in padded bytes. */
+export interface AggregateSegment { offset: number; size: number }
+/** An FRC-0058 aggregate: `proofs[i]` and `segments[i]` are those of `pieces[i]`. */
+export interface Aggregate {
+  /** Piece CID v1 of the aggregate: what the deal proposal carries. */
+  commP: string
+  /** Piece CID v2 of the aggregate. */
+  pieceCid: string
+  /** Padded size of the aggregate (the deal size). */
+  pieceSize: number
+  /** Each piece's inclusion proof, in the shape `complete` takes. */
+  proofs: PublishedProof[]
+  segments: AggregateSegment[]
+}
+/** The aggregate a proof must place its piece in (`pieceSize` required with a v1 CID). */
+export interface AggregateRef { commP: string; pieceSize?: number }
+/** The piece a verified proof includes. */
+export interface IncludedPiece { pieceCid: string; pieceSize: number }
 /** A tipset. */
 export interface TipSet { cids: string[]; height: number }
 /** A market deal (Lotus `StateMarketStorageDeal`, in camelCase). */
@@ -831,6 +853,14 @@ export declare class Upload {
   abort(): Promise<void>
 }
 
+/**
+ * Builds the FRC-0058 aggregate of `pieces` (piece CID v1 with `pieceSize`, or v2 alone)
+ * in a deal of padded size `options.size`: `{ commP, pieceCid, pieceSize, proofs,
+ * segments }`, where `proofs[i]` (the shape `complete` takes) proves `pieces[i]`.
+ * Throws `INVALID_PIECE`, `INVALID_ARGUMENT` or `AGGREGATE_FULL`.
+ */
+export declare function aggregate(pieces: PieceInput[], options: AggregateOptions): Aggregate
+
 /** A parsed, normalised CID. */
 export interface CidInfo {
   /** The CID as CIDv1 in base32. */
@@ -931,3 +961,18 @@ export interface RetrieveOptions {
   /** Longest wait for one answer or one whole block, in ms (`TIMEOUT`); default 30 000. */
   blockTimeoutMs?: number
 }
+
+/**
+ * Checks `proof` as `complete` does before sending, and that it places its piece in
+ * `aggregate`; returns the piece it proves (`{ pieceCid, pieceSize }`). Throws
+ * `INVALID_PROOF` (or `INVALID_PIECE` for a bad `commP`).
+ */
+export declare function verifyInclusion(proof: PublishedProof, aggregate: AggregateRef): IncludedPiece
+
+/**
+ * Aggregates `pieces` as `aggregate` does and writes the deal's bytes to `options.out`:
+ * each piece's file (`path`, its payload) at its offset, the index at the end. Each file
+ * is hashed as it is copied and must be its piece (`INTEGRITY`); the deal's CommP is the
+ * aggregate's `commP`. Resolves to the aggregate.
+ */
+export declare function writeAggregate(pieces: Array<PieceInput & { path: string }>, options: AggregateOptions & { out: string }): Promise<Aggregate>

@@ -34,6 +34,7 @@ pub fn aggregate(pieces: Value, options: Value) -> Result<Value> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AggregateOptions {
+    #[serde(deserialize_with = "raas_core::serde_num::u64")]
     size: u64,
 }
 
@@ -41,7 +42,7 @@ struct AggregateOptions {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AggregateRef {
     comm_p: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "raas_core::serde_num::opt_u64")]
     piece_size: Option<u64>,
 }
 
@@ -66,7 +67,7 @@ pub fn verify_inclusion(proof: Value, aggregate: Value) -> Result<Value> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PieceFile {
     piece_cid: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "raas_core::serde_num::opt_u64")]
     piece_size: Option<u64>,
     path: String,
 }
@@ -87,6 +88,7 @@ pub fn write_aggregate<'env>(
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Options {
+        #[serde(deserialize_with = "raas_core::serde_num::u64")]
         size: u64,
         out: String,
     }

@@ -16,6 +16,7 @@ fn arg<T: for<'de> Deserialize<'de>>(field: &str, v: JsValue) -> Result<T, JsVal
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AggregateOptions {
+    #[serde(deserialize_with = "raas_core::serde_num::u64")]
     size: u64,
 }
 
@@ -23,7 +24,7 @@ struct AggregateOptions {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AggregateRef {
     comm_p: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "raas_core::serde_num::opt_u64")]
     piece_size: Option<u64>,
 }
 

@@ -29,6 +29,7 @@ pub mod jobs;
 pub mod podsi;
 pub mod retrieve;
 pub mod rt;
+pub mod serde_num;
 #[cfg(all(feature = "http", not(target_family = "wasm")))]
 pub mod service;
 #[cfg(not(target_family = "wasm"))]

@@ -77,7 +77,7 @@ pub struct PieceInput {
     /// Piece CID, v1 (`baga6ea4seaq…`) or v2 (`bafkzcib…`).
     pub piece_cid: String,
     /// Padded size; required with a v1 CID, checked against a v2.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::serde_num::opt_u64")]
     pub piece_size: Option<u64>,
 }
 
