@@ -60,3 +60,13 @@ type WebChunk = Awaited<ReturnType<typeof Web.retrieve>> extends ReadableStream<
 const nodeIterable: NodeChunk = true
 const webStream: WebChunk = true
 export { retrieveOptions, nodeIterable, webStream }
+
+// Aggregation: the same functions and shapes in both packages.
+const aggShape: Same<ReturnType<typeof Node.aggregate>, ReturnType<typeof Web.aggregate>> = true
+const aggArgs: Same<Parameters<typeof Node.aggregate>, Parameters<typeof Web.aggregate>> = true
+const inclShape: Same<ReturnType<typeof Node.verifyInclusion>, ReturnType<typeof Web.verifyInclusion>> = true
+declare const agg: Node.Aggregate
+const proofForComplete: Parameters<Node.DealStatusClient['complete']>[3] = agg.proofs[0]
+// @ts-expect-error a v1 piece size is a number
+const badPiece: Node.PieceInput = { pieceCid: 'baga', pieceSize: '128' }
+export { aggShape, aggArgs, inclShape, proofForComplete, badPiece }
