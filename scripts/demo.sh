@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job, locally on embedded defaults: the identifiers of FILE (default README.md),
-# then a RaaS node on a SQLite file keeping 2 copies of it on the devnet (anvil + the Lotus
-# test server): short, one deal request, the hook makes the deals, satisfied.
+# then a RaaS node on a SQLite file with one job on it on the devnet (anvil + the Lotus test
+# server), through all three job kinds on one chain timeline: replication (2 copies, made by
+# an aggregating hook with inclusion proofs), renewal (a deal nears its end), repair (a
+# sector stops being proven), then a verified retrieval and a summary table.
 #   bash scripts/demo.sh [FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
