@@ -102,4 +102,7 @@ Object.defineProperty(binding.RaasNode.prototype, 'handler', {
   configurable: true,
 })
 
-module.exports = binding
+// The same object as `binding`, written as a re-export so Node's ESM loader sees every name
+// (`import { DealStatusClient } from 'raas-node'`), plus the one added here.
+module.exports = require('./index.js')
+module.exports.retrieve = binding.retrieve

@@ -22,3 +22,4 @@ wasm-bindgen --target nodejs --out-dir bindings-wasm/pkg/node "$wasm"
 echo '{ "type": "module" }' > bindings-wasm/pkg/web/package.json
 echo '{ "type": "commonjs" }' > bindings-wasm/pkg/node/package.json
 ls -l bindings-wasm/pkg/web/raas_wasm_bg.wasm
+node scripts/wasm-inline.mjs
