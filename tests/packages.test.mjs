@@ -138,6 +138,13 @@ test('raas-web bundles with esbuild and Vite, no configuration, and runs in Chro
   await writeFile(join(app, 'web', 'index.html'), html)
   await run(bin('vite'), ['build', '--outDir', '../dist-vite', '--emptyOutDir', '--logLevel', 'warn'], { cwd: join(app, 'web') })
   builds.vite = join(app, 'dist-vite')
+  // The identifiers-only entry, through Vite too.
+  await mkdir(join(app, 'ids'), { recursive: true })
+  await writeFile(join(app, 'ids', 'main.js'), PAGE('raas-web/ids') +
+    "import * as all from 'raas-web/ids'\nwindow.result.chain = 'DealStatusClient' in all\n")
+  await writeFile(join(app, 'ids', 'index.html'), html)
+  await run(bin('vite'), ['build', '--outDir', '../dist-ids', '--emptyOutDir', '--logLevel', 'warn'], { cwd: join(app, 'ids') })
+  builds.ids = join(app, 'dist-ids')
 
   const expected = require('raas-node').computeCids(Buffer.from(DATA))
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS })
@@ -154,6 +161,7 @@ test('raas-web bundles with esbuild and Vite, no configuration, and runs in Chro
         assert.deepEqual(result.ids, expected, name)
         assert.deepEqual(result.included, { pieceCid: expected.commP, pieceSize: expected.pieceSize }, name)
         assert.deepEqual(errors, [], name)
+        if (name === 'ids') assert.equal(result.chain, false, 'the ids entry has no chain clients')
       } finally {
         await page.close()
         server.close()

@@ -13,9 +13,6 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::error::{coded as coded_js, to_js, to_js_value};
 
-#[wasm_bindgen(typescript_custom_section)]
-const CHAIN_TYPES: &'static str = include_str!("../../bindings-node/chain-types.d.ts");
-
 /// A Promise of the serialised result; a failure rejects with a coded JS error.
 fn promise<T, E, F>(fut: F) -> js_sys::Promise
 where

@@ -7,12 +7,20 @@
 //! ```
 
 mod aggregate;
+#[cfg(feature = "chain")]
 mod chain;
 mod cids;
 mod error;
+#[cfg(feature = "chain")]
 mod retrieve;
 
 pub use aggregate::*;
+#[cfg(feature = "chain")]
 pub use chain::*;
 pub use cids::*;
+#[cfg(feature = "chain")]
 pub use retrieve::*;
+
+/// The result shapes shared with the Node package (one definition, in its header file).
+#[wasm_bindgen::prelude::wasm_bindgen(typescript_custom_section)]
+const SHARED_TYPES: &'static str = include_str!("../../bindings-node/chain-types.d.ts");

@@ -18,21 +18,25 @@
 //! ```
 
 pub mod aggregate;
-#[cfg(not(target_family = "wasm"))]
+#[cfg(all(feature = "chain", not(target_family = "wasm")))]
 pub mod blocks;
+#[cfg(feature = "chain")]
 pub mod chain;
 pub mod cid;
-#[cfg(not(target_family = "wasm"))]
+#[cfg(all(feature = "chain", not(target_family = "wasm")))]
 pub mod engine;
 pub mod error;
+#[cfg(feature = "chain")]
 pub mod jobs;
 pub mod podsi;
+#[cfg(feature = "chain")]
 pub mod retrieve;
+#[cfg(feature = "chain")]
 pub mod rt;
 pub mod serde_num;
 #[cfg(all(feature = "http", not(target_family = "wasm")))]
 pub mod service;
-#[cfg(not(target_family = "wasm"))]
+#[cfg(all(feature = "chain", not(target_family = "wasm")))]
 pub mod store;
 
 pub use error::ErrorCode;

@@ -214,8 +214,7 @@ impl PublishedProof {
                     .path
                     .iter()
                     .map(|h| {
-                        alloy::hex::decode(h)
-                            .ok()
+                        unhex(h)
                             .and_then(|v| <[u8; 32]>::try_from(v).ok())
                             .ok_or(PodsiError::Invalid("path node is not 32 bytes of hex"))
                     })
@@ -227,12 +226,25 @@ impl PublishedProof {
             proof_index: path(&self.inclusion_proof.proof_index)?,
         };
         let verifier = VerifierData {
-            comm_pc: alloy::hex::decode(&self.verifier_data.comm_pc)
-                .map_err(|_| PodsiError::Invalid("commPc is not hex"))?,
+            comm_pc: unhex(&self.verifier_data.comm_pc)
+                .ok_or(PodsiError::Invalid("commPc is not hex"))?,
             size_pc: hex_u64(&self.verifier_data.size_pc)?,
         };
         Ok((proof, verifier))
     }
+}
+
+/// Lower-case hex of `bytes` (what published proofs carry).
+pub(crate) fn hex(bytes: impl AsRef<[u8]>) -> String {
+    data_encoding::HEXLOWER.encode(bytes.as_ref())
+}
+
+/// Bytes of hex in either case, with or without `0x`.
+pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
+    let digits = s.strip_prefix("0x").unwrap_or(s);
+    data_encoding::HEXLOWER_PERMISSIVE
+        .decode(digits.as_bytes())
+        .ok()
 }
 
 fn hex_u64(s: &str) -> Result<u64, PodsiError> {
@@ -262,10 +274,7 @@ mod tests {
         let vs = vectors();
         let (proof, verifier, v) = &vs[0];
         let aux = verify(proof, verifier).unwrap();
-        assert_eq!(
-            alloy::hex::encode(&aux.comm_pa),
-            v["expected"]["commPa"].as_str().unwrap()
-        );
+        assert_eq!(hex(&aux.comm_pa), v["expected"]["commPa"].as_str().unwrap());
         assert_eq!(aux.size_pa, 0x8_0000_0000);
 
         let (proof, verifier, v) = &vs[1];

@@ -228,11 +228,11 @@ fn publish(p: &PieceInfo, proof: &InclusionProof) -> PublishedProof {
     comm_pc.extend_from_slice(&p.root);
     let path = |d: &podsi::ProofData| PublishedPath {
         index: format!("{:x}", d.index),
-        path: d.path.iter().map(alloy::hex::encode).collect(),
+        path: d.path.iter().map(podsi::hex).collect(),
     };
     PublishedProof {
         verifier_data: PublishedVerifier {
-            comm_pc: alloy::hex::encode(comm_pc),
+            comm_pc: podsi::hex(comm_pc),
             size_pc: format!("{:x}", p.padded_size),
         },
         inclusion_proof: PublishedInclusion {
