@@ -8,18 +8,22 @@ function createHandler(node) {
   return function raasHandler(req, res, next) {
     const chunks = []
     let size = 0
-    let over = false
     req.on('data', (c) => {
-      if (over) return
       size += c.length
-      // Past the limit the rest is not kept: the router answers 413 from the first limit+1 bytes.
-      if (size > limit) {
-        over = true
-        chunks.push(c.subarray(0, c.length - (size - limit - 1)))
-      } else chunks.push(c)
+      // Past the limit nothing more is kept: the request is answered 413 below.
+      if (size <= limit) chunks.push(c)
     })
     req.on('error', (e) => (next ? next(e) : res.destroy(e)))
     req.on('end', () => {
+      if (size > limit) {
+        // Answered here, for every route: a cut body must never reach a route that would
+        // take it as whole (an upload would store the first bytes under the wrong CID).
+        // Bodies over the limit (large uploads) go to `node.serve()`, which streams them.
+        res.statusCode = 413
+        res.setHeader('content-type', 'application/json')
+        return res.end(JSON.stringify({ error: { code: 'PAYLOAD_TOO_LARGE',
+          message: `the body is larger than the limit (${limit} bytes through node.handler(); node.serve() streams uploads)` } }))
+      }
       const headers = []
       for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i], req.rawHeaders[i + 1]])
       // Mounted with `app.use('/raas', …)`, Express gives the path below the mount in `req.url`.

@@ -104,6 +104,19 @@ test('node.handler() mounted in an Express app and in node:http: the same API, b
       body: JSON.stringify({ cid: CID, replicationTarget: 2, pad: 'x'.repeat(100_000) }) })
     assert.equal(r.status, 413)
     assert.equal((await r.json()).error.code, 'PAYLOAD_TOO_LARGE')
+    // An upload over the limit is refused whole, never stored cut short under another CID;
+    // one within it is stored.
+    const big = Buffer.alloc(6000, 7)
+    r = await fetch(`${eu}/raas/upload`, { method: 'POST', body: big, headers: { 'content-type': 'application/octet-stream' } })
+    assert.equal(r.status, 413)
+    assert.equal((await r.json()).error.code, 'PAYLOAD_TOO_LARGE')
+    for (const n of [4097, 4096]) {
+      r = await fetch(`${eu}/raas/ipfs/${raas.computeCids(big.subarray(0, n)).cid}`, { headers: { accept: 'application/vnd.ipld.raw' } })
+      assert.equal(r.status, 404, `no cut copy of ${n} bytes was stored`)
+    }
+    r = await fetch(`${eu}/raas/upload`, { method: 'POST', body: big.subarray(0, 4096), headers: { 'content-type': 'application/octet-stream' } })
+    assert.equal(r.status, 201)
+    assert.equal((await r.json()).cid, raas.computeCids(big.subarray(0, 4096)).cid)
     // The same router at the root of a plain node:http server.
     r = await fetch(`${pu}/jobs?cid=${CID}`)
     assert.equal((await r.json()).jobs.length, 1)

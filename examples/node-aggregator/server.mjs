@@ -5,6 +5,8 @@
 //   (`POST /raas/upload`, `POST /raas/register_jobs`, `GET /raas/jobs/{id}`,
 //   `GET /raas/status/{cid}`, `GET /raas/retrieve/{cid}`: see the repository README). Its own
 //   route `GET /aggregator/deals` lists the deals it made.
+// - Its clients' page is `/` (examples/browser/client.html): CIDs computed in the browser,
+//   upload, a job, its deals live from the chain, a verified download.
 // - Every deal request of the node (a new job short of copies, a renewal, a repair) comes to
 //   `makeDeals`: the bytes fetched verified by CID (`req.data()`), their piece aggregated with
 //   the other clients' pieces waiting for a deal (`aggregate`), the deal made (here published
@@ -81,8 +83,43 @@ export async function start({ port = 8790, dir = mkdtempSync(join(tmpdir(), 'raa
   })
 
   const app = express()
+  // Live events stream from the node's own server; the adapter below answers one request at
+  // a time, so the stream is relayed from there.
+  const direct = await node.serve({ host: '127.0.0.1', port: 0 })
+  app.get('/raas/events', async (req, res) => {
+    const upstream = new AbortController()
+    req.on('close', () => upstream.abort())
+    try {
+      const last = req.get('last-event-id')
+      const r = await fetch(`${direct.url}/events${req.url.slice(req.path.length)}`, {
+        headers: last ? { 'last-event-id': last } : {}, signal: upstream.signal })
+      res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'text/event-stream', 'cache-control': 'no-cache' })
+      for await (const chunk of r.body) res.write(chunk)
+      res.end()
+    } catch {
+      res.end()
+    }
+  })
+  // Uploads stream to the node's server too: the adapter takes bodies up to its limit only.
+  app.post('/raas/upload', async (req, res) => {
+    const headers = {}
+    for (const h of ['content-type', 'authorization', 'x-api-key']) if (req.get(h)) headers[h] = req.get(h)
+    try {
+      const r = await fetch(`${direct.url}/upload`, { method: 'POST', headers, body: req, duplex: 'half' })
+      res.status(r.status).type(r.headers.get('content-type') ?? 'application/json').send(Buffer.from(await r.arrayBuffer()))
+    } catch (e) {
+      res.status(502).json({ error: { code: 'UPLOAD_ABORTED', message: e.message } })
+    }
+  })
   app.use('/raas', node.handler())
   app.get('/aggregator/deals', (_req, res) => res.json({ deals }))
+  // The browser client (examples/browser/client.html) and the browser package it loads;
+  // it reads the chain itself, so it is told where the chain is.
+  app.get('/aggregator/config', (_req, res) => res.json({ evmRpc: info.evmRpc, dealStatus: info.dealStatus, lotusRpc: info.lotusRpc }))
+  const repo = new URL('../../', import.meta.url).pathname
+  app.use('/bindings-wasm/pkg', express.static(join(repo, 'bindings-wasm', 'pkg')))
+  app.use('/app', express.static(join(repo, 'examples', 'browser')))
+  app.get('/', (_req, res) => res.redirect('/app/client.html'))
   node.start()
   const server = await new Promise((resolve) => { const s = app.listen(port, '127.0.0.1', () => resolve(s)) })
   const url = `http://127.0.0.1:${server.address().port}`
@@ -90,7 +127,9 @@ export async function start({ port = 8790, dir = mkdtempSync(join(tmpdir(), 'raa
   return {
     url, node, devnet, deals,
     async close() {
+      server.closeAllConnections?.()
       await new Promise((r) => server.close(r))
+      await direct.close()
       await node.stop()
       await node.close()
       await devnet.stop()

@@ -1,0 +1,74 @@
+// The browser client (examples/browser/client.html) served by the example aggregator, in
+// headless Chromium: pick a file → CIDs computed in the page's worker → upload → a refused
+// job shown with its code → a job registered → its deals live from the contract and Lotus
+// → satisfied → a verified download equal to the file. A screenshot is kept in
+// target/test-artifacts/.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdir } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { chromium } from 'playwright-core'
+import { start } from '../../examples/node-aggregator/server.mjs'
+import { CHROMIUM_ARGS } from '../helpers/browser.mjs'
+
+const require = createRequire(import.meta.url)
+const { computeCids } = require('raas-node')
+
+test('[chromium] the client page: hash, upload, register, watch the deals, download verified', async () => {
+  const aggregator = await start({ port: 0, log: () => {} })
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS })
+  try {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } })
+    const errors = []
+    page.on('pageerror', (e) => errors.push(e.message))
+    await page.goto(aggregator.url + '/')
+    const text = (id) => page.locator(`#${id}`).textContent()
+    // On a timeout, the message says what the page shows.
+    const shown = () => page.evaluate(() => [...document.querySelectorAll('.state, .error, #log')]
+      .map((e) => `${e.id}=${e.textContent}`).join(' | '))
+    const until = (id, value, timeout = 30_000) =>
+      page.waitForFunction(([id, v]) => document.getElementById(id).textContent === v, [id, value], { timeout })
+        .catch(async (e) => { throw new Error(`waiting for #${id} = ${value}: ${e.message}; page: ${await shown()}`) })
+
+    const data = randomBytes(3 * 1024 * 1024 + 17) // several UnixFS chunks
+    const expected = computeCids(data)
+    await page.setInputFiles('#file', { name: 'photo.bin', mimeType: 'application/octet-stream', buffer: data })
+    await until('file-state', 'hashed')
+    assert.equal(await text('cid'), expected.cid)
+    assert.equal(await text('piece'), expected.pieceCid)
+    assert.equal(await page.locator('#progress').evaluate((p) => p.value), 1)
+
+    // A job the node refuses: the error is shown with its code, the page recovers.
+    await page.fill('#copies', '0')
+    await page.click('#go')
+    await until('upload-state', 'error')
+    assert.match(await text('upload-error'), /^\[INVALID_JOB\] .*replicationTarget/)
+    await page.fill('#copies', '2')
+    await page.click('#go')
+    await until('upload-state', 'registered')
+    assert.match(await text('uploaded'), new RegExp(expected.cid))
+
+    await until('job-state', 'satisfied')
+    await page.waitForFunction(() => document.querySelectorAll('#deals tr .state.active').length === 2, null, { timeout: 20_000 })
+    const rows = await page.locator('#deals tr').allTextContents()
+    assert.equal(rows.length, 2)
+    for (const r of rows) assert.match(r, /^\d+f0\d+active/)
+    assert.match(await text('log'), /verdict new → short \(replication: 2 needed\)[\s\S]*→ satisfied/)
+
+    await page.click('#download')
+    await until('download-state', 'verified')
+    const digest = await page.evaluate(async () =>
+      [...new Uint8Array(await crypto.subtle.digest('SHA-256', await window.downloaded.arrayBuffer()))]
+        .map((b) => b.toString(16).padStart(2, '0')).join(''))
+    assert.equal(digest, createHash('sha256').update(data).digest('hex'))
+    assert.match(await text('downloaded'), /3,145,745 bytes verified/)
+
+    await mkdir('target/test-artifacts', { recursive: true })
+    await page.screenshot({ path: 'target/test-artifacts/browser-client.png', fullPage: true })
+    assert.deepEqual(errors, [])
+  } finally {
+    await browser.close()
+    await aggregator.close()
+  }
+})
