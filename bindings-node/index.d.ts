@@ -799,8 +799,9 @@ export declare class RaasNode {
    */
   serve(options?: { host?: string, port?: number }): Promise<RaasServer>
   /**
-   * Largest request body the HTTP API takes (`http.bodyLimitBytes`): `handler()` stops
-   * reading a body past it.
+   * Largest request body the HTTP API takes (`http.bodyLimitBytes`): `handler()` answers
+   * a body past it 413 `PAYLOAD_TOO_LARGE` without handing it on (stream large uploads to
+   * `serve()`).
    */
   get httpBodyLimit(): number
   /**

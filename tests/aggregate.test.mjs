@@ -4,7 +4,7 @@
 // of many sizes. A failing seed is printed; rerun one with AGG_SEED=n.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createRequire } from 'node:module'
@@ -170,8 +170,15 @@ if (backend === 'node') {
       await writeFile(files[1].path, r.bytes(70000))
       await assert.rejects(raas.writeAggregate(files, { size: 2 ** 20, out }),
         (e) => e.code === 'INTEGRITY' && /pieces\[1\]/.test(e.message))
+      // A failed write leaves the earlier deal file as it was, and no partial file beside it.
+      assert.equal((await raas.computeCidsFromFile(out)).commP, a.commP)
       await assert.rejects(raas.writeAggregate([{ ...files[0], path: join(dir, 'missing') }], { size: 2 ** 20, out }),
         (e) => e.code === 'IO')
+      assert.deepEqual((await readdir(dir)).filter((n) => n.includes('partial')), [])
+      // `out` naming one of the pieces is refused before anything is written.
+      await assert.rejects(raas.writeAggregate([files[0]], { size: 2 ** 20, out: files[0].path }),
+        (e) => e.code === 'INVALID_ARGUMENT' && /options\.out/.test(e.message))
+      assert.equal(raas.computePieceCid(await readFile(files[0].path)).pieceCid, files[0].pieceCid)
       await assert.rejects(raas.writeAggregate(files, { size: 2 ** 20 }), (e) => e.code === 'INVALID_ARGUMENT')
     } finally {
       await rm(dir, { recursive: true, force: true })

@@ -126,12 +126,50 @@ fn write(
             message: format!("{what}: {e}"),
         }
     };
-    let file = std::fs::File::create(out).map_err(io(format!("creating {out}")))?;
-    let mut w = AggregateWriter::new(&a, std::io::BufWriter::with_capacity(1 << 20, file));
+    // Written beside `out` under another name and renamed once complete: a failure leaves
+    // no partial deal, and `out` naming one of the inputs cannot wipe it before it is read.
+    let target = std::path::Path::new(out);
     for f in &files {
-        let r = std::fs::File::open(&f.path).map_err(io(format!("opening {}", f.path)))?;
-        w.piece(r).map_err(coded)?;
+        let same = std::fs::canonicalize(&f.path)
+            .ok()
+            .zip(std::fs::canonicalize(target).ok());
+        if same.is_some_and(|(a, b)| a == b) {
+            return Err(invalid_argument(
+                "options.out",
+                format!("{out} is one of the pieces"),
+            ));
+        }
     }
-    w.finish().map_err(coded)?;
+    let dir = target
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.partial-{}",
+        target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("aggregate"),
+        std::process::id()
+    ));
+    let written = (|| {
+        let file = std::fs::File::create(&tmp).map_err(io(format!("creating {out}")))?;
+        let mut w = AggregateWriter::new(&a, std::io::BufWriter::with_capacity(1 << 20, file));
+        for f in &files {
+            let r = std::fs::File::open(&f.path).map_err(io(format!("opening {}", f.path)))?;
+            w.piece(r).map_err(coded)?;
+        }
+        let out_file = w.finish().map_err(coded)?;
+        out_file
+            .into_inner()
+            .map_err(|e| io(format!("writing {out}"))(e.into_error()))?
+            .sync_all()
+            .map_err(io(format!("writing {out}")))?;
+        std::fs::rename(&tmp, target).map_err(io(format!("renaming into {out}")))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
     Ok(aggregate::AggregateView::from(&a))
 }

@@ -599,8 +599,9 @@ impl RaasNode {
         )
     }
 
-    /// Largest request body the HTTP API takes (`http.bodyLimitBytes`): `handler()` stops
-    /// reading a body past it.
+    /// Largest request body the HTTP API takes (`http.bodyLimitBytes`): `handler()` answers
+    /// a body past it 413 `PAYLOAD_TOO_LARGE` without handing it on (stream large uploads to
+    /// `serve()`).
     #[napi(getter)]
     pub fn http_body_limit(&self) -> u32 {
         u32::try_from(self.inner.settings().http.body_limit).unwrap_or(u32::MAX)

@@ -208,6 +208,10 @@ impl PublishedProof {
     /// Converts to typed proof data, rejecting malformed hex (`INVALID_PROOF`).
     pub fn to_typed(&self) -> Result<(InclusionProof, VerifierData), PodsiError> {
         let path = |p: &PublishedPath| -> Result<ProofData, PodsiError> {
+            // Checked before decoding: a hostile proof's path costs nothing past the bound.
+            if p.path.len() >= 64 {
+                return Err(PodsiError::Invalid("proof too deep"));
+            }
             Ok(ProofData {
                 index: hex_u64(&p.index)?,
                 path: p
@@ -249,6 +253,9 @@ pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
 
 fn hex_u64(s: &str) -> Result<u64, PodsiError> {
     let digits = s.strip_prefix("0x").unwrap_or(s);
+    if digits.starts_with('+') {
+        return Err(PodsiError::Invalid("index or size is not hex"));
+    }
     u64::from_str_radix(digits, 16).map_err(|_| PodsiError::Invalid("index or size is not hex"))
 }
 

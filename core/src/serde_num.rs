@@ -1,6 +1,6 @@
 //! Serde helpers for sizes and ids that arrive as JS numbers: napi and serde-wasm-bindgen
 //! hand large integers over as floats (`8589934592.0`), so a `u64` field also accepts a
-//! float that is a whole number no larger than 2^53 (exact in a JS number), and nothing else.
+//! float that is a whole number below 2^53 (at most `Number.MAX_SAFE_INTEGER`), and nothing else.
 
 use serde::{de::Error, Deserialize, Deserializer};
 

@@ -10,7 +10,7 @@ await init()
 const contract = new DealStatusClient({ rpcUrl: config.evmRpc, address: config.dealStatus })
 const lotus = new LotusClient({ url: config.lotusRpc })
 
-let file, cids, job
+let file, cids, job, generation = 0, watching = false, downloadUrl
 const state = (id, text, kind = text) => { const el = $(id); el.textContent = text; el.className = `state ${kind}` }
 const showError = (id, e) => { $(id).textContent = e ? `[${e.code ?? 'ERROR'}] ${e.message}` : '' }
 
@@ -25,6 +25,8 @@ async function api(path, init) {
 // 1 · hashing in a worker
 const worker = new Worker('./client-worker.js', { type: 'module' })
 worker.onmessage = ({ data }) => {
+  // Only the answer for the file picked last counts.
+  if (data.generation !== generation) return
   if (data.progress !== undefined) { $('progress').value = data.progress; return }
   if (data.error) { state('file-state', 'error'); showError('file-error', data.error); return }
   cids = data.cids
@@ -42,7 +44,7 @@ $('file').addEventListener('change', (e) => {
   showError('file-error')
   $('progress').value = 0
   state('file-state', 'hashing…', 'working')
-  worker.postMessage(file)
+  worker.postMessage({ file, generation: ++generation })
 })
 
 // 2 · upload, then register the job
@@ -85,6 +87,9 @@ function listen() {
   return new Promise((resolve) => { events.onopen = resolve; events.onerror = resolve })
 }
 function watch() {
+  // One set of listeners and one timer for the page, whichever job is shown.
+  if (watching) return refresh()
+  watching = true
   // Each event is a stored record `{ seq, jobId, kind, data, createdMs }`.
   events.addEventListener('verdict', (m) => {
     const rec = JSON.parse(m.data)
@@ -113,13 +118,27 @@ async function refresh() {
     if (j.status) state('job-state', j.status)
     const deals = await contract.activeDeals(job.spec.cid)
     const health = deals.length ? await lotus.dealHealthMany(deals.map((d) => d.dealId)) : []
+    // Built as text nodes: nothing read from the chain is parsed as HTML.
+    const cell = (text, badge) => {
+      const td = document.createElement('td')
+      if (badge) td.append(Object.assign(document.createElement('span'), { className: `state ${badge}`, textContent: text }))
+      else td.textContent = text
+      return td
+    }
     const rows = deals.map((d, i) => {
       const r = health[i]?.report
-      const status = r?.health.status ?? (health[i]?.error ? 'error' : 'unknown')
-      return `<tr><td>${d.dealId}</td><td>f0${d.minerId}</td><td><span class="state ${status}">${status}</span></td>` +
-        `<td>${r?.epochsSinceProven ?? '—'}</td><td>${r?.endEpoch ?? '—'}</td></tr>`
+      const status = String(r?.health.status ?? (health[i]?.error ? 'error' : 'unknown'))
+      const tr = document.createElement('tr')
+      tr.append(cell(String(d.dealId)), cell(`f0${d.minerId}`), cell(status, status),
+        cell(String(r?.epochsSinceProven ?? '—')), cell(String(r?.endEpoch ?? '—')))
+      return tr
     })
-    $('deals').innerHTML = rows.join('') || '<tr><td colspan="5" class="empty">no deals yet</td></tr>'
+    if (rows.length) $('deals').replaceChildren(...rows)
+    else {
+      const empty = Object.assign(cell('no deals yet'), { colSpan: 5, className: 'empty' })
+      $('deals').replaceChildren(Object.assign(document.createElement('tr'), {}))
+      $('deals').firstChild.append(empty)
+    }
     $('download').disabled = deals.length === 0
     showError('deals-error')
   } catch (e) {
@@ -136,7 +155,9 @@ $('download').addEventListener('click', async () => {
   try {
     const stream = await retrieve(job.spec.cid, { gateways: [`${location.origin}/raas`] })
     const blob = await new Response(stream).blob()
-    const a = Object.assign(document.createElement('a'), { href: URL.createObjectURL(blob), download: file.name, textContent: `${file.name}` })
+    if (downloadUrl) URL.revokeObjectURL(downloadUrl)
+    downloadUrl = URL.createObjectURL(blob)
+    const a = Object.assign(document.createElement('a'), { href: downloadUrl, download: file.name, textContent: file.name })
     $('downloaded').replaceChildren(`${blob.size.toLocaleString('en')} bytes verified against ${job.spec.cid.slice(0, 16)}… `, a)
     state('download-state', 'verified', 'done')
     window.downloaded = blob

@@ -17,6 +17,7 @@ import { createRequire } from 'node:module'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { startDevnet } from '../../tests/devnet/devnet.mjs'
 
 const require = createRequire(import.meta.url)
@@ -50,10 +51,23 @@ export async function start({ port = 8790, dir = mkdtempSync(join(tmpdir(), 'raa
   const deals = []
   let nextDeal = 1, nextSector = 1
 
+  const build = (members) => aggregate(members.map(([, p]) => ({ pieceCid: p.pieceCid })), { size: DEAL_SIZE })
+
   /** A deal holding `cid`'s piece and up to 3 other clients' pieces; each inclusion proven. */
   async function makeDeal(cid, piece) {
-    const members = [[cid, piece], ...[...pieces].filter(([c]) => c !== cid).slice(-3)]
-    const agg = aggregate(members.map(([, p]) => ({ pieceCid: p.pieceCid })), { size: DEAL_SIZE })
+    // The requested piece alone must fit (or the request fails, retried with backoff, and
+    // shows in the node's stats); others join while they still fit.
+    let members = [[cid, piece]]
+    let agg = build(members)
+    for (const other of [...pieces].filter(([c]) => c !== cid).reverse()) {
+      if (members.length === 4) break
+      try {
+        agg = build([...members, other])
+        members = [...members, other]
+      } catch (e) {
+        if (e.code !== 'AGGREGATE_FULL') throw e
+      }
+    }
     // Here a real aggregator hands `agg.commP` / `agg.pieceSize` (and the bytes, see
     // writeAggregate) to a storage provider through Boost or Curio and waits for the deal id.
     const dealId = nextDeal++
@@ -76,7 +90,8 @@ export async function start({ port = 8790, dir = mkdtempSync(join(tmpdir(), 'raa
     // The bytes to store, verified against the CID wherever the node found them.
     const bytes = Buffer.concat(await (await req.data()).toArray())
     const piece = computePieceCid(bytes)
-    pieces.set(req.cid, piece)
+    // Only pieces that can share a deal are kept for sharing.
+    if (piece.pieceSize <= DEAL_SIZE / 2) pieces.set(req.cid, piece)
     const made = []
     for (let i = 0; i < req.copiesNeeded; i++) made.push(await makeDeal(req.cid, piece))
     return { deals: made }
@@ -116,7 +131,7 @@ export async function start({ port = 8790, dir = mkdtempSync(join(tmpdir(), 'raa
   // The browser client (examples/browser/client.html) and the browser package it loads;
   // it reads the chain itself, so it is told where the chain is.
   app.get('/aggregator/config', (_req, res) => res.json({ evmRpc: info.evmRpc, dealStatus: info.dealStatus, lotusRpc: info.lotusRpc }))
-  const repo = new URL('../../', import.meta.url).pathname
+  const repo = fileURLToPath(new URL('../../', import.meta.url))
   app.use('/bindings-wasm/pkg', express.static(join(repo, 'bindings-wasm', 'pkg')))
   app.use('/app', express.static(join(repo, 'examples', 'browser')))
   app.get('/', (_req, res) => res.redirect('/app/client.html'))
@@ -137,7 +152,7 @@ export async function start({ port = 8790, dir = mkdtempSync(join(tmpdir(), 'raa
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const a = await start({ port: Number(process.env.PORT ?? 8790) })
   process.on('SIGINT', async () => { await a.close(); process.exit(0) })
 }

@@ -104,10 +104,16 @@ impl<'a, W: Write> AggregateWriter<'a, W> {
         let mut buf = vec![0u8; 1 << 20];
         let mut len = 0u64;
         loop {
-            let k = payload.read(&mut buf).map_err(|source| WriteError::Io {
-                what: format!("reading pieces[{n}]"),
-                source,
-            })?;
+            let k = match payload.read(&mut buf) {
+                Ok(k) => k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(WriteError::Io {
+                        what: format!("reading pieces[{n}]"),
+                        source,
+                    })
+                }
+            };
             if k == 0 {
                 break;
             }

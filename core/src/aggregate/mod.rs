@@ -162,6 +162,20 @@ pub fn aggregate(pieces: &[PieceInfo], deal_size: u64) -> Result<Aggregate, Aggr
             reason: format!("a {deal_size}-byte aggregate indexes at most {limit} pieces"),
         });
     }
+    // Pieces built by hand (the fields are public) are checked as parsed ones are.
+    for (i, p) in pieces.iter().enumerate() {
+        let why = if !p.padded_size.is_power_of_two() || p.padded_size < 128 {
+            "padded size is not a power of two of at least 128"
+        } else if p.root[31] & 0xc0 != 0 {
+            "root has its top two bits set: no data hashes to it"
+        } else {
+            continue;
+        };
+        return Err(AggregateError::Piece {
+            field: format!("pieces[{i}]"),
+            source: CidError::invalid(&p.comm_p().to_string(), why),
+        });
+    }
     let height = (deal_size / NODE).trailing_zeros();
     let mut tree = SparseTree::new(height);
     let mut segments = Vec::with_capacity(pieces.len());
@@ -380,6 +394,28 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.code(), "INVALID_PIECE");
         assert!(e.to_string().contains("pieces[1]"), "{e}");
+    }
+
+    #[test]
+    fn hand_built_pieces_are_checked() {
+        let mut odd = piece(1, 10);
+        odd.padded_size = 96;
+        assert_eq!(
+            aggregate(&[odd], 1 << 12).unwrap_err().code(),
+            "INVALID_PIECE"
+        );
+        let mut tiny = piece(1, 10);
+        tiny.padded_size = 0;
+        assert_eq!(
+            aggregate(&[tiny], 1 << 12).unwrap_err().code(),
+            "INVALID_PIECE"
+        );
+        let mut high = piece(1, 10);
+        high.root[31] |= 0x80;
+        let e = aggregate(&[piece(2, 10), high.clone()], 1 << 12).unwrap_err();
+        assert!(e.to_string().starts_with("invalid pieces[1]"), "{e}");
+        let e = parse_piece_cid(&high.comm_p().to_string(), Some(128)).unwrap_err();
+        assert!(e.to_string().contains("top two bits"), "{e}");
     }
 
     #[test]

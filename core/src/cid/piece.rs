@@ -422,6 +422,11 @@ pub fn parse_piece_cid(input: &str, padded_size: Option<u64>) -> Result<PieceInf
         (FIL_COMMITMENT_UNSEALED, SHA2_256_TRUNC254_PADDED) => {
             let root = <[u8; 32]>::try_from(mh.digest())
                 .map_err(|_| bad("a piece CID v1 digest is 32 bytes".into()))?;
+            if root[31] & 0xc0 != 0 {
+                return Err(bad(
+                    "root has its top two bits set: no data hashes to it".into()
+                ));
+            }
             let size =
                 padded_size.ok_or_else(|| bad("a piece CID v1 needs its padded size".into()))?;
             if !size.is_power_of_two() || size < 128 {
@@ -443,6 +448,11 @@ pub fn parse_piece_cid(input: &str, padded_size: Option<u64>) -> Result<PieceInf
             };
             let root = <[u8; 32]>::try_from(root)
                 .map_err(|_| bad("the v2 digest's root is not 32 bytes".into()))?;
+            if root[31] & 0xc0 != 0 {
+                return Err(bad(
+                    "root has its top two bits set: no data hashes to it".into()
+                ));
+            }
             if !(2..=58).contains(height) {
                 return Err(bad(format!("tree height {height} is out of range")));
             }
