@@ -3,7 +3,7 @@
 use napi::bindgen_prelude::PromiseRaw;
 use napi::Env;
 use napi_derive::napi;
-use raas_core::aggregate::{self, AggregateWriter, PieceInput};
+use raas_core::aggregate::{self, AggregateOptions, AggregateRef, AggregateWriter, PieceInput};
 use raas_core::error::{coded, invalid_argument, CodedError};
 use raas_core::podsi::PublishedProof;
 use serde::Deserialize;
@@ -29,21 +29,6 @@ pub fn aggregate(pieces: Value, options: Value) -> Result<Value> {
     let pieces = pieces_arg(pieces).map_err(to_js)?;
     let view = aggregate::aggregate_inputs(&pieces, options.size).map_err(to_js)?;
     serde_json::to_value(view).map_err(|e| to_js(invalid_argument("aggregate", e)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AggregateOptions {
-    #[serde(deserialize_with = "raas_core::serde_num::u64")]
-    size: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AggregateRef {
-    comm_p: String,
-    #[serde(default, deserialize_with = "raas_core::serde_num::opt_u64")]
-    piece_size: Option<u64>,
 }
 
 /// Checks `proof` as `complete` does before sending, and that it places its piece in

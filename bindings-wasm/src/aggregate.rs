@@ -1,7 +1,7 @@
 //! The aggregator's half: `aggregate` and `verifyInclusion`, with the Node package's names
 //! and result shapes.
 
-use raas_core::aggregate::{self, PieceInput};
+use raas_core::aggregate::{self, AggregateOptions, AggregateRef, PieceInput};
 use raas_core::podsi::PublishedProof;
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
@@ -11,21 +11,6 @@ use crate::error::{coded, to_js, to_js_value};
 fn arg<T: for<'de> Deserialize<'de>>(field: &str, v: JsValue) -> Result<T, JsValue> {
     serde_wasm_bindgen::from_value(v)
         .map_err(|e| coded("INVALID_ARGUMENT", &format!("invalid {field}: {e}")))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AggregateOptions {
-    #[serde(deserialize_with = "raas_core::serde_num::u64")]
-    size: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AggregateRef {
-    comm_p: String,
-    #[serde(default, deserialize_with = "raas_core::serde_num::opt_u64")]
-    piece_size: Option<u64>,
 }
 
 /// Builds the FRC-0058 aggregate of `pieces` in a deal of padded size `options.size`;

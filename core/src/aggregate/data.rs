@@ -71,16 +71,18 @@ impl<'a, W: Write> AggregateWriter<'a, W> {
         }
     }
 
+    fn write(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
+        self.out.write_all(bytes).map_err(|source| WriteError::Io {
+            what: "writing the aggregate".into(),
+            source,
+        })
+    }
+
     fn zeros(&mut self, mut n: u64) -> Result<(), WriteError> {
         let buf = [0u8; 64 * 1024];
         while n > 0 {
             let k = n.min(buf.len() as u64) as usize;
-            self.out
-                .write_all(&buf[..k])
-                .map_err(|source| WriteError::Io {
-                    what: "writing the aggregate".into(),
-                    source,
-                })?;
+            self.write(&buf[..k])?;
             n -= k as u64;
         }
         Ok(())
@@ -125,12 +127,7 @@ impl<'a, W: Write> AggregateWriter<'a, W> {
                 });
             }
             hasher.update(&buf[..k]);
-            self.out
-                .write_all(&buf[..k])
-                .map_err(|source| WriteError::Io {
-                    what: "writing the aggregate".into(),
-                    source,
-                })?;
+            self.write(&buf[..k])?;
         }
         let got = hasher.finish().padded_to(segment.size);
         if got.map(|p| p.root) != Some(piece.root) {
@@ -174,10 +171,7 @@ impl<'a, W: Write> AggregateWriter<'a, W> {
                 pair[1] = entry[1];
             }
             let quad = fr32_unpad(&nodes);
-            self.out.write_all(&quad).map_err(|source| WriteError::Io {
-                what: "writing the aggregate".into(),
-                source,
-            })?;
+            self.write(&quad)?;
         }
         self.out.flush().map_err(|source| WriteError::Io {
             what: "writing the aggregate".into(),

@@ -81,6 +81,26 @@ pub struct PieceInput {
     pub piece_size: Option<u64>,
 }
 
+/// Options of `aggregate` as hosts pass them: the deal's padded size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateOptions {
+    /// Padded size of the deal.
+    #[serde(deserialize_with = "crate::serde_num::u64")]
+    pub size: u64,
+}
+
+/// The aggregate a proof must place its piece in, as hosts pass it to `verifyInclusion`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AggregateRef {
+    /// The aggregate's piece CID, v1 (with `piece_size`) or v2.
+    pub comm_p: String,
+    /// Its padded size (required with a v1 CID).
+    #[serde(default, deserialize_with = "crate::serde_num::opt_u64")]
+    pub piece_size: Option<u64>,
+}
+
 /// Where a piece sits in the aggregate, in padded bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Segment {
