@@ -9,6 +9,8 @@ library MarketReader {
     uint64 internal constant MARKET_ACTOR = 5;
     uint64 internal constant GET_DEAL_ACTIVATION = 2567238399;
     uint64 internal constant GET_DEAL_TERM = 163777312;
+    uint64 internal constant GET_DEAL_DATA_COMMITMENT = 1157985802;
+    uint64 internal constant GET_DEAL_PROVIDER = 935081690;
     uint64 internal constant CBOR_CODEC = 0x51;
     uint64 internal constant READ_ONLY = 1;
 
@@ -27,6 +29,37 @@ library MarketReader {
         (ok, data) = callMarket(GET_DEAL_TERM, dealId);
         if (!ok) return (false, 0, 0);
         return decodeIntPair(data);
+    }
+
+    /// The deal's piece: the binary piece CID (without the CBOR tag-42 `00` prefix) and its
+    /// padded size. `ok` is false when the actor call failed or the reply is malformed.
+    function dataCommitment(uint64 dealId) internal returns (bool ok, bytes memory pieceCid, uint64 pieceSize) {
+        bytes memory data;
+        (ok, data) = callMarket(GET_DEAL_DATA_COMMITMENT, dealId);
+        // [tag(42) bytes(00 ‖ cid), uint]
+        if (!ok || data.length < 4 || uint8(data[0]) != 0x82 || uint8(data[1]) != 0xd8 || uint8(data[2]) != 0x2a) {
+            return (false, "", 0);
+        }
+        (bool hok, uint8 major, uint64 len, uint256 pos) = readHead(data, 3);
+        if (!hok || major != 2 || len == 0 || pos + len > data.length || uint8(data[pos]) != 0) return (false, "", 0);
+        pieceCid = new bytes(len - 1);
+        for (uint256 i = 0; i + 1 < len; i++) {
+            pieceCid[i] = data[pos + 1 + i];
+        }
+        uint64 size;
+        (hok, major, size, pos) = readHead(data, pos + len);
+        if (!hok || major != 0 || pos != data.length) return (false, "", 0);
+        return (true, pieceCid, size);
+    }
+
+    /// The deal's provider actor id.
+    function provider(uint64 dealId) internal returns (bool ok, uint64 id) {
+        bytes memory data;
+        (ok, data) = callMarket(GET_DEAL_PROVIDER, dealId);
+        if (!ok) return (false, 0);
+        (bool hok, uint8 major, uint64 value, uint256 pos) = readHead(data, 0);
+        if (!hok || major != 0 || pos != data.length) return (false, 0);
+        return (true, value);
     }
 
     /// Calls a market getter. `ok` is false for a failed precompile call, a non-zero exit
@@ -62,20 +95,29 @@ library MarketReader {
 
     /// Reads one CBOR integer (major type 0 or 1) that fits an int64.
     function readInt(bytes memory data, uint256 pos) internal pure returns (bool ok, int64 value, uint256 next) {
-        if (pos >= data.length) return (false, 0, pos);
+        (bool hok, uint8 major, uint64 raw, uint256 after_) = readHead(data, pos);
+        if (!hok || major > 1 || raw > uint64(type(int64).max)) return (false, 0, pos);
+        // Major type 1 encodes -1 - n: -1 is 0x20, not 0 as filecoin-solidity decodes it.
+        value = major == 0 ? int64(raw) : -1 - int64(raw);
+        return (true, value, after_);
+    }
+
+    /// Reads one CBOR head: major type and argument (up to 8 bytes), and where it ends.
+    function readHead(bytes memory data, uint256 pos)
+        internal
+        pure
+        returns (bool ok, uint8 major, uint64 value, uint256 next)
+    {
+        if (pos >= data.length) return (false, 0, 0, pos);
         uint8 head = uint8(data[pos]);
-        uint8 major = head >> 5;
+        major = head >> 5;
         uint8 info = head & 0x1f;
-        if (major > 1) return (false, 0, pos);
         uint256 width = info < 24 ? 0 : info == 24 ? 1 : info == 25 ? 2 : info == 26 ? 4 : info == 27 ? 8 : 99;
-        if (width == 99 || pos + 1 + width > data.length) return (false, 0, pos);
+        if (width == 99 || pos + 1 + width > data.length) return (false, 0, 0, pos);
         uint256 raw = info < 24 ? info : 0;
         for (uint256 i = 0; i < width; i++) {
             raw = (raw << 8) | uint8(data[pos + 1 + i]);
         }
-        if (raw > uint256(uint64(type(int64).max))) return (false, 0, pos);
-        // Major type 1 encodes -1 - n: -1 is 0x20, not 0 as filecoin-solidity decodes it.
-        value = major == 0 ? int64(uint64(raw)) : -1 - int64(uint64(raw));
-        return (true, value, pos + 1 + width);
+        return (true, major, uint64(raw), pos + 1 + width);
     }
 }

@@ -16,6 +16,7 @@ contract DealStatusSeeder is DealStatus {
             for (uint64 j = 0; j < dealsPerCid; j++) {
                 recorded[cids[i]][next] = true;
                 cidToDeals[cids[i]].push(Deal(next, minerId));
+                liveDeals[cids[i]].push(Deal(next, minerId));
                 next++;
             }
         }

@@ -143,6 +143,9 @@ async fn requests_completion_and_access_control_on_anvil() {
     assert_eq!(small.cursor.next_block, a.block_number + 1);
 
     let (proof, verifier) = reference_proof();
+    let h = d.start_epoch();
+    d.add_deal(1234, 4321, 1, h, h + 600_000).await;
+    d.add_deal(77, 1, 2, h, h + 600_000).await;
     let done = owner
         .complete(a.request_id, 1234, 4321, &proof, &verifier)
         .await
@@ -185,6 +188,53 @@ async fn requests_completion_and_access_control_on_anvil() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "INVALID_PROOF");
+
+    // The contract checks the deal itself: known to the market, holding the proof's
+    // aggregate, of the named provider. A Lotus-backed client refuses the same before
+    // sending; either way nothing is recorded.
+    d.add_piece_deal(
+        88,
+        4321,
+        3,
+        (h, h + 600_000),
+        "baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq",
+        1 << 35,
+    )
+    .await;
+    d.add_deal(89, 4321, 4, h, h + 600_000).await;
+    let checked = client(&d, Some(d.key(0)))
+        .with_lotus(LotusClient::new(LotusConfig::new(d.lotus())).unwrap());
+    for (who, c) in [("contract", &owner), ("lotus", &checked)] {
+        let err = c
+            .complete(a.request_id, 555, 4321, &proof, &verifier)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "DEAL_NOT_FOUND", "{who}: {err}");
+        let err = c
+            .complete(a.request_id, 88, 4321, &proof, &verifier)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "DEAL_MISMATCH", "{who}: {err}");
+        assert!(
+            err.to_string().contains("baga6ea4seaqao7s73"),
+            "{who}: {err}"
+        );
+        let err = c
+            .complete(a.request_id, 89, 4000, &proof, &verifier)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "DEAL_MISMATCH", "{who}: {err}");
+        assert!(err.to_string().contains("f04321"), "{who}: {err}");
+    }
+    assert!(
+        checked
+            .complete(a.request_id, 88, 4321, &proof, &verifier)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("pieceCid:"),
+        "the Lotus check answers before the contract is asked"
+    );
     let err = reader.submit(CID_A).await.unwrap_err();
     assert_eq!(err.code(), "NO_SIGNER");
     let err = reader.all_deals("not-a-cid").await.unwrap_err();
@@ -234,19 +284,19 @@ async fn active_and_expiring_deals_follow_the_market() {
         use alloy::providers::Provider;
         owner.provider().get_block_number().await.unwrap()
     };
-    for (id, miner) in [
-        (11, 1000),
-        (12, 1000),
-        (13, 1001),
-        (14, 1001),
-        (15, 1002),
-        (16, 1003),
-    ] {
+    for (id, miner) in [(11, 1000), (12, 1000), (13, 1001), (14, 1001), (15, 1002)] {
         owner
             .complete(req, id, miner, &proof, &verifier)
             .await
             .unwrap();
     }
+    // Publish 16, record it, then the market forgets it (cleaned up): it must read as gone.
+    d.add_deal(16, 1003, 6, h, h + 600_000).await;
+    owner
+        .complete(req, 16, 1003, &proof, &verifier)
+        .await
+        .unwrap();
+    market_remove(&d, &owner, 16).await;
     let ids = |v: Vec<Deal>| v.into_iter().map(|x| x.deal_id).collect::<Vec<_>>();
     let reader = client(&d, None);
     assert_eq!(
@@ -646,6 +696,28 @@ async fn market_double_answers_byte_for_byte() {
     assert!(!r.ok && r.out.is_empty());
 }
 
+/// Makes the market double forget deal `id` (its getters answer 17, as for a deal cleaned
+/// up), on anvil only.
+async fn market_remove(d: &Devnet, signer: &DealStatusClient, id: u64) {
+    alloy::sol! {
+        #[sol(rpc)]
+        interface IMarketState { function remove(uint64 id) external; }
+    }
+    let m = IMarketState::new(
+        d.info["marketState"].as_str().unwrap().parse().unwrap(),
+        signer.provider().clone(),
+    );
+    let r = m
+        .remove(id)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(r.status());
+}
+
 /// A small deterministic generator, so a failing aggregate is replayed by its seed.
 fn xorshift(state: &mut u64) -> u64 {
     *state ^= *state << 13;
@@ -689,10 +761,14 @@ async fn aggregates_proofs_pass_complete_on_anvil_and_tampered_ones_revert_on_ch
             .collect();
         let a = aggregate(&pieces, deal_size).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         let comm_p = a.piece.comm_p().to_string();
+        let h = d.start_epoch();
         for proof in &a.proofs {
             verify_inclusion(proof, &comm_p, Some(deal_size)).unwrap();
             let (inclusion, verifier) = proof.to_typed().unwrap();
             deal += 1;
+            // One deal per piece, each of the aggregate (as SPs seal one deal per copy).
+            d.add_piece_deal(deal, 1000, deal, (h, h + 600_000), &comm_p, deal_size)
+                .await;
             let r = owner
                 .complete(req, deal, 1000, &inclusion, &verifier)
                 .await

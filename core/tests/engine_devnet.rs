@@ -133,7 +133,7 @@ async fn full_loop(d: &Devnet, store: &str) {
             let h = h["result"]["height"].as_i64().unwrap();
             let spec = json!({"id": 12, "provider": 1001, "sector": 12, "startEpoch": h,
                 "endEpoch": h + 500_000, "pieceSize": 34359738368u64,
-                "pieceCid": "baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq"});
+                "pieceCid": common::REFERENCE_AGGREGATE});
             ctl("Devnet.AddDeal", json!([spec])).await.unwrap();
             ctl("Devnet.Activate", json!([12])).await.unwrap();
             let submitted = agg

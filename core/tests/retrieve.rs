@@ -432,7 +432,7 @@ async fn piece_info(gw: &Gateway, root: &str) -> serde_json::Value {
 }
 
 /// A deal of `piece` for `cid` at `miner`: published and activated on the chain, recorded
-/// on DealStatus (request + complete) by the aggregator `agg`.
+/// on DealStatus by the aggregator `agg`.
 async fn piece_deal(
     d: &common::Devnet,
     agg: &raas_core::chain::evm::DealStatusClient,
@@ -449,11 +449,9 @@ async fn piece_deal(
         "endEpoch": h + 500_000, "pieceSize": piece["pieceSize"], "pieceCid": piece["pieceCid"]});
     d.control("Devnet.AddDeal", json!([spec])).await;
     d.control("Devnet.Activate", json!([id])).await;
-    let req = agg.submit(cid).await.unwrap().request_id;
-    let (proof, verifier) = common::reference_proof();
-    agg.complete(req, id, miner, &proof, &verifier)
-        .await
-        .unwrap();
+    // The deal holds the CAR's own piece, not an aggregate: `complete` would refuse it, so
+    // the seeder contract records it (reads are the production contract's).
+    d.seed(agg, cid, id, miner).await;
 }
 
 /// Retrieval from storage providers, end to end: DealStatus names the CID's deals, Lotus
@@ -473,7 +471,7 @@ async fn storage_providers_serve_verified_pieces_and_tampered_ones_fall_through(
     let car = pack(&dir.0, "packed", &packed);
     let gw = start_gateway(&[path.clone(), car.clone()]);
     let (a, b) = (gw.roots[&key(&path)].clone(), gw.roots[&key(&car)].clone());
-    let d = common::Devnet::start();
+    let d = common::Devnet::start_seeder();
     let admin =
         DealStatusClient::with_signer(DealStatusConfig::new(d.evm(), d.deal_status()), &d.key(0))
             .unwrap();
@@ -498,10 +496,10 @@ async fn storage_providers_serve_verified_pieces_and_tampered_ones_fall_through(
     d.control("Devnet.SetMinerAddrs", json!([1004, [http("piecetrim")]]))
         .await;
     let (pa, pb) = (piece_info(&gw, &a).await, piece_info(&gw, &b).await);
-    piece_deal(&d, &agg, &a, 101, 1001, &pa).await;
-    piece_deal(&d, &agg, &a, 102, 1002, &pa).await;
-    piece_deal(&d, &agg, &a, 103, 1003, &pa).await;
-    piece_deal(&d, &agg, &b, 201, 1001, &pb).await;
+    piece_deal(&d, &admin, &a, 101, 1001, &pa).await;
+    piece_deal(&d, &admin, &a, 102, 1002, &pa).await;
+    piece_deal(&d, &admin, &a, 103, 1003, &pa).await;
+    piece_deal(&d, &admin, &b, 201, 1001, &pb).await;
 
     let (store, _sqlite) = common::stores::temp_sqlite();
     let node = RaasNode::open_json(json!({
@@ -535,7 +533,7 @@ async fn storage_providers_serve_verified_pieces_and_tampered_ones_fall_through(
     // Caught by CommP before any block was read, not by the walk.
     assert!(e.to_string().contains("not the deal's piece CID"), "{e}");
     // A second provider whose piece is trimmed (ipfs-car's leaves-first CAR): served.
-    piece_deal(&d, &agg, &b, 202, 1004, &pb).await;
+    piece_deal(&d, &admin, &b, 202, 1004, &pb).await;
     assert!(fetch(b.clone()).await.unwrap() == packed);
 
     // A CID without deals is NOT_FOUND, saying why.

@@ -99,7 +99,10 @@ export async function startDevnet({ startEpoch = 3_900_000, lotusToken = null, c
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const devnet = await startDevnet()
+  // `--contract=DealStatusSeeder`: the variant that records deals without proofs (tests of
+  // reads and retrieval whose deals hold plain pieces, not aggregates).
+  const contract = process.argv.find((a) => a.startsWith('--contract='))?.slice('--contract='.length)
+  const devnet = await startDevnet(contract ? { contract } : {})
   console.log(JSON.stringify(devnet.info))
   const stop = async () => {
     await devnet.stop()

@@ -48,6 +48,10 @@ pub struct DealStatusOptions {
     /// Signing key for writes (hex). Never logged.
     #[serde(default)]
     pub private_key: Option<String>,
+    /// Lotus endpoint `complete` reads each deal from before sending (optional: the
+    /// contract checks the deal either way).
+    #[serde(default)]
+    pub lotus: Option<LotusOptions>,
 }
 
 impl std::fmt::Debug for DealStatusOptions {
@@ -160,9 +164,13 @@ impl DealStatusOptions {
                 .map_or(defaults.timeout, |v| Duration::from_millis(v.into())),
             ..defaults
         };
-        Ok(match self.private_key {
+        let client = match self.private_key {
             Some(key) => DealStatusClient::with_signer(config, &key)?,
             None => DealStatusClient::new(config)?,
+        };
+        Ok(match self.lotus {
+            Some(lotus) => client.with_lotus(lotus.build()?),
+            None => client,
         })
     }
 }

@@ -22,7 +22,12 @@ pub struct Devnet {
     http: reqwest::Client,
 }
 
-/// The first PoDSI vector of the fixtures: a proof `complete` accepts.
+/// Piece CID v1 of the aggregate [`reference_proof`] proves inclusion in (32 GiB).
+pub const REFERENCE_AGGREGATE: &str =
+    "baga6ea4seaqd6rv4mrnqpi7kfqcpazxzhho7pytj3v3woh46dzq2hi3zpztfcjy";
+
+/// The first PoDSI vector of the fixtures: a proof `complete` accepts for a deal of
+/// [`REFERENCE_AGGREGATE`].
 pub fn reference_proof() -> (
     raas_core::podsi::InclusionProof,
     raas_core::podsi::VerifierData,
@@ -63,7 +68,17 @@ pub fn spawn_node(script: &str, args: &[PathBuf]) -> (Child, Value) {
 
 impl Devnet {
     pub fn start() -> Devnet {
-        let (child, info) = spawn_node("tests/devnet/devnet.mjs", &[]);
+        Self::start_args(&[])
+    }
+
+    /// With the seeder contract (`DealStatusSeeder`): deals recorded by [`Devnet::seed`]
+    /// without proofs, for deals that hold a plain piece rather than an aggregate.
+    pub fn start_seeder() -> Devnet {
+        Self::start_args(&[PathBuf::from("--contract=DealStatusSeeder")])
+    }
+
+    fn start_args(args: &[PathBuf]) -> Devnet {
+        let (child, info) = spawn_node("tests/devnet/devnet.mjs", args);
         Devnet {
             child,
             info,
@@ -111,12 +126,66 @@ impl Devnet {
         reply["result"].clone()
     }
 
-    /// Publishes a deal on both the market double (anvil) and the Lotus chain.
+    /// Publishes a deal on both the market double (anvil) and the Lotus chain, holding the
+    /// aggregate of [`reference_proof`] (so `complete` with that proof accepts it).
     pub async fn add_deal(&self, id: u64, provider: u64, sector: u64, start: i64, end: i64) {
+        self.add_piece_deal(
+            id,
+            provider,
+            sector,
+            (start, end),
+            REFERENCE_AGGREGATE,
+            1 << 35,
+        )
+        .await;
+    }
+
+    /// Publishes a deal of piece `piece_cid` (v1) of padded size `piece_size`.
+    pub async fn add_piece_deal(
+        &self,
+        id: u64,
+        provider: u64,
+        sector: u64,
+        (start, end): (i64, i64),
+        piece_cid: &str,
+        piece_size: u64,
+    ) {
         let spec = json!({"id": id, "provider": provider, "sector": sector, "startEpoch": start,
-            "endEpoch": end, "pieceSize": 34359738368u64,
-            "pieceCid": "baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq"});
+            "endEpoch": end, "pieceSize": piece_size, "pieceCid": piece_cid});
         self.control("Devnet.AddDeal", json!([spec])).await;
+    }
+}
+
+alloy::sol! {
+    #[sol(rpc)]
+    interface IDealStatusSeeder {
+        function seed(bytes[] cids, uint64 dealsPerCid, uint64 firstDealId, uint64 minerId) external;
+    }
+}
+
+impl Devnet {
+    /// Records deal `deal_id` of `miner_id` for `cid` (a new request) on the seeder
+    /// contract, signed by `owner` (the contract's owner).
+    pub async fn seed(
+        &self,
+        owner: &raas_core::chain::evm::DealStatusClient,
+        cid: &str,
+        deal_id: u64,
+        miner_id: u64,
+    ) {
+        let seeder = IDealStatusSeeder::new(
+            self.deal_status().parse().unwrap(),
+            owner.provider().clone(),
+        );
+        let receipt = seeder
+            .seed(vec![cid.as_bytes().to_vec().into()], 1, deal_id, miner_id)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        assert!(receipt.status());
     }
 }
 

@@ -20,6 +20,12 @@ alloy::sol! {
         error NotAggregator(address caller);
         error InvalidRequestId(uint256 id);
         error InvalidDealId();
+        error DealNotFound(uint64 dealId);
+        error DealPieceMismatch(uint64 dealId, bytes dealPiece, uint64 dealSize, bytes proofPiece, uint64 proofSize);
+        error DealProviderMismatch(uint64 dealId, uint64 provider, uint64 minerId);
+        error ZeroAddress();
+        error NotPendingOwner();
+        error InvalidPage(uint256 start, uint256 limit);
 
         function submit(bytes _cid) external returns (uint256);
         function submitRaaS(bytes _cid, uint256 _replication_target, uint256 _repair_threshold, uint256 _renew_threshold) external returns (uint256);
@@ -33,6 +39,11 @@ alloy::sol! {
         function owner() external view returns (address);
         function isAggregator(address account) external view returns (bool);
         function setAggregator(address aggregator, bool allowed) external;
+        function pendingOwner() external view returns (address);
+        function transferOwnership(address newOwner) external;
+        function acceptOwnership() external;
+        function getCIDsPage(uint256 start, uint256 limit) external view returns (bytes[] cids, uint256 total);
+        function prune(bytes _cid) external returns (uint256);
 
         // Lighthouse's deployed variant.
         function getMaxReplications() external view returns (uint256);

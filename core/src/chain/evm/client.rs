@@ -127,6 +127,21 @@ pub struct DealStatusClient {
     signer: Option<Address>,
     wallet: Option<alloy::network::EthereumWallet>,
     send_lock: std::sync::Arc<futures::lock::Mutex<()>>,
+    /// Where `complete` reads the deal before sending, when set.
+    lotus: Option<std::sync::Arc<crate::chain::lotus::LotusClient>>,
+}
+
+/// One page of the requests' CIDs (`getCIDsPage`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CidPage {
+    /// CIDs of requests `start + 1 ..`, in request order (a CID asked for twice appears
+    /// twice; a key that is not a CID is shown as 0x hex).
+    pub cids: Vec<String>,
+    /// How many requests the contract holds.
+    pub total: u64,
+    /// The `start` of the next page, or `None` after the last.
+    pub next: Option<u64>,
 }
 
 /// A transaction signed here and not yet known to be mined: its hash is fixed before it is
@@ -216,7 +231,16 @@ impl DealStatusClient {
             signer: signer_address,
             wallet,
             send_lock: Default::default(),
+            lotus: None,
         })
+    }
+
+    /// Makes `complete` read each deal from Lotus first and refuse, without sending, a deal
+    /// that is unknown, holds another piece or belongs to another provider, as the contract
+    /// would revert.
+    pub fn with_lotus(mut self, lotus: crate::chain::lotus::LotusClient) -> Self {
+        self.lotus = Some(std::sync::Arc::new(lotus));
+        self
     }
 
     /// The contract address.
@@ -321,6 +345,50 @@ impl DealStatusClient {
             })
             .filter(|c| seen.insert(c.clone()))
             .collect())
+    }
+
+    /// A page of the requests' CIDs: at most `limit` (1..=1000) from request `start + 1`
+    /// (our contract's `getCIDsPage`; reference contracts only have `all_cids`).
+    pub async fn cids_page(&self, start: u64, limit: u32) -> Result<CidPage, EvmError> {
+        const M: &str = "getCIDsPage";
+        if limit == 0 || limit > 1000 {
+            return Err(EvmError::Malformed {
+                what: M,
+                reason: format!("limit must be in 1..=1000, got {limit}"),
+            });
+        }
+        let c = self.contract();
+        let page = self
+            .timed(M, async {
+                c.getCIDsPage(U256::from(start), U256::from(limit))
+                    .call()
+                    .await
+                    .map_err(|e| EvmError::from_contract(M, e))
+            })
+            .await?;
+        let total = u64::try_from(page.total).map_err(|_| EvmError::Malformed {
+            what: M,
+            reason: format!("total {} exceeds u64", page.total),
+        })?;
+        if page.cids.len() > limit as usize {
+            return Err(EvmError::Malformed {
+                what: M,
+                reason: format!("{} CIDs for a page of {limit}", page.cids.len()),
+            });
+        }
+        let end = start.saturating_add(page.cids.len() as u64);
+        Ok(CidPage {
+            cids: page
+                .cids
+                .into_iter()
+                .map(|k| {
+                    CidKeyEncoding::cid_of_key(&k)
+                        .unwrap_or_else(|| format!("0x{}", alloy::hex::encode(&k)))
+                })
+                .collect(),
+            total,
+            next: (end < total && end > start).then_some(end),
+        })
     }
 
     /// Active deals of many CIDs, `batch_size` CIDs per Multicall3 round trip. One entry
@@ -632,6 +700,9 @@ impl DealStatusClient {
         verifier: &VerifierData,
     ) -> Result<CompleteReceipt, EvmError> {
         let aux = podsi::verify(proof, verifier)?;
+        if let Some(lotus) = &self.lotus {
+            check_deal(lotus, deal_id, miner_id, &aux).await?;
+        }
         let to_abi = |p: &podsi::ProofData| IDealStatus::ProofData {
             index: p.index,
             path: p.path.iter().map(|h| h.into()).collect(),
@@ -670,6 +741,24 @@ impl DealStatusClient {
         let receipt = self
             .send("setAggregator", c.setAggregator(who, allowed))
             .await?;
+        Ok(receipt.transaction_hash.to_string())
+    }
+
+    /// Starts moving the contract's ownership to `new_owner`, who must then accept it
+    /// (our contract; owner only; the zero address is refused).
+    pub async fn transfer_ownership(&self, new_owner: &str) -> Result<String, EvmError> {
+        let who = parse_address("newOwner", new_owner)?;
+        let c = self.contract();
+        let receipt = self
+            .send("transferOwnership", c.transferOwnership(who))
+            .await?;
+        Ok(receipt.transaction_hash.to_string())
+    }
+
+    /// Accepts an ownership transfer to this client's signer.
+    pub async fn accept_ownership(&self) -> Result<String, EvmError> {
+        let c = self.contract();
+        let receipt = self.send("acceptOwnership", c.acceptOwnership()).await?;
         Ok(receipt.transaction_hash.to_string())
     }
 
@@ -724,6 +813,52 @@ impl DealStatusClient {
             });
         }
         Ok(receipt)
+    }
+}
+
+/// The off-chain twin of the contract's deal check: the deal Lotus knows holds the proof's
+/// aggregate (piece CID and padded size) and belongs to `miner_id`.
+async fn check_deal(
+    lotus: &crate::chain::lotus::LotusClient,
+    deal_id: u64,
+    miner_id: u64,
+    aux: &AuxData,
+) -> Result<(), EvmError> {
+    use crate::chain::lotus::LotusError;
+    const M: &str = "complete";
+    let deal = match lotus.market_deal(deal_id, None).await {
+        Ok(d) => d,
+        Err(LotusError::DealNotFound { .. }) => {
+            return Err(EvmError::DealNotFound { method: M, deal_id })
+        }
+        Err(e) => {
+            return Err(EvmError::Rpc {
+                method: "Filecoin.StateMarketStorageDeal",
+                message: e.to_string(),
+            })
+        }
+    };
+    let p = &deal.proposal;
+    let mismatch = |reason: String| EvmError::DealMismatch {
+        method: M,
+        deal_id,
+        reason,
+    };
+    let proof_piece = cid::Cid::try_from(aux.comm_pa.as_slice())
+        .map_err(|e| mismatch(format!("the proof's aggregate is not a CID: {e}")))?;
+    let deal_piece: Option<cid::Cid> = p.piece_cid.cid.parse().ok();
+    if deal_piece != Some(proof_piece) || p.piece_size != aux.size_pa {
+        return Err(mismatch(format!(
+            "pieceCid: the deal holds {} of {} bytes, the proof's aggregate is {proof_piece} of {} bytes",
+            p.piece_cid.cid, p.piece_size, aux.size_pa
+        )));
+    }
+    match crate::chain::lotus::types::actor_id(&p.provider) {
+        Some(id) if id == miner_id => Ok(()),
+        _ => Err(mismatch(format!(
+            "minerId: the deal's provider is {}, not f0{miner_id}",
+            p.provider
+        ))),
     }
 }
 

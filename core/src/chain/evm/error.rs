@@ -71,6 +71,25 @@ pub enum EvmError {
     /// The inclusion proof does not verify (`INVALID_PROOF`); nothing was sent.
     #[error(transparent)]
     InvalidProof(#[from] PodsiError),
+    /// `complete`: the market does not know the deal (`DEAL_NOT_FOUND`); nothing was sent.
+    #[error("{method}: the market has no deal {deal_id}")]
+    DealNotFound {
+        /// The function called.
+        method: &'static str,
+        /// The deal named.
+        deal_id: u64,
+    },
+    /// `complete`: the deal is not the proof's aggregate or not the named provider's
+    /// (`DEAL_MISMATCH`); nothing was sent.
+    #[error("{method}: deal {deal_id} does not match: {reason}")]
+    DealMismatch {
+        /// The function called.
+        method: &'static str,
+        /// The deal named.
+        deal_id: u64,
+        /// Which field differs, with both values.
+        reason: String,
+    },
 }
 
 impl ErrorCode for EvmError {
@@ -87,6 +106,8 @@ impl ErrorCode for EvmError {
             EvmError::Reverted { .. } => "TX_REVERTED",
             EvmError::Malformed { .. } => "MALFORMED_REPLY",
             EvmError::InvalidProof(e) => e.code(),
+            EvmError::DealNotFound { .. } => "DEAL_NOT_FOUND",
+            EvmError::DealMismatch { .. } => "DEAL_MISMATCH",
         }
     }
 
@@ -99,10 +120,7 @@ impl EvmError {
     /// Classifies an alloy contract error: reverts are decoded, empty replies mean no code.
     pub(crate) fn from_contract(method: &'static str, err: alloy::contract::Error) -> Self {
         if let Some(data) = err.as_revert_data() {
-            return EvmError::Reverted {
-                method,
-                reason: revert_reason(&data),
-            };
+            return reverted(method, &data);
         }
         match err {
             alloy::contract::Error::ZeroData(..) => EvmError::NoContract { method },
@@ -122,15 +140,54 @@ impl EvmError {
         err: alloy::transports::TransportError,
     ) -> Self {
         if let Some(data) = err.as_error_resp().and_then(|e| e.as_revert_data()) {
-            return EvmError::Reverted {
-                method,
-                reason: revert_reason(&data),
-            };
+            return reverted(method, &data);
         }
         EvmError::Rpc {
             method,
             message: err.to_string(),
         }
+    }
+}
+
+/// A revert, typed where the contract said why the deal is refused.
+fn reverted(method: &'static str, data: &[u8]) -> EvmError {
+    use alloy::sol_types::SolInterface;
+    match IDealStatusErrors::abi_decode(data) {
+        Ok(IDealStatusErrors::DealNotFound(e)) => EvmError::DealNotFound {
+            method,
+            deal_id: e.dealId,
+        },
+        Ok(IDealStatusErrors::DealPieceMismatch(e)) => EvmError::DealMismatch {
+            method,
+            deal_id: e.dealId,
+            reason: format!(
+                "DealPieceMismatch: the deal holds {} of {} bytes, the proof's aggregate is {} of {} bytes",
+                piece_text(&e.dealPiece),
+                e.dealSize,
+                piece_text(&e.proofPiece),
+                e.proofSize
+            ),
+        },
+        Ok(IDealStatusErrors::DealProviderMismatch(e)) => EvmError::DealMismatch {
+            method,
+            deal_id: e.dealId,
+            reason: format!(
+                "DealProviderMismatch: the deal's provider is f0{}, not f0{}",
+                e.provider, e.minerId
+            ),
+        },
+        _ => EvmError::Reverted {
+            method,
+            reason: revert_reason(data),
+        },
+    }
+}
+
+/// A binary piece CID as text, or its hex when it is not a CID.
+fn piece_text(bytes: &[u8]) -> String {
+    match cid::Cid::try_from(bytes) {
+        Ok(c) => c.to_string(),
+        Err(_) => format!("0x{}", data_encoding::HEXLOWER.encode(bytes)),
     }
 }
 
@@ -145,6 +202,17 @@ pub(crate) fn revert_reason(data: &[u8]) -> String {
         Ok(IDealStatusErrors::NotAggregator(e)) => format!("NotAggregator({})", e.caller),
         Ok(IDealStatusErrors::InvalidRequestId(e)) => format!("InvalidRequestId({})", e.id),
         Ok(IDealStatusErrors::InvalidDealId(_)) => "InvalidDealId()".into(),
+        Ok(IDealStatusErrors::DealNotFound(e)) => format!("DealNotFound({})", e.dealId),
+        Ok(IDealStatusErrors::DealPieceMismatch(e)) => format!("DealPieceMismatch({})", e.dealId),
+        Ok(IDealStatusErrors::DealProviderMismatch(e)) => {
+            format!(
+                "DealProviderMismatch({}, {}, {})",
+                e.dealId, e.provider, e.minerId
+            )
+        }
+        Ok(IDealStatusErrors::ZeroAddress(_)) => "ZeroAddress()".into(),
+        Ok(IDealStatusErrors::NotPendingOwner(_)) => "NotPendingOwner()".into(),
+        Ok(IDealStatusErrors::InvalidPage(e)) => format!("InvalidPage({}, {})", e.start, e.limit),
         Err(_) if data.is_empty() => "no reason given".into(),
         Err(_) => format!("unknown revert data 0x{}", alloy::hex::encode(data)),
     }

@@ -9,8 +9,8 @@ mod keys;
 
 pub use abi::{IDealStatus, IMulticall3};
 pub use client::{
-    CompleteReceipt, Deal, DealRead, DealStatusClient, DealStatusConfig, SignedTx, SubmitReceipt,
-    TxStatus, MULTICALL3_ADDRESS,
+    CidPage, CompleteReceipt, Deal, DealRead, DealStatusClient, DealStatusConfig, SignedTx,
+    SubmitReceipt, TxStatus, MULTICALL3_ADDRESS,
 };
 pub use error::EvmError;
 pub use events::{AggregatorRequest, EventCursor, RequestScan, SkippedLog};
