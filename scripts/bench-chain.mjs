@@ -74,7 +74,7 @@ const chain = new Chain({ height: h })
 const dealIds = Array.from({ length: N }, (_, i) => i + 1)
 for (const id of dealIds) {
   chain.addDeal({ id, provider: 1000 + (id % 20), sector: id, startEpoch: h - 100, endEpoch: h + 1_000_000,
-    pieceCid: 'baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq', pieceSize: 2 ** 35 })
+    pieceCid: 'baga6ea4seaqd6rv4mrnqpi7kfqcpazxzhho7pytj3v3woh46dzq2hi3zpztfcjy', pieceSize: 2 ** 35 })
   chain.activate(id)
 }
 await chain.advance(100)

@@ -27,9 +27,9 @@ before(async () => {
   h = info.startEpoch
   const chain = devnet.chain
   await chain.addDeal({ id: 11, provider: 1000, sector: 1, startEpoch: h, endEpoch: h + 600000,
-    pieceCid: 'baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq', pieceSize: 2 ** 35 })
+    pieceCid: 'baga6ea4seaqd6rv4mrnqpi7kfqcpazxzhho7pytj3v3woh46dzq2hi3zpztfcjy', pieceSize: 2 ** 35 })
   await chain.addDeal({ id: 12, provider: 1000, sector: 2, startEpoch: h + 5000, endEpoch: h + 600000,
-    pieceCid: 'baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq', pieceSize: 2 ** 35 })
+    pieceCid: 'baga6ea4seaqd6rv4mrnqpi7kfqcpazxzhho7pytj3v3woh46dzq2hi3zpztfcjy', pieceSize: 2 ** 35 })
   await chain.activate(11)
   for (const id of [11, 12]) await writer.complete(request, id, 1000, PROOF)
 })
@@ -70,7 +70,7 @@ test(`[${backend}] LotusClient: head, deals and their health`, async () => {
   assert.ok(head.height >= h && head.cids.length === 1)
   const deal = await l.marketDeal(11)
   assert.equal(deal.proposal.provider, 'f01000')
-  assert.equal(deal.proposal.pieceCid, 'baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq')
+  assert.equal(deal.proposal.pieceCid, 'baga6ea4seaqd6rv4mrnqpi7kfqcpazxzhho7pytj3v3woh46dzq2hi3zpztfcjy')
   assert.ok(deal.state.sectorStartEpoch >= h)
   await assert.rejects(l.marketDeal(999), (e) => e.code === 'DEAL_NOT_FOUND')
   await devnet.chain.advance(100)

@@ -279,7 +279,6 @@ async fn active_and_expiring_deals_follow_the_market() {
     for id in [11, 12, 14, 15] {
         d.control("Devnet.Activate", json!([id])).await;
     }
-    d.control("Devnet.Terminate", json!([14])).await;
     let before = {
         use alloy::providers::Provider;
         owner.provider().get_block_number().await.unwrap()
@@ -297,6 +296,14 @@ async fn active_and_expiring_deals_follow_the_market() {
         .await
         .unwrap();
     market_remove(&d, &owner, 16).await;
+    // Terminated after it was recorded: a terminated deal is cleaned up at once, and
+    // `complete` refuses a deal the market no longer has.
+    d.control("Devnet.Terminate", json!([14])).await;
+    let err = owner
+        .complete(req, 14, 1001, &proof, &verifier)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "DEAL_NOT_FOUND", "{err}");
     let ids = |v: Vec<Deal>| v.into_iter().map(|x| x.deal_id).collect::<Vec<_>>();
     let reader = client(&d, None);
     assert_eq!(
@@ -821,4 +828,225 @@ async fn aggregates_proofs_pass_complete_on_anvil_and_tampered_ones_revert_on_ch
         deal - 100,
         "every proof recorded, no tampered one"
     );
+}
+
+/// Gas of one transaction, from its receipt.
+async fn gas_of(d: &DealStatusClient, tx_hash: &str) -> u64 {
+    use alloy::providers::Provider;
+    d.provider()
+        .get_transaction_receipt(tx_hash.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .gas_used
+}
+
+/// The README's gas table (between `<!-- gas:begin -->` and `<!-- gas:end -->`) is what
+/// this run measured, within 5 %. `GAS_WRITE=1` rewrites it.
+fn check_readme_gas(rows: &[(String, u64, String)]) {
+    let mut table = String::from("| Function | Gas | Measured |\n|---|---:|---|\n");
+    for (f, g, when) in rows {
+        table.push_str(&format!("| `{f}` | {g} | {when} |\n"));
+    }
+    let dir = repo().join("target/test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("gas.md"), &table).unwrap();
+    println!("{table}");
+    let path = repo().join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let (begin, end) = ("<!-- gas:begin -->\n", "<!-- gas:end -->");
+    let start = readme.find(begin).expect("README has a gas table") + begin.len();
+    let stop = readme[start..].find(end).unwrap() + start;
+    if std::env::var("GAS_WRITE").is_ok() {
+        let text = format!("{}{table}{}", &readme[..start], &readme[stop..]);
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let documented: std::collections::HashMap<&str, u64> = readme[start..stop]
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            Some((cells.get(1)?.trim_matches('`'), cells.get(2)?.parse().ok()?))
+        })
+        .collect();
+    for (f, g, _) in rows {
+        let doc = *documented
+            .get(f.as_str())
+            .unwrap_or_else(|| panic!("README's gas table lacks {f}: run GAS_WRITE=1"));
+        assert!(
+            doc.abs_diff(*g) * 20 <= doc,
+            "{f}: README says {doc} gas, measured {g}: run GAS_WRITE=1 cargo test -p raas-core --test chain_devnet gas"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gas_of_every_function_and_reads_bounded_after_100_renewals() {
+    use alloy::primitives::{Bytes, U256};
+    let d = Devnet::start();
+    let owner = client(&d, Some(d.key(0)));
+    let other = client(&d, Some(d.key(1)));
+    let c = IDealStatus::new(d.deal_status().parse().unwrap(), owner.provider().clone());
+    let key = || Bytes::from(CID_A.as_bytes().to_vec());
+    let (proof, verifier) = reference_proof();
+    let mut rows: Vec<(String, u64, String)> = vec![];
+    let row = |rows: &mut Vec<(String, u64, String)>, f: &str, g: u64, when: &str| {
+        rows.push((f.to_string(), g, when.to_string()))
+    };
+
+    let s = owner.submit(CID_A).await.unwrap();
+    row(
+        &mut rows,
+        "submit",
+        gas_of(&owner, &s.tx_hash).await,
+        "a 59-byte CID key",
+    );
+    let r = owner.submit_raas(CID_A, 3, 2880, 86_400).await.unwrap();
+    row(
+        &mut rows,
+        "submitRaaS",
+        gas_of(&owner, &r.tx_hash).await,
+        "a 59-byte CID key",
+    );
+    let req = s.request_id;
+
+    // 100 renewals: each deal is made, recorded, and ends before the next is recorded.
+    let mut active_after_1 = 0;
+    for k in 0..=100u64 {
+        let h = d.control("Devnet.Stats", json!([])).await["height"]
+            .as_i64()
+            .unwrap();
+        let id = 1000 + k;
+        // Short deals: anvil's cost per mined block grows with the blocks it holds.
+        d.add_deal(id, 1000, id, h, h + 10).await;
+        d.control("Devnet.Activate", json!([id])).await;
+        let done = owner
+            .complete(req, id, 1000, &proof, &verifier)
+            .await
+            .unwrap();
+        assert!(done.recorded);
+        let active = c.getActiveDeals(key()).estimate_gas().await.unwrap();
+        assert_eq!(
+            owner.active_deals(CID_A).await.unwrap().len(),
+            1,
+            "renewal {k}"
+        );
+        if k == 0 {
+            active_after_1 = active;
+            row(
+                &mut rows,
+                "complete",
+                gas_of(&owner, &done.tx_hash).await,
+                "the first deal of a CID",
+            );
+            row(&mut rows, "getActiveDeals", active, "1 deal");
+            let exp = c.getExpiringDeals(key(), 10).estimate_gas().await.unwrap();
+            row(&mut rows, "getExpiringDeals", exp, "1 deal");
+        }
+        if k == 100 {
+            row(
+                &mut rows,
+                "complete (renewal)",
+                gas_of(&owner, &done.tx_hash).await,
+                "after 100 renewals: prunes the ended deal",
+            );
+            row(
+                &mut rows,
+                "getActiveDeals (renewed)",
+                active,
+                "after 100 renewals",
+            );
+            let exp = c.getExpiringDeals(key(), 10).estimate_gas().await.unwrap();
+            row(
+                &mut rows,
+                "getExpiringDeals (renewed)",
+                exp,
+                "after 100 renewals",
+            );
+            assert!(
+                active <= 2 * active_after_1,
+                "getActiveDeals after 100 renewals costs {active} gas, after 1 {active_after_1}"
+            );
+            break;
+        }
+        d.control("Devnet.Advance", json!([10])).await;
+        assert!(
+            owner.active_deals(CID_A).await.unwrap().is_empty(),
+            "renewal {k}: ended"
+        );
+    }
+    assert_eq!(
+        owner.all_deals(CID_A).await.unwrap().len(),
+        101,
+        "the history stays whole"
+    );
+    let all = c.getAllDeals(key()).estimate_gas().await.unwrap();
+    row(
+        &mut rows,
+        "getAllDeals",
+        all,
+        "101 deals (the whole history)",
+    );
+    let prune = c.prune(key()).estimate_gas().await.unwrap();
+    row(&mut rows, "prune", prune, "1 live deal");
+    let expiry = c.getDealExpiry(1100).estimate_gas().await.unwrap();
+    row(&mut rows, "getDealExpiry", expiry, "");
+
+    // Pages of CIDs: 2 requests so far, then 3.
+    owner.submit(CID_B).await.unwrap();
+    let cids = c.getAllCIDs().estimate_gas().await.unwrap();
+    row(&mut rows, "getAllCIDs", cids, "3 requests");
+    let page = c
+        .getCIDsPage(U256::ZERO, U256::from(2))
+        .estimate_gas()
+        .await
+        .unwrap();
+    row(&mut rows, "getCIDsPage", page, "a page of 2");
+    let p1 = owner.cids_page(0, 2).await.unwrap();
+    assert_eq!(
+        (p1.cids.clone(), p1.total, p1.next),
+        (vec![CID_A.to_string(), CID_A.to_string()], 3, Some(2))
+    );
+    let p2 = owner.cids_page(2, 2).await.unwrap();
+    assert_eq!((p2.cids.clone(), p2.next), (vec![CID_B.to_string()], None));
+    assert!(owner.cids_page(5, 2).await.unwrap().cids.is_empty());
+    let err = c
+        .getCIDsPage(U256::ZERO, U256::ZERO)
+        .call()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("revert"), "{err}");
+
+    // Ownership moves in two steps, never to zero.
+    let me = other.signer_address().unwrap();
+    let tx = owner.set_aggregator(&me, true).await.unwrap();
+    row(&mut rows, "setAggregator", gas_of(&owner, &tx).await, "");
+    let err = owner
+        .transfer_ownership("0x0000000000000000000000000000000000000000")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("ZeroAddress"), "{err}");
+    let err = other.accept_ownership().await.unwrap_err();
+    assert!(err.to_string().contains("NotPendingOwner"), "{err}");
+    let tx = owner.transfer_ownership(&me).await.unwrap();
+    row(
+        &mut rows,
+        "transferOwnership",
+        gas_of(&owner, &tx).await,
+        "",
+    );
+    let still: String = c.owner().call().await.unwrap().to_checksum(None);
+    assert_eq!(
+        still,
+        owner.signer_address().unwrap(),
+        "not moved before it is accepted"
+    );
+    let tx = other.accept_ownership().await.unwrap();
+    row(&mut rows, "acceptOwnership", gas_of(&other, &tx).await, "");
+    let moved: String = c.owner().call().await.unwrap().to_checksum(None);
+    assert_eq!(moved, me);
+    let err = owner.set_aggregator(&me, false).await.unwrap_err();
+    assert!(err.to_string().contains("NotOwner"), "{err}");
+
+    check_readme_gas(&rows);
 }

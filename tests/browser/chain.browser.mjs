@@ -20,7 +20,7 @@ before(async () => {
     privateKey: info.accounts[0].privateKey })
   const { requestId } = await writer.submit(CID)
   const h = info.startEpoch
-  const piece = { pieceCid: 'baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq', pieceSize: 2 ** 35 }
+  const piece = { pieceCid: 'baga6ea4seaqd6rv4mrnqpi7kfqcpazxzhho7pytj3v3woh46dzq2hi3zpztfcjy', pieceSize: 2 ** 35 }
   await chain.addDeal({ id: 41, provider: 1000, sector: 1, startEpoch: h, endEpoch: h + 600000, ...piece })
   await chain.addDeal({ id: 42, provider: 1001, sector: 2, startEpoch: h, endEpoch: h + 600000, ...piece })
   await chain.activate(41)

@@ -64,15 +64,21 @@ export async function startDevnet({ startEpoch = 3_900_000, lotusToken = null, c
     const height = Number(BigInt(await rpc(url, 'eth_blockNumber')))
     const chain = new Chain({ height })
     // Mirror market changes on the anvil double; faults live only in miner state (Lotus).
+    const mirroredDeleted = new Set()
     chain.listeners.push(async (ev, c) => {
       const d = ev.deal
-      if (ev.type === 'published') await send(url, owner, marketState, setDealData(d, -1))
+      if (ev.type === 'published') {
+        mirroredDeleted.delete(d.id)
+        await send(url, owner, marketState, setDealData(d, -1))
+      }
       if (ev.type === 'activated') {
         await send(url, owner, marketState, call('MarketState', 'activate(uint64,int64)', word(d.id), word(d.activatedAt)))
       }
       if (ev.type === 'terminated') {
+        // Each deleted deal once: re-marking them all made every termination cost O(deals).
         for (const other of c.deals.values()) {
-          if (other.deleted) {
+          if (other.deleted && !mirroredDeleted.has(other.id)) {
+            mirroredDeleted.add(other.id)
             await send(url, owner, marketState, call('MarketState', 'setExitCode(uint64,int256)', word(other.id), word(32)))
           }
         }
@@ -87,6 +93,17 @@ export async function startDevnet({ startEpoch = 3_900_000, lotusToken = null, c
       info: { evmRpc: url, lotusRpc, chainId: 31415926, startEpoch: height, dealStatus, multicall3: MULTICALL3,
         marketState, marketActor: CALL_ACTOR_ID, precompileProbe: probe, accounts: ACCOUNTS },
       chain, lotus, anvil, owner, devAccounts, artifacts, call,
+      /**
+       * Seeder devnets only: records deal `dealId` of `minerId` for `cid` (a new request)
+       * without a proof, for deals that hold a plain piece rather than an aggregate.
+       */
+      async seed(cid, dealId, minerId) {
+        if (contract !== 'DealStatusSeeder') throw new Error('seed() needs startDevnet({ contract: "DealStatusSeeder" })')
+        const key = Buffer.from(cid).toString('hex')
+        const one = word(1) + word(32) + bytesTail(key)
+        await send(url, devAccounts[0], dealStatus,
+          call('DealStatusSeeder', 'seed(bytes[],uint64,uint64,uint64)', word(128), word(1), word(dealId), word(minerId), one))
+      },
       async stop() {
         await lotus.close()
         anvil.stop()
