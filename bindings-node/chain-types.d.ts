@@ -20,6 +20,9 @@ export interface DealStatusOptions {
   timeoutMs?: number
   /** Signing key for writes (hex). Never logged. Node only. */
   privateKey?: string
+  /** Lotus endpoint `complete` reads each deal from before sending (`DEAL_NOT_FOUND`,
+   *  `DEAL_MISMATCH` without spending gas); the contract checks the deal either way. */
+  lotus?: LotusOptions
 }
 
 /** Options of a `LotusClient`. */
@@ -38,6 +41,15 @@ export interface LotusOptions {
   concurrency?: number
 }
 
+/** A page of the requests' CIDs (`cidsPage`). */
+export interface CidPage {
+  /** CIDs of requests `start + 1 …`, in request order (a CID asked for twice appears twice). */
+  cids: string[]
+  /** How many requests the contract holds. */
+  total: number
+  /** The `start` of the next page, or null after the last. */
+  next: number | null
+}
 /** A deal recorded for a CID. */
 export interface Deal { dealId: number; minerId: number }
 /** An error inside a result list. */

@@ -55,6 +55,21 @@ test(`[${backend}] DealStatusClient reads`, async () => {
   await assert.rejects(ds.expiringDeals(CID_A, -1), (e) => e.code === 'INVALID_ARGUMENT' && /epochs/.test(e.message))
 })
 
+test(`[${backend}] cidsPage reads the requests' CIDs a page at a time`, async () => {
+  const ds = dealStatus()
+  const all = await ds.cidsPage(0, 1000)
+  assert.ok(all.total >= 1)
+  assert.equal(all.cids.length, all.total)
+  assert.equal(all.cids[0], CID_A)
+  assert.equal(all.next, null)
+  const first = await ds.cidsPage(0, 1)
+  assert.deepEqual(first, { cids: [CID_A], total: all.total, next: all.total > 1 ? 1 : null })
+  assert.deepEqual((await ds.cidsPage(all.total, 5)).cids, [])
+  for (const limit of [0, 1001, 1.5]) {
+    await assert.rejects(ds.cidsPage(0, limit), (e) => e.code === 'INVALID_ARGUMENT' && /limit/.test(e.message), String(limit))
+  }
+})
+
 test(`[${backend}] options are validated with field-level errors`, () => {
   assert.throws(() => new raas.DealStatusClient({ rpcUrl: info.evmRpc, address: '0x12' }),
     (e) => e.code === 'INVALID_ADDRESS')
@@ -93,6 +108,17 @@ if (backend === 'node') {
     const bad = structuredClone(PROOF)
     bad.inclusionProof.proofIndex.path[0] = '00'.repeat(32)
     await assert.rejects(w.complete(request, 5, 1000, bad), (e) => e.code === 'INVALID_PROOF')
+    // The deal itself is checked (by the contract, and before sending when Lotus is given).
+    await devnet.chain.addDeal({ id: 13, provider: 1001, sector: 3, startEpoch: h, endEpoch: h + 600000,
+      pieceCid: 'baga6ea4seaqd6rv4mrnqpi7kfqcpazxzhho7pytj3v3woh46dzq2hi3zpztfcjy', pieceSize: 2 ** 35 })
+    const checked = new node.DealStatusClient({ rpcUrl: info.evmRpc, address: info.dealStatus,
+      privateKey: info.accounts[0].privateKey, lotus: { url: info.lotusRpc } })
+    for (const c of [w, checked]) {
+      await assert.rejects(c.complete(request, 99999, 1000, PROOF), (e) => e.code === 'DEAL_NOT_FOUND' && /99999/.test(e.message))
+      await assert.rejects(c.complete(request, 13, 1000, PROOF), (e) => e.code === 'DEAL_MISMATCH' && /f01001/.test(e.message))
+    }
+    await assert.rejects(checked.complete(request, 13, 1000, PROOF), (e) => /minerId:/.test(e.message))
+    assert.equal((await w.complete(request, 13, 1001, PROOF)).recorded, true)
     await assert.rejects(new node.DealStatusClient({ rpcUrl: info.evmRpc, address: info.dealStatus }).submit(CID_A),
       (e) => e.code === 'NO_SIGNER')
     const scan = await w.scanRequests({ nextBlock: 0 }, 0, 1e9)

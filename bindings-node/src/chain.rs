@@ -70,6 +70,19 @@ impl DealStatusClient {
     }
 
     /// Active deals of many CIDs, batched through Multicall3; one entry per CID.
+    /// A page of the requests' CIDs: at most `limit` (1–1000) from request `start + 1`
+    /// (our contract's `getCIDsPage`).
+    #[napi(ts_return_type = "Promise<CidPage>")]
+    pub fn cids_page<'env>(&self, env: &'env Env, start: f64, limit: f64) -> Promise<'env> {
+        let c = self.inner.clone();
+        spawn(env, async move {
+            let start = integer_arg("start", start)?;
+            let limit = u32::try_from(integer_arg("limit", limit)?).unwrap_or(u32::MAX);
+            c.cids_page(start, limit).await.map_err(coded)
+        })
+    }
+
+    /// Active deals of many CIDs, batched through Multicall3; one entry per CID.
     #[napi(ts_return_type = "Promise<CidDeals[]>")]
     pub fn active_deals_many<'env>(&self, env: &'env Env, cids: Vec<String>) -> Promise<'env> {
         let c = self.inner.clone();

@@ -83,6 +83,19 @@ impl DealStatusClient {
     }
 
     /// Active deals of many CIDs, batched through Multicall3; one entry per CID.
+    /// A page of the requests' CIDs: at most `limit` (1–1000) from request `start + 1`
+    /// (our contract's `getCIDsPage`).
+    #[wasm_bindgen(js_name = cidsPage, unchecked_return_type = "Promise<CidPage>")]
+    pub fn cids_page(&self, start: f64, limit: f64) -> js_sys::Promise {
+        let c = self.inner.clone();
+        promise(async move {
+            let start = integer_arg("start", start)?;
+            let limit = u32::try_from(integer_arg("limit", limit)?).unwrap_or(u32::MAX);
+            c.cids_page(start, limit).await.map_err(coded)
+        })
+    }
+
+    /// Active deals of many CIDs, batched through Multicall3; one entry per CID.
     #[wasm_bindgen(js_name = activeDealsMany, unchecked_return_type = "Promise<CidDeals[]>")]
     pub fn active_deals_many(&self, cids: Vec<String>) -> js_sys::Promise {
         let c = self.inner.clone();

@@ -352,9 +352,9 @@ impl DealStatusClient {
     pub async fn cids_page(&self, start: u64, limit: u32) -> Result<CidPage, EvmError> {
         const M: &str = "getCIDsPage";
         if limit == 0 || limit > 1000 {
-            return Err(EvmError::Malformed {
-                what: M,
-                reason: format!("limit must be in 1..=1000, got {limit}"),
+            return Err(EvmError::InvalidArgument {
+                field: "limit",
+                reason: format!("must be in 1..=1000, got {limit}"),
             });
         }
         let c = self.contract();

@@ -21,6 +21,14 @@ pub enum EvmError {
         /// Why.
         reason: String,
     },
+    /// An argument out of its range (`INVALID_ARGUMENT`).
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument {
+        /// Which argument.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// The RPC URL cannot be used (`INVALID_URL`).
     #[error("invalid RPC URL: {0}")]
     InvalidUrl(String),
@@ -97,6 +105,7 @@ impl ErrorCode for EvmError {
         match self {
             EvmError::InvalidCid(e) => e.code(),
             EvmError::InvalidAddress { .. } => "INVALID_ADDRESS",
+            EvmError::InvalidArgument { .. } => "INVALID_ARGUMENT",
             EvmError::InvalidUrl(_) => "INVALID_URL",
             EvmError::InvalidPrivateKey => "INVALID_PRIVATE_KEY",
             EvmError::NoSigner(_) => "NO_SIGNER",
