@@ -20,6 +20,9 @@ export interface DealStatusOptions {
   timeoutMs?: number
   /** Signing key for writes (hex). Never logged. Node only. */
   privateKey?: string
+  /** Lotus endpoint `complete` reads each deal from before sending (`DEAL_NOT_FOUND`,
+   *  `DEAL_MISMATCH` without spending gas); the contract checks the deal either way. */
+  lotus?: LotusOptions
 }
 
 /** Options of a `LotusClient`. */
@@ -38,6 +41,15 @@ export interface LotusOptions {
   concurrency?: number
 }
 
+/** A page of the requests' CIDs (`cidsPage`). */
+export interface CidPage {
+  /** CIDs of requests `start + 1 …`, in request order (a CID asked for twice appears twice). */
+  cids: string[]
+  /** How many requests the contract holds. */
+  total: number
+  /** The `start` of the next page, or null after the last. */
+  next: number | null
+}
 /** A deal recorded for a CID. */
 export interface Deal { dealId: number; minerId: number }
 /** An error inside a result list. */
@@ -614,6 +626,12 @@ export declare class DealStatusClient {
   expiringDeals(cid: string, epochs: number): Promise<Deal[]>
   /** Every CID with a request, once each. */
   allCids(): Promise<string[]>
+  /**
+   * Active deals of many CIDs, batched through Multicall3; one entry per CID.
+   * A page of the requests' CIDs: at most `limit` (1–1000) from request `start + 1`
+   * (our contract's `getCIDsPage`).
+   */
+  cidsPage(start: number, limit: number): Promise<CidPage>
   /** Active deals of many CIDs, batched through Multicall3; one entry per CID. */
   activeDealsMany(cids: Array<string>): Promise<CidDeals[]>
   /** Lighthouse's replication cap, or `null` when the contract has none. */

@@ -8,7 +8,7 @@ import {DealStatus} from "../DealStatus.sol";
 contract DealStatusSeeder is DealStatus {
     /// Adds one request per CID with `dealsPerCid` consecutive deal ids from `firstDealId`.
     function seed(bytes[] calldata cids, uint64 dealsPerCid, uint64 firstDealId, uint64 minerId) external {
-        if (msg.sender != owner) revert NotOwner();
+        if (!isAggregator[msg.sender]) revert NotAggregator(msg.sender);
         uint64 next = firstDealId;
         for (uint256 i = 0; i < cids.length; i++) {
             uint256 id = ++transactionId;
