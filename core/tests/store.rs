@@ -9,7 +9,7 @@ mod common;
 use raas_core::jobs::{JobLimits, JobSpec, ShortfallReason};
 use raas_core::store::{
     CheckFailure, CheckStatus as JobStatus, CheckWrite, JobFilter, JobLifecycle as JobState,
-    NewRequest, RecordOutcome as CheckOutcome, RequestState, Store,
+    NewRequest, RecordOutcome as CheckOutcome, RequestState, RequestUpdate, Store,
 };
 use serde_json::json;
 
@@ -596,4 +596,72 @@ async fn tenants_quotas_and_the_event_log(store: Store) {
     assert_eq!(store.last_event_seq().await.unwrap(), 4);
     assert!(store.events_after(0, Some("bob"), 100).await.unwrap().len() == 1);
     assert_eq!(store.prune_events(6_000).await.unwrap(), 3);
+}
+
+on_both!(a_receipt_is_kept_when_the_check_fulfils_the_request_during_its_delivery);
+
+/// The hook makes the copies, then returns; a check that sees them first fulfils the
+/// request while the delivery still holds it. The hook's receipt is kept, by its lease
+/// owner only.
+async fn a_receipt_is_kept_when_the_check_fulfils_the_request_during_its_delivery(store: Store) {
+    let c = cid(77);
+    let (job, _) = store.register_job(&spec(&c, 1), 1_000).await.unwrap();
+    let id = job.job_id;
+    store
+        .claim_due_jobs("n", 1_000, 1_000, 1_000, 10)
+        .await
+        .unwrap();
+    store
+        .record_checks("n", "n", &[short(&id, &c, "r1", 1, 2_000)], 1_010)
+        .await
+        .unwrap();
+    store
+        .claim_request("x", 1_100, 60_000, &[])
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .claim_due_jobs("n", 2_000, 2_000, 1_000, 10)
+        .await
+        .unwrap();
+    let fulfil = CheckWrite {
+        request_updates: vec![RequestUpdate {
+            idempotency_key: "r1".into(),
+            fulfilled_by: vec![9],
+            state: Some(RequestState::Fulfilled),
+            note: None,
+        }],
+        ..satisfied(&id, 3_000)
+    };
+    store
+        .record_checks("n", "n", &[fulfil], 2_010)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_request("r1").await.unwrap().unwrap().state,
+        RequestState::Fulfilled
+    );
+    assert!(
+        !store
+            .ack_request("r1", "y", "ny", &json!({"requestId": 1}), None, 2_100)
+            .await
+            .unwrap(),
+        "not y's delivery"
+    );
+    assert!(store
+        .ack_request("r1", "x", "nx", &json!({"requestId": 7}), None, 2_100)
+        .await
+        .unwrap());
+    let r = store.get_request("r1").await.unwrap().unwrap();
+    assert_eq!(r.state, RequestState::Fulfilled, "still fulfilled");
+    assert_eq!(r.receipt, Some(json!({"requestId": 7})));
+    assert_eq!(r.delivered_by.as_deref(), Some("nx"));
+    assert_eq!(r.fulfilled_by, vec![9]);
+    assert!(
+        !store
+            .ack_request("r1", "x", "nx", &json!({"requestId": 8}), None, 2_200)
+            .await
+            .unwrap(),
+        "acknowledged once"
+    );
 }

@@ -300,7 +300,8 @@ impl Store {
 
     /// Marks a request leased by `owner` delivered, with the hook's receipt; its copies are
     /// due by `fulfil_by_epoch`. False if the lease was lost (another node may hold it now)
-    /// or the request was withdrawn: a node that lost the lease never acknowledges.
+    /// or the request was withdrawn: a node that lost the lease never acknowledges. A request
+    /// the check fulfilled while it was being delivered keeps the receipt (true).
     pub async fn ack_request(
         &self,
         key: &str,
@@ -357,8 +358,24 @@ impl Store {
             .bind(receipt.to_string())
             .bind(fulfil_by_epoch)
             .bind(node_id);
-        self.changed_state(q, "ack_request", key, "delivered", now_ms)
-            .await
+        if self
+            .changed_state(q, "ack_request", key, "delivered", now_ms)
+            .await?
+        {
+            return Ok(true);
+        }
+        // The check saw the copies (the hook made them before it returned) and fulfilled the
+        // request while this delivery was still answering: keep the hook's receipt anyway.
+        let sql = format!(
+            "UPDATE raas_outbox SET receipt = $4, delivered_ms = $3, delivered_by = $5,              lease_owner = NULL, lease_until_ms = NULL              WHERE idempotency_key = $1 AND {lease} AND state = 'fulfilled' AND receipt IS NULL"
+        );
+        let q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(key)
+            .bind(owner)
+            .bind(now_ms)
+            .bind(receipt.to_string())
+            .bind(node_id);
+        self.changed_one(q, "ack_request").await
     }
 
     /// Records a failed delivery by `owner`: retried at `next_attempt_ms`, or parked as
