@@ -29,6 +29,7 @@ pub mod error;
 #[cfg(feature = "chain")]
 pub mod jobs;
 pub mod podsi;
+pub mod redact;
 #[cfg(feature = "chain")]
 pub mod retrieve;
 #[cfg(feature = "chain")]

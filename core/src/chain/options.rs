@@ -57,7 +57,7 @@ pub struct DealStatusOptions {
 impl std::fmt::Debug for DealStatusOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DealStatusOptions")
-            .field("rpc_url", &self.rpc_url)
+            .field("rpc_url", &crate::redact::redact_url(&self.rpc_url))
             .field("address", &self.address)
             .field(
                 "private_key",
@@ -70,7 +70,7 @@ impl std::fmt::Debug for DealStatusOptions {
 impl std::fmt::Debug for LotusOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LotusOptions")
-            .field("url", &self.url)
+            .field("url", &crate::redact::redact_url(&self.url))
             .finish_non_exhaustive()
     }
 }
@@ -203,6 +203,28 @@ impl LotusOptions {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let o = DealStatusOptions::from_json(json!({
+            "rpcUrl": "https://rpc.example/v1/KEYINPATH?apikey=KEYINQUERY",
+            "address": "0x0000000000000000000000000000000000000001",
+            "privateKey": "0xPRIVATEKEY",
+            "lotus": {"url": "https://u:PASSWORD@lotus.example/rpc/v1", "token": "LOTUSTOKEN"},
+        }))
+        .unwrap();
+        let shown = format!("{o:?} {:?}", o.lotus);
+        for secret in [
+            "KEYINPATH",
+            "KEYINQUERY",
+            "PRIVATEKEY",
+            "PASSWORD",
+            "LOTUSTOKEN",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("rpc.example"), "{shown}");
+    }
 
     #[test]
     fn bad_options_name_the_field() {

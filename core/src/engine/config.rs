@@ -384,7 +384,7 @@ impl std::fmt::Debug for HookConfig {
                 endpoint, network, ..
             } => f
                 .debug_struct("Pin")
-                .field("endpoint", endpoint)
+                .field("endpoint", &crate::redact::redact_url(endpoint))
                 .field("network", network)
                 .finish_non_exhaustive(),
         }

@@ -289,7 +289,10 @@ pub struct PinHook {
 impl std::fmt::Debug for PinHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PinHook")
-            .field("endpoint", &self.endpoint.as_str())
+            .field(
+                "endpoint",
+                &crate::redact::redact_url(self.endpoint.as_str()),
+            )
             .field("network", &self.network)
             .finish_non_exhaustive()
     }

@@ -802,7 +802,7 @@ impl DealStatusClient {
             .timed(method, async {
                 pending.get_receipt().await.map_err(|e| EvmError::Rpc {
                     method,
-                    message: e.to_string(),
+                    message: crate::redact::redact_urls(&e.to_string()),
                 })
             })
             .await?;
@@ -834,7 +834,7 @@ async fn check_deal(
         Err(e) => {
             return Err(EvmError::Rpc {
                 method: "Filecoin.StateMarketStorageDeal",
-                message: e.to_string(),
+                message: crate::redact::redact_urls(&e.to_string()),
             })
         }
     };

@@ -139,7 +139,7 @@ impl EvmError {
             },
             other => EvmError::Rpc {
                 method,
-                message: other.to_string(),
+                message: crate::redact::redact_urls(&other.to_string()),
             },
         }
     }
@@ -153,7 +153,7 @@ impl EvmError {
         }
         EvmError::Rpc {
             method,
-            message: err.to_string(),
+            message: crate::redact::redact_urls(&err.to_string()),
         }
     }
 }

@@ -42,7 +42,7 @@ pub struct LotusConfig {
 impl std::fmt::Debug for LotusConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LotusConfig")
-            .field("url", &self.url)
+            .field("url", &crate::redact::redact_url(&self.url))
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("timeout", &self.timeout)
             .field("retries", &self.retries)
