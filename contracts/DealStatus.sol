@@ -79,7 +79,8 @@ contract DealStatus is IAggregatorOracle {
     }
 
     function acceptOwnership() external {
-        if (msg.sender != pendingOwner || msg.sender == address(0)) revert NotPendingOwner();
+        // pendingOwner is zero when no transfer is under way, and no sender is zero.
+        if (msg.sender != pendingOwner) revert NotPendingOwner();
         emit OwnershipTransferred(owner, msg.sender);
         owner = msg.sender;
         pendingOwner = address(0);
