@@ -339,10 +339,7 @@ impl DealStatusClient {
         Ok(keys
             .into_iter()
             .filter(|k| !k.is_empty())
-            .map(|k| {
-                CidKeyEncoding::cid_of_key(&k)
-                    .unwrap_or_else(|| format!("0x{}", alloy::hex::encode(&k)))
-            })
+            .map(|k| key_text(&k))
             .filter(|c| seen.insert(c.clone()))
             .collect())
     }
@@ -378,14 +375,7 @@ impl DealStatusClient {
         }
         let end = start.saturating_add(page.cids.len() as u64);
         Ok(CidPage {
-            cids: page
-                .cids
-                .into_iter()
-                .map(|k| {
-                    CidKeyEncoding::cid_of_key(&k)
-                        .unwrap_or_else(|| format!("0x{}", alloy::hex::encode(&k)))
-                })
-                .collect(),
+            cids: page.cids.iter().map(|k| key_text(k)).collect(),
             total,
             next: (end < total && end > start).then_some(end),
         })
@@ -814,6 +804,11 @@ impl DealStatusClient {
         }
         Ok(receipt)
     }
+}
+
+/// A request's contract key as text: its CID, or 0x hex when it is not one.
+fn key_text(key: &[u8]) -> String {
+    CidKeyEncoding::cid_of_key(key).unwrap_or_else(|| format!("0x{}", alloy::hex::encode(key)))
 }
 
 /// The off-chain twin of the contract's deal check: the deal Lotus knows holds the proof's
