@@ -20,6 +20,9 @@ export interface DealStatusOptions {
   timeoutMs?: number
   /** Signing key for writes (hex). Never logged. Node only. */
   privateKey?: string
+  /** Ceiling of one RPC reply in bytes (1 KiB–1 GiB, default 16 MiB): a larger or endless
+   *  one is cut with `REPLY_TOO_LARGE`. */
+  maxReplyBytes?: number
   /** Lotus endpoint `complete` reads each deal from before sending (`DEAL_NOT_FOUND`,
    *  `DEAL_MISMATCH` without spending gas); the contract checks the deal either way. */
   lotus?: LotusOptions
@@ -39,6 +42,9 @@ export interface LotusOptions {
   batchSize?: number
   /** Batches in flight (default 4). */
   concurrency?: number
+  /** Ceiling of one reply in bytes (1 KiB–1 GiB, default 16 MiB): a larger or endless one
+   *  is cut with `REPLY_TOO_LARGE`. */
+  maxReplyBytes?: number
 }
 
 /** A page of the requests' CIDs (`cidsPage`). */

@@ -21,6 +21,8 @@ pub mod aggregate;
 #[cfg(all(feature = "chain", not(target_family = "wasm")))]
 pub mod blocks;
 #[cfg(feature = "chain")]
+pub mod bounded;
+#[cfg(feature = "chain")]
 pub mod chain;
 pub mod cid;
 #[cfg(all(feature = "chain", not(target_family = "wasm")))]

@@ -15,6 +15,10 @@
 //                       as is, `{ dateIn: s }` for an HTTP date s seconds ahead, or null (none)
 //   unavailableNext: n  the next n requests get HTTP 503 with a JSON-RPC error body
 //   garbageNext: n      the next n requests get a truncated JSON body (HTTP 200)
+//   hugeNext: n         the next n requests get a well-formed reply of `hugeBytes` bytes
+//                       (default 32 MiB), with Content-Length or, with `hugeChunked`, without
+//   endlessNext: n      the next n requests get a reply that streams until the client leaves
+//   resetNext: n        the next n requests get half a reply, then the connection is reset
 //   gateway: true       the fault methods are absent (-32601), as on lotus-gateway
 //   token: 'secret'     a wrong Bearer token gets HTTP 401
 //   failCalls: [rule]   calls matching a rule fail alone, inside their batch (see `failRule`)
@@ -27,6 +31,15 @@ import { CID } from 'multiformats/cid'
 import { multiaddr } from '@multiformats/multiaddr'
 import * as Digest from 'multiformats/hashes/digest'
 import { Chain, rle, FAULT_MAX_AGE } from './lotus-chain.mjs'
+
+/** Resolves when `res` can take more, or is gone (listeners removed either way). */
+function drained(res) {
+  return new Promise((resolve) => {
+    const done = () => { res.off('drain', done); res.off('close', done); resolve() }
+    res.on('drain', done)
+    res.on('close', done)
+  })
+}
 
 class RpcError extends Error {
   constructor(code, message, data) {
@@ -308,6 +321,46 @@ export function createLotusServer({ chain = new Chain(), token = null, beforeReq
     if (!control && behaviour.garbageNext > 0) {
       behaviour.garbageNext--
       return res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","res')
+    }
+    if (!control && behaviour.hugeNext > 0) {
+      // A well-formed reply of `hugeBytes` bytes, announced by Content-Length or (with
+      // `hugeChunked`) not, as a misbehaving proxy or a node answering a vast query would.
+      behaviour.hugeNext--
+      const n = behaviour.hugeBytes ?? (32 << 20)
+      const head = '{"jsonrpc":"2.0","id":1,"result":"'
+      const tail = '"}'
+      const pad = Math.max(0, n - head.length - tail.length)
+      const headers = { 'content-type': 'application/json' }
+      if (!behaviour.hugeChunked) headers['content-length'] = String(head.length + pad + tail.length)
+      res.writeHead(200, headers)
+      res.write(head)
+      const block = 'x'.repeat(64 << 10)
+      let left = pad
+      while (left > 0 && !res.destroyed) {
+        const part = left >= block.length ? block : block.slice(0, left)
+        left -= part.length
+        if (!res.write(part)) await drained(res)
+      }
+      return res.end(tail)
+    }
+    if (!control && behaviour.endlessNext > 0) {
+      // A reply that never ends: chunks until the client goes away.
+      behaviour.endlessNext--
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.write('{"jsonrpc":"2.0","id":1,"result":"')
+      const block = 'y'.repeat(64 << 10)
+      while (!res.destroyed) {
+        if (!res.write(block)) await drained(res)
+      }
+      return
+    }
+    if (!control && behaviour.resetNext > 0) {
+      // The connection is reset mid-body: half of an announced reply, then RST.
+      behaviour.resetNext--
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' })
+      res.write('{"jsonrpc":"2.0","id":1,"result":{"Height":')
+      await new Promise((r) => setTimeout(r, 20))
+      return res.socket?.resetAndDestroy ? res.socket.resetAndDestroy() : res.socket?.destroy()
     }
     if (beforeRequest) await beforeRequest()
     const started = performance.now()

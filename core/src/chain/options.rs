@@ -48,6 +48,9 @@ pub struct DealStatusOptions {
     /// Signing key for writes (hex). Never logged.
     #[serde(default)]
     pub private_key: Option<String>,
+    /// Ceiling of one RPC reply in bytes (1 KiB..=1 GiB, default 16 MiB).
+    #[serde(default)]
+    pub max_reply_bytes: Option<u32>,
     /// Lotus endpoint `complete` reads each deal from before sending (optional: the
     /// contract checks the deal either way).
     #[serde(default)]
@@ -96,6 +99,9 @@ pub struct LotusOptions {
     /// Batches in flight (default 4).
     #[serde(default)]
     pub concurrency: Option<u32>,
+    /// Ceiling of one reply in bytes (1 KiB..=1 GiB, default 16 MiB).
+    #[serde(default)]
+    pub max_reply_bytes: Option<u32>,
 }
 
 fn in_range(field: &str, v: Option<u32>, lo: u32, hi: u32) -> Result<Option<u32>, OptionsError> {
@@ -162,6 +168,8 @@ impl DealStatusOptions {
                 .map_or(defaults.concurrency, |v| v as usize),
             timeout: in_range("timeoutMs", self.timeout_ms, 1, 600_000)?
                 .map_or(defaults.timeout, |v| Duration::from_millis(v.into())),
+            max_reply_bytes: in_range("maxReplyBytes", self.max_reply_bytes, 1 << 10, 1 << 30)?
+                .map_or(defaults.max_reply_bytes, u64::from),
             ..defaults
         };
         let client = match self.private_key {
@@ -193,6 +201,8 @@ impl LotusOptions {
                 .map_or(defaults.batch_size, |v| v as usize),
             concurrency: in_range("concurrency", self.concurrency, 1, 64)?
                 .map_or(defaults.concurrency, |v| v as usize),
+            max_reply_bytes: in_range("maxReplyBytes", self.max_reply_bytes, 1 << 10, 1 << 30)?
+                .map_or(defaults.max_reply_bytes, u64::from),
             ..defaults
         };
         Ok(LotusClient::new(config)?)

@@ -176,6 +176,7 @@ impl Inner {
         };
         match outcome {
             Ok(receipt) => {
+                let receipt = super::hooks::bounded_receipt(receipt);
                 let now = self.clock.now_ms();
                 if self
                     .store
@@ -252,6 +253,7 @@ impl Inner {
         });
         for (r, out) in done {
             if let Ok(receipt) = out {
+                let receipt = super::hooks::bounded_receipt(receipt);
                 let now = self.clock.now_ms();
                 if self
                     .store

@@ -5,6 +5,7 @@
 //! records them with a [`Checkpoint`]; the next attempt gets them back in
 //! [`DealRequest::checkpoint`].
 
+use crate::bounded::{read_body, BodyError, DEFAULT_MAX_RECEIPT};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -345,8 +346,15 @@ impl DealRequestHook for PinHook {
                 HookError::retry(format!("pin request failed: {}", e.without_url()))
             })?;
             let status = resp.status();
-            let text = resp.text().await.unwrap_or_default();
-            let reply: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            // The reply becomes the receipt: read it bounded, and keep only a note of an
+            // oversized one.
+            let reply = match read_body(resp, DEFAULT_MAX_RECEIPT).await {
+                Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                    Value::String(String::from_utf8_lossy(&bytes).into_owned())
+                }),
+                Err(BodyError::TooLarge(e)) => too_large_note(e.limit),
+                Err(BodyError::Transport(_)) => Value::Null,
+            };
             if status.is_success() {
                 Ok(json!({ "status": status.as_u16(), "reply": reply }))
             } else if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
@@ -360,3 +368,34 @@ impl DealRequestHook for PinHook {
 
 /// A shared hook.
 pub type SharedHook = Arc<dyn DealRequestHook>;
+
+/// What stands in for a reply or receipt over its ceiling: nothing of it is stored.
+fn too_large_note(limit: u64) -> Value {
+    json!({ "error": { "code": "REPLY_TOO_LARGE", "limit": limit } })
+}
+
+/// A hook's receipt as it is stored: itself, or a note when its JSON is over
+/// [`DEFAULT_MAX_RECEIPT`] bytes (a host's hook may return anything).
+pub(crate) fn bounded_receipt(receipt: Value) -> Value {
+    let size = serde_json::to_vec(&receipt).map_or(u64::MAX, |v| v.len() as u64);
+    if size > DEFAULT_MAX_RECEIPT {
+        too_large_note(DEFAULT_MAX_RECEIPT)
+    } else {
+        receipt
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_receipt_over_the_ceiling_is_replaced_by_a_note() {
+        let small = json!({"ok": true, "id": "x".repeat(1000)});
+        assert_eq!(bounded_receipt(small.clone()), small);
+        let big = json!({"blob": "x".repeat(DEFAULT_MAX_RECEIPT as usize)});
+        let kept = bounded_receipt(big);
+        assert_eq!(kept["error"]["code"], "REPLY_TOO_LARGE");
+        assert_eq!(kept["error"]["limit"], DEFAULT_MAX_RECEIPT);
+    }
+}

@@ -52,6 +52,14 @@ pub enum RetrieveError {
         /// Which cap.
         reason: String,
     },
+    /// A source's reply was over its ceiling and was cut (`REPLY_TOO_LARGE`).
+    #[error("reply too large: {origin} sent over {limit} bytes")]
+    ReplyTooLarge {
+        /// The source.
+        origin: String,
+        /// The ceiling, in bytes.
+        limit: u64,
+    },
     /// A DAG this retrieval cannot verify or is not a file (`UNSUPPORTED`).
     #[error("unsupported: {reason}")]
     Unsupported {
@@ -114,7 +122,7 @@ impl RetrieveError {
             RetrieveError::Integrity { .. } => 6,
             RetrieveError::Incomplete { .. } => 5,
             RetrieveError::TooLarge { .. } | RetrieveError::Unsupported { .. } => 4,
-            RetrieveError::Timeout { .. } => 3,
+            RetrieveError::Timeout { .. } | RetrieveError::ReplyTooLarge { .. } => 3,
             RetrieveError::Http { .. } | RetrieveError::Network { .. } => 2,
             RetrieveError::NotFound { .. } => 1,
             RetrieveError::InvalidCid { .. }
@@ -144,6 +152,7 @@ impl ErrorCode for RetrieveError {
             RetrieveError::Integrity { .. } => "INTEGRITY",
             RetrieveError::Incomplete { .. } => "INCOMPLETE",
             RetrieveError::TooLarge { .. } => "TOO_LARGE",
+            RetrieveError::ReplyTooLarge { .. } => "REPLY_TOO_LARGE",
             RetrieveError::Unsupported { .. } => "UNSUPPORTED",
             RetrieveError::Timeout { .. } => "TIMEOUT",
             RetrieveError::Network { .. } => "NETWORK",

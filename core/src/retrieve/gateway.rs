@@ -1,6 +1,7 @@
 //! An IPFS trustless gateway as a source: a CAR of the whole DAG in depth-first order, and
 //! single raw blocks for what the CAR did not carry (or where a gateway serves only blocks).
 
+use crate::bounded::{read_body, BodyError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -166,20 +167,14 @@ impl Gateway {
                     })
                 }
             }
-            let mut body = Vec::new();
-            let mut chunks = resp.bytes_stream();
-            while let Some(chunk) = chunks.next().await {
-                let chunk = chunk.map_err(|e| self.transport(e))?;
-                if body.len() + chunk.len() > MAX_BLOCK_BYTES {
-                    return Err(RetrieveError::Integrity {
-                        cid: cid.to_string(),
-                        origin: self.name.clone(),
-                        reason: format!("a block over {MAX_BLOCK_BYTES} bytes"),
-                    });
-                }
-                body.extend_from_slice(&chunk);
+            match read_body(resp, MAX_BLOCK_BYTES as u64).await {
+                Ok(body) => Ok(Some(body)),
+                Err(BodyError::TooLarge(e)) => Err(RetrieveError::ReplyTooLarge {
+                    origin: self.name.clone(),
+                    limit: e.limit,
+                }),
+                Err(BodyError::Transport(e)) => Err(self.transport(e)),
             }
-            Ok(Some(body))
         };
         crate::rt::timeout(wait, fetch)
             .await

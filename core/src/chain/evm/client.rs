@@ -70,6 +70,9 @@ pub struct DealStatusConfig {
     pub timeout: Duration,
     /// Extra gas over the estimate, in percent.
     pub gas_margin_percent: u64,
+    /// Ceiling of one RPC reply in bytes: a larger or endless one is cut
+    /// (`REPLY_TOO_LARGE`).
+    pub max_reply_bytes: u64,
 }
 
 impl DealStatusConfig {
@@ -84,6 +87,7 @@ impl DealStatusConfig {
             concurrency: 4,
             timeout: Duration::from_secs(30),
             gas_margin_percent: 25,
+            max_reply_bytes: crate::bounded::DEFAULT_MAX_RPC_REPLY,
         }
     }
 }
@@ -212,12 +216,20 @@ impl DealStatusClient {
         let multicall = parse_address("Multicall3 address", &config.multicall_address)?;
         let signer_address = signer.as_ref().map(|s| s.address());
         let wallet = signer.clone().map(alloy::network::EthereumWallet::from);
+        // Our own transport: bounded replies, and no URL in spans or errors.
+        let is_local = alloy::transports::utils::guess_local_url(url.as_str());
+        let rpc = || {
+            alloy::rpc::client::ClientBuilder::default().transport(
+                super::transport::BoundedHttp::new(url.clone(), config.max_reply_bytes),
+                is_local,
+            )
+        };
         let provider = match signer {
             Some(signer) => ProviderBuilder::new()
                 .wallet(signer)
-                .connect_http(url)
+                .connect_client(rpc())
                 .erased(),
-            None => ProviderBuilder::new().connect_http(url).erased(),
+            None => ProviderBuilder::new().connect_client(rpc()).erased(),
         };
         Ok(DealStatusClient {
             provider,

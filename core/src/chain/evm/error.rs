@@ -98,6 +98,15 @@ pub enum EvmError {
         /// Which field differs, with both values.
         reason: String,
     },
+    /// The endpoint's reply was over the configured ceiling and was cut
+    /// (`REPLY_TOO_LARGE`).
+    #[error("{method}: the reply is over the limit of {limit} bytes")]
+    ReplyTooLarge {
+        /// The contract function or RPC method.
+        method: &'static str,
+        /// The limit, in bytes.
+        limit: u64,
+    },
 }
 
 impl ErrorCode for EvmError {
@@ -117,6 +126,7 @@ impl ErrorCode for EvmError {
             EvmError::InvalidProof(e) => e.code(),
             EvmError::DealNotFound { .. } => "DEAL_NOT_FOUND",
             EvmError::DealMismatch { .. } => "DEAL_MISMATCH",
+            EvmError::ReplyTooLarge { .. } => "REPLY_TOO_LARGE",
         }
     }
 
@@ -133,6 +143,7 @@ impl EvmError {
         }
         match err {
             alloy::contract::Error::ZeroData(..) => EvmError::NoContract { method },
+            alloy::contract::Error::TransportError(e) => EvmError::from_transport(method, e),
             alloy::contract::Error::AbiError(e) => EvmError::Malformed {
                 what: method,
                 reason: e.to_string(),
@@ -150,6 +161,12 @@ impl EvmError {
     ) -> Self {
         if let Some(data) = err.as_error_resp().and_then(|e| e.as_revert_data()) {
             return reverted(method, &data);
+        }
+        if let Some(e) = super::transport::too_large(&err) {
+            return EvmError::ReplyTooLarge {
+                method,
+                limit: e.limit,
+            };
         }
         EvmError::Rpc {
             method,

@@ -82,6 +82,9 @@ pub struct SkippedLog {
     pub reason: String,
 }
 
+/// Longest contract key a request may carry: a CID's text is at most 512 characters.
+pub const MAX_EVENT_CID_BYTES: usize = 512;
+
 fn small(v: U256, what: &'static str) -> Result<u64, EvmError> {
     u64::try_from(v).map_err(|_| EvmError::Malformed {
         what,
@@ -112,7 +115,7 @@ impl DealStatusClient {
                 skipped: vec![],
             });
         }
-        let to = safe.min(cursor.next_block + max_range.max(1) - 1);
+        let mut to = safe.min(cursor.next_block + max_range.max(1) - 1);
         let address: alloy::primitives::Address =
             self.address()
                 .parse()
@@ -120,20 +123,41 @@ impl DealStatusClient {
                     field: "DealStatus address",
                     reason: "unparsable".into(),
                 })?;
-        let filter = Filter::new()
-            .address(address)
-            .event_signature(vec![
-                IDealStatus::SubmitAggregatorRequest::SIGNATURE_HASH,
-                IDealStatus::SubmitAggregatorRequestWithRaaS::SIGNATURE_HASH,
-            ])
-            .from_block(cursor.next_block)
-            .to_block(to);
-        let logs = provider
-            .get_logs(&filter)
-            .await
-            .map_err(|e| EvmError::from_transport("eth_getLogs", e))?;
-        let mut requests = Vec::with_capacity(logs.len());
         let mut skipped = Vec::new();
+        // A range whose logs are over the reply ceiling is halved; a single block over it
+        // is recorded and passed, so nobody can stall the scan with huge events.
+        let logs = loop {
+            let filter = Filter::new()
+                .address(address)
+                .event_signature(vec![
+                    IDealStatus::SubmitAggregatorRequest::SIGNATURE_HASH,
+                    IDealStatus::SubmitAggregatorRequestWithRaaS::SIGNATURE_HASH,
+                ])
+                .from_block(cursor.next_block)
+                .to_block(to);
+            match provider.get_logs(&filter).await {
+                Ok(logs) => break logs,
+                Err(e) => match EvmError::from_transport("eth_getLogs", e) {
+                    EvmError::ReplyTooLarge { limit, .. } if to > cursor.next_block => {
+                        to = cursor.next_block + (to - cursor.next_block) / 2;
+                        tracing::debug!(limit, to, "eth_getLogs reply too large: range halved");
+                    }
+                    EvmError::ReplyTooLarge { limit, .. } => {
+                        skipped.push(SkippedLog {
+                            block_number: to,
+                            tx_hash: String::new(),
+                            log_index: 0,
+                            reason: format!(
+                                "REPLY_TOO_LARGE: the block's request logs are over {limit} bytes"
+                            ),
+                        });
+                        break Vec::new();
+                    }
+                    other => return Err(other),
+                },
+            }
+        };
+        let mut requests = Vec::with_capacity(logs.len());
         for log in logs {
             let block_number = log.block_number.unwrap_or_default();
             let tx_hash = log
@@ -160,6 +184,16 @@ impl DealStatusClient {
                 } else {
                     Err("the log does not decode as a request event".into())
                 };
+            let decoded = decoded.and_then(|(id, key, raas)| {
+                if key.len() > MAX_EVENT_CID_BYTES {
+                    Err(format!(
+                        "the CID is {} bytes, over the limit of {MAX_EVENT_CID_BYTES}",
+                        key.len()
+                    ))
+                } else {
+                    Ok((id, key, raas))
+                }
+            });
             match decoded {
                 Ok((request_id, key, raas)) => requests.push(AggregatorRequest {
                     request_id,

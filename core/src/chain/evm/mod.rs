@@ -6,6 +6,7 @@ mod client;
 mod error;
 mod events;
 mod keys;
+mod transport;
 
 pub use abi::{IDealStatus, IMulticall3};
 pub use client::{
@@ -13,5 +14,5 @@ pub use client::{
     SubmitReceipt, TxStatus, MULTICALL3_ADDRESS,
 };
 pub use error::EvmError;
-pub use events::{AggregatorRequest, EventCursor, RequestScan, SkippedLog};
+pub use events::{AggregatorRequest, EventCursor, RequestScan, SkippedLog, MAX_EVENT_CID_BYTES};
 pub use keys::CidKeyEncoding;

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::error::{is_transient_status, LotusError};
 use super::types::*;
+use crate::bounded::{read_body, BodyError};
 use crate::error::ErrorCode;
 use crate::rt;
 
@@ -37,6 +38,8 @@ pub struct LotusConfig {
     pub batch_size: usize,
     /// Batches in flight at once.
     pub concurrency: usize,
+    /// Ceiling of one reply in bytes: a larger or endless one is cut (`REPLY_TOO_LARGE`).
+    pub max_reply_bytes: u64,
 }
 
 impl std::fmt::Debug for LotusConfig {
@@ -47,6 +50,7 @@ impl std::fmt::Debug for LotusConfig {
             .field("timeout", &self.timeout)
             .field("retries", &self.retries)
             .field("retry_after_max", &self.retry_after_max)
+            .field("max_reply_bytes", &self.max_reply_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -64,6 +68,7 @@ impl LotusConfig {
             retry_after_max: Duration::from_secs(60),
             batch_size: 100,
             concurrency: 4,
+            max_reply_bytes: crate::bounded::DEFAULT_MAX_RPC_REPLY,
         }
     }
 }
@@ -269,15 +274,19 @@ impl LotusClient {
                 status,
                 retry_after_ms,
             };
+            let limit = self.cfg.max_reply_bytes;
             if is_transient_status(status) {
                 // Rate limits and overloaded proxies: retried whatever the body says (often
-                // a JSON-RPC error). The body is read only so the connection can be reused.
-                let _ = resp.bytes().await;
+                // a JSON-RPC error). The body is read (bounded) so the connection is reused.
+                let _ = read_body(resp, limit).await;
                 return Err(http);
             }
-            let bytes = resp.bytes().await.map_err(|e| LotusError::Network {
-                method,
-                reason: without_url(&e),
+            let bytes = read_body(resp, limit).await.map_err(|e| match e {
+                BodyError::TooLarge(_) => LotusError::ReplyTooLarge { method, limit },
+                BodyError::Transport(e) => LotusError::Network {
+                    method,
+                    reason: without_url(&e),
+                },
             })?;
             // Protocol errors come with HTTP 500 and a JSON-RPC body: prefer the body.
             match serde_json::from_slice::<Value>(&bytes) {

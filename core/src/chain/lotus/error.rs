@@ -85,6 +85,15 @@ pub enum LotusError {
     /// The configured URL cannot be used (`INVALID_URL`).
     #[error("invalid Lotus URL: {0}")]
     InvalidUrl(String),
+    /// The reply was larger than `max_reply_bytes` and was cut (`REPLY_TOO_LARGE`); not
+    /// retried, as it would be as large again.
+    #[error("{method}: the reply is over the limit of {limit} bytes")]
+    ReplyTooLarge {
+        /// The method called.
+        method: &'static str,
+        /// The limit, in bytes.
+        limit: u64,
+    },
 }
 
 impl ErrorCode for LotusError {
@@ -100,6 +109,7 @@ impl ErrorCode for LotusError {
             LotusError::Http { .. } => "HTTP_ERROR",
             LotusError::Network { .. } => "NETWORK",
             LotusError::InvalidUrl(_) => "INVALID_URL",
+            LotusError::ReplyTooLarge { .. } => "REPLY_TOO_LARGE",
         }
     }
 
