@@ -8,78 +8,16 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::pin::pin_server;
 use common::stores::{fresh_postgres, temp_sqlite};
 use common::Devnet;
 use raas_core::engine::RaasNode;
 use raas_core::store::Store;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TOKEN: &str = "pin-token-s3cret";
-
-/// What the pin endpoint received: (idempotency key, Authorization header).
-type Pins = Arc<Mutex<Vec<(String, String)>>>;
-
-/// A minimal HTTP/1.1 pin endpoint answering 200 to every POST (keep-alive aware).
-async fn pin_server() -> (String, Pins) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/api/pin", listener.local_addr().unwrap());
-    let pins: Pins = Arc::default();
-    let log = pins.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut sock, _) = listener.accept().await.unwrap();
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                loop {
-                    let head_end = loop {
-                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break i + 4;
-                        }
-                        let mut chunk = [0u8; 4096];
-                        match sock.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                    let header = |name: &str| {
-                        head.lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-                            })
-                            .unwrap_or_default()
-                    };
-                    let len: usize = header("content-length").parse().unwrap_or(0);
-                    while buf.len() < head_end + len {
-                        let mut chunk = [0u8; 4096];
-                        match sock.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let body: Value =
-                        serde_json::from_slice(&buf[head_end..head_end + len]).unwrap();
-                    buf.drain(..head_end + len);
-                    let key = body["raas"]["idempotencyKey"].as_str().unwrap().to_string();
-                    assert_eq!(header("idempotency-key"), key);
-                    log.lock().unwrap().push((key, header("authorization")));
-                    let reply = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
-                                 content-length: 15\r\n\r\n{\"pinned\":true}";
-                    if sock.write_all(reply.as_bytes()).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (url, pins)
-}
 
 fn node_config(d: &Devnet, store: &str, node_id: &str, pin: Option<&str>) -> Value {
     let mut c = json!({
@@ -203,7 +141,7 @@ async fn three_nodes_share_thousands_of_jobs_on_postgres() {
     let url = fresh_postgres().await.expect("RAAS_TEST_POSTGRES_URL");
     const N: usize = 3_000;
     let d = Devnet::start();
-    let (pin_url, pins) = pin_server().await;
+    let (pin_url, pins) = pin_server(0).await;
     let since = now_ms();
     let ids = register(&url, &d, N, "multi").await;
     let observer = Store::open(&url).await.unwrap();
@@ -275,7 +213,7 @@ async fn three_nodes_share_thousands_of_jobs_on_postgres() {
 async fn a_node_killed_mid_cycle_resumes_without_losing_or_duplicating() {
     const N: usize = 2_000;
     let d = Devnet::start();
-    let (pin_url, pins) = pin_server().await;
+    let (pin_url, pins) = pin_server(0).await;
     let (url, _dir) = temp_sqlite();
     let since = now_ms();
     let ids = register(&url, &d, N, "crash").await;

@@ -30,8 +30,8 @@ const RAW_ACCEPT: &str = "application/vnd.ipld.raw";
 pub(super) struct Gateway {
     /// The base URL without a trailing slash.
     pub(super) base: String,
-    /// The name in errors and logs: scheme, host, port and path (no query, user or password,
-    /// where keys would be).
+    /// The name in errors and logs: scheme, host and port (no path, query, user or
+    /// password, where keys would be).
     pub(super) name: String,
 }
 
@@ -54,12 +54,11 @@ impl Gateway {
                 reason: "gateways: a gateway url must be http(s)://host".into(),
             });
         }
+        // A path can hold a key as well as a query (`https://host/KEY/`): only the scheme,
+        // host and port are shown.
         let name = format!(
-            "gateway {}://{}{}{}",
-            parsed.scheme(),
-            parsed.host_str().unwrap_or_default(),
-            parsed.port().map(|p| format!(":{p}")).unwrap_or_default(),
-            parsed.path().trim_end_matches('/')
+            "gateway {}",
+            crate::redact::redact_url(url.trim_end_matches('/'))
         );
         Ok(Gateway {
             base: url.trim_end_matches('/').to_string(),

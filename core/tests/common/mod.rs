@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
 
+pub mod pin;
 pub mod stores;
 
 pub struct Devnet {
