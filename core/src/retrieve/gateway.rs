@@ -44,8 +44,9 @@ pub(super) enum CarAnswer {
 }
 
 impl Gateway {
-    /// A gateway at `url` (http or https).
-    pub(super) fn new(url: &str) -> Result<Self, RetrieveError> {
+    /// A gateway at `url` (http or https), the `n`-th of the list (its name tells two on
+    /// one host apart).
+    pub(super) fn new(url: &str, n: usize) -> Result<Self, RetrieveError> {
         let parsed = reqwest::Url::parse(url).map_err(|e| RetrieveError::InvalidUrl {
             reason: format!("gateways: {e}"),
         })?;
@@ -57,7 +58,7 @@ impl Gateway {
         // A path can hold a key as well as a query (`https://host/KEY/`): only the scheme,
         // host and port are shown.
         let name = format!(
-            "gateway {}",
+            "gateway {n} {}",
             crate::redact::redact_url(url.trim_end_matches('/'))
         );
         Ok(Gateway {
@@ -71,7 +72,7 @@ impl Gateway {
     pub(super) fn named(url: &str, name: String) -> Result<Self, RetrieveError> {
         Ok(Gateway {
             name,
-            ..Gateway::new(url)?
+            ..Gateway::new(url, 1)?
         })
     }
 

@@ -132,7 +132,8 @@ impl Retriever {
         let gateways = options
             .gateways
             .iter()
-            .map(|g| Gateway::new(g))
+            .enumerate()
+            .map(|(i, g)| Gateway::new(g, i + 1))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Retriever {
             client: reqwest::Client::new(),
