@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::pin::pin_server;
 use common::stores::{fresh_postgres, temp_sqlite};
-use common::Devnet;
+use common::{sigterm, Devnet};
 use raas_core::engine::RaasNode;
 use raas_core::store::Store;
 use serde_json::{json, Value};
@@ -68,14 +68,6 @@ impl NodeProcess {
         self.0.wait().unwrap();
         std::fs::read_to_string(&self.1).unwrap()
     }
-}
-
-fn sigterm(pid: u32) {
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
 }
 
 impl Drop for NodeProcess {

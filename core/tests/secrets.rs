@@ -81,11 +81,7 @@ impl Served {
 
     /// SIGTERM, wait, and everything it wrote.
     fn stop(mut self) -> String {
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
+        common::sigterm(self.child.id());
         self.child.wait().unwrap();
         std::thread::sleep(Duration::from_millis(300)); // the stdout thread's last write
         let out = std::fs::read_to_string(&self.out).unwrap_or_default();

@@ -2,6 +2,8 @@
 //! error bodies naming the field, limits, paging, and nothing stored by a refused request.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use std::sync::Arc;
 
 use raas_core::engine::RaasNode;
@@ -452,11 +454,7 @@ async fn raas_serve_answers_and_stops_on_sigterm() {
         String::from_utf8_lossy(&bad.stdout).contains("scope"),
         "{bad:?}"
     );
-    std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
+    common::sigterm(child.id());
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");

@@ -5,7 +5,6 @@
 //! records them with a [`Checkpoint`]; the next attempt gets them back in
 //! [`DealRequest::checkpoint`].
 
-use crate::bounded::{read_body, BodyError, DEFAULT_MAX_RECEIPT};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::request::DealRequest;
+use crate::bounded::{read_body, BodyError, DEFAULT_MAX_RECEIPT};
 use crate::chain::evm::{DealStatusClient, SignedTx, TxStatus};
 use crate::error::ErrorCode;
 use crate::store::Store;

@@ -1,7 +1,6 @@
 //! An IPFS trustless gateway as a source: a CAR of the whole DAG in depth-first order, and
 //! single raw blocks for what the CAR did not carry (or where a gateway serves only blocks).
 
-use crate::bounded::{read_body, BodyError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,6 +9,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::error::RetrieveError;
 use super::walk::MAX_BLOCK_BYTES;
+use crate::bounded::{read_body, BodyError};
 
 /// The response body as a byte stream (not `Send` in browsers).
 #[cfg(not(target_family = "wasm"))]

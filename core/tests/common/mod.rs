@@ -206,6 +206,15 @@ impl Drop for Devnet {
     }
 }
 
+/// Sends SIGTERM to process `pid` (a node drains and stops on it).
+pub fn sigterm(pid: u32) {
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+}
+
 /// Serves `node`'s API on a free loopback port.
 pub async fn serve_local(
     node: std::sync::Arc<raas_core::engine::RaasNode>,

@@ -54,13 +54,16 @@ impl BoundedHttp {
             }
             return Err(TransportErrorKind::http_error(
                 status.as_u16(),
-                String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
+                excerpt(&body),
             ));
         }
-        serde_json::from_slice(&body).map_err(|e| {
-            TransportError::deser_err(e, String::from_utf8_lossy(&body[..body.len().min(512)]))
-        })
+        serde_json::from_slice(&body).map_err(|e| TransportError::deser_err(e, excerpt(&body)))
     }
+}
+
+/// The start of a reply, for an error message (a reply may be up to the ceiling).
+fn excerpt(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned()
 }
 
 impl tower::Service<RequestPacket> for BoundedHttp {
