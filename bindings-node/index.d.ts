@@ -488,7 +488,7 @@ export interface NodeStats {
 }
 
 export interface EndpointStatus {
-  endpoint: 'dealStatus' | 'lotus'
+  endpoint: 'dealStatus' | 'lotus' | 'store'
   up: boolean
   downSinceMs: number | null
   failures: number
@@ -532,7 +532,7 @@ export type NodeEvent = VerdictEvent | EndpointEvent
 /** A shared endpoint went down or came back (checks pause meanwhile; no job counts it). */
 export interface EndpointEvent {
   kind: 'endpoint'
-  endpoint: 'dealStatus' | 'lotus'
+  endpoint: 'dealStatus' | 'lotus' | 'store'
   up: boolean
   downSinceMs: number | null
   error: string | null

@@ -131,7 +131,7 @@ test('full loop: upload → short → one deal request → the hook re-deals fro
   assert.equal(status.jobs[0].jobId, job.jobId)
   const stats = await node.stats()
   assert.equal(stats.requestsFulfilled, 1)
-  assert.deepEqual(stats.endpoints.map((e) => [e.endpoint, e.up]), [['dealStatus', true], ['lotus', true]])
+  assert.deepEqual(stats.endpoints.map((e) => [e.endpoint, e.up]), [['dealStatus', true], ['lotus', true], ['store', true]])
   assert.equal((await node.listJobs({ status: 'satisfied' })).length, 1)
   await node.close()
 })

@@ -286,6 +286,11 @@ impl Metrics {
                 })
                 .set(*n);
         }
+        self.set_endpoints(endpoints);
+    }
+
+    /// The endpoint gauges alone (the store's gauges keep their values while it is out).
+    pub(super) fn set_endpoints(&self, endpoints: &[(String, bool)]) {
         for (endpoint, up) in endpoints {
             self.endpoint_up
                 .get_or_create(&UpLabel {

@@ -570,7 +570,8 @@ impl RaasNode {
             .inner
             .store
             .register_jobs_within(&specs, self.inner.clock.now_ms(), quota)
-            .await?;
+            .await;
+        let rows = self.inner.note_store(rows.map_err(EngineError::from))?;
         Ok(rows
             .into_iter()
             .map(|(job, created)| Registration { job, created })
@@ -665,8 +666,11 @@ impl RaasNode {
 
     /// Counts of jobs and requests by state, and how the shared endpoints are doing.
     pub async fn stats(&self) -> Result<NodeStats, EngineError> {
+        let store = self
+            .inner
+            .note_read(bounded_read(self.inner.store.stats()).await)?;
         Ok(NodeStats {
-            store: self.inner.store.stats().await?,
+            store,
             endpoints: self.inner.outages.snapshot(),
         })
     }
@@ -753,7 +757,11 @@ impl RaasNode {
     /// The metrics in the OpenMetrics text format (what `GET /metrics` answers), with
     /// the jobs, requests and endpoints read now.
     pub async fn metrics_text(&self) -> Result<String, EngineError> {
-        let (jobs, requests) = self.inner.store.counts().await?;
+        // Metrics are served while the store is out: its gauges keep their last values and
+        // `raas_endpoint_up{endpoint="store"}` says so.
+        let counts = self
+            .inner
+            .note_read(bounded_read(self.inner.store.counts()).await);
         let endpoints: Vec<(String, bool)> = self
             .inner
             .outages
@@ -767,7 +775,10 @@ impl RaasNode {
                 (name, e.up)
             })
             .collect();
-        self.inner.metrics.set_store(&jobs, &requests, &endpoints);
+        match counts {
+            Ok((jobs, requests)) => self.inner.metrics.set_store(&jobs, &requests, &endpoints),
+            Err(_) => self.inner.metrics.set_endpoints(&endpoints),
+        }
         self.inner
             .metrics
             .encode()
@@ -922,7 +933,11 @@ async fn run_cycle(inner: &Arc<Inner>) -> Result<CycleReport, EngineError> {
     inner.metrics.sweep(&report, started.elapsed());
     match first_error {
         Some(e) if report.jobs_checked == 0 => Err(e),
-        _ => Ok(report),
+        Some(e) => {
+            inner.note_store_err(&e);
+            Ok(report)
+        }
+        None => Ok(report),
     }
 }
 
@@ -966,12 +981,58 @@ impl Inner {
     }
 
     fn endpoint_down(&self, e: &SourceError) {
+        self.mark_down(e.endpoint(), e.code(), store_failure(e));
+    }
+
+    /// Records an outage of the store (unreachable, restarting, disk full) or, on success,
+    /// its end. Other errors (a query refused) say nothing about the store as a whole.
+    fn note_store<T>(&self, r: Result<T, EngineError>) -> Result<T, EngineError> {
+        match &r {
+            Ok(_) => self.endpoint_up(Endpoint::Store),
+            Err(e) => self.note_store_err(e),
+        }
+        r
+    }
+
+    /// [`Inner::note_store`] for reads: a read that works does not prove writes do (a full
+    /// disk still answers reads), so only its failure is recorded.
+    fn note_read<T>(&self, r: Result<T, EngineError>) -> Result<T, EngineError> {
+        if let Err(e) = &r {
+            self.note_store_err(e);
+        }
+        r
+    }
+
+    /// While the store is down, one small write (this node's probe cursor) tells whether
+    /// it is back: a node with nothing due still comes back by itself. True when the store
+    /// is (or is now) up.
+    async fn probe_store(&self) -> bool {
+        let down = self
+            .outages
+            .snapshot()
+            .iter()
+            .any(|e| e.endpoint == Endpoint::Store && !e.up);
+        if !down {
+            return true;
+        }
+        let name = format!("raas.probe.{}", self.settings.node_id);
         let now = self.clock.now_ms();
-        if let Some(st) =
-            self.outages
-                .down(e.endpoint(), store_failure(e), now, self.clock.jitter())
-        {
-            tracing::warn!(endpoint = ?st.endpoint, code = e.code(), "endpoint down: {e}");
+        let r = self.store.set_cursor(&name, now, now).await;
+        self.note_store(r.map_err(EngineError::from)).is_ok()
+    }
+
+    fn note_store_err(&self, e: &EngineError) {
+        if let EngineError::Store(se) = e {
+            if se.is_outage() {
+                self.mark_down(Endpoint::Store, se.code(), format!("{}: {se}", se.code()));
+            }
+        }
+    }
+
+    fn mark_down(&self, endpoint: Endpoint, code: &'static str, error: String) {
+        let now = self.clock.now_ms();
+        if let Some(st) = self.outages.down(endpoint, error, now, self.clock.jitter()) {
+            tracing::warn!(endpoint = ?st.endpoint, code, "endpoint down: {}", st.last_error.as_deref().unwrap_or(""));
             let _ = self.events.send(NodeEvent::Endpoint(EndpointEvent {
                 endpoint: st.endpoint,
                 up: false,
@@ -998,6 +1059,22 @@ impl Inner {
     }
 }
 
+/// How long `stats()` and metrics wait for the store: an unreachable database answers
+/// `STORE_UNAVAILABLE` then, rather than after the pool's acquire timeout.
+const STATUS_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn bounded_read<T>(
+    read: impl std::future::Future<Output = Result<T, crate::store::StoreError>>,
+) -> Result<T, EngineError> {
+    match tokio::time::timeout(STATUS_READ_TIMEOUT, read).await {
+        Ok(r) => r.map_err(EngineError::from),
+        Err(_) => Err(crate::store::StoreError::Unavailable {
+            reason: format!("no answer within {} s", STATUS_READ_TIMEOUT.as_secs()),
+        }
+        .into()),
+    }
+}
+
 async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) {
     tokio::select! {
         _ = tokio::time::sleep(d) => {}
@@ -1014,7 +1091,17 @@ async fn scheduler_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
             sleep_or_stop(Duration::from_millis(wait), &mut stop).await;
             continue;
         }
-        match run_cycle(&inner).await {
+        if !inner.probe_store().await {
+            continue;
+        }
+        let cycle = run_cycle(&inner).await;
+        match &cycle {
+            // A sweep that checked jobs wrote their results.
+            Ok(r) if r.jobs_checked > 0 => inner.endpoint_up(Endpoint::Store),
+            Ok(_) => {}
+            Err(e) => inner.note_store_err(e),
+        }
+        match cycle {
             Ok(r) if r.jobs_checked > 0 => {
                 tracing::info!(
                     checked = r.jobs_checked,
@@ -1047,8 +1134,13 @@ async fn scheduler_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
 async fn delivery_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
     let poll = inner.settings.poll_interval;
     while !*stop.borrow() {
-        if let Err(e) = inner.deliver_due().await {
-            tracing::warn!("delivery failed: {e}");
+        match inner.deliver_due().await {
+            Ok(r) if r.delivered + r.failed + r.dead > 0 => inner.endpoint_up(Endpoint::Store),
+            Ok(_) => {}
+            Err(e) => {
+                inner.note_store_err(&e);
+                tracing::warn!("delivery failed: {e}");
+            }
         }
         tokio::select! {
             _ = inner.wake_delivery.notified() => {}

@@ -17,6 +17,8 @@ pub enum Endpoint {
     DealStatus,
     /// The Lotus JSON-RPC endpoint.
     Lotus,
+    /// The node's store (down while it is unreachable or its disk is full).
+    Store,
 }
 
 /// How an endpoint is doing, as `stats()` shows it.
@@ -51,6 +53,7 @@ impl Outages {
         if lotus {
             v.push(EndpointStatus::up(Endpoint::Lotus));
         }
+        v.push(EndpointStatus::up(Endpoint::Store));
         Outages {
             state: Mutex::new(v),
             base,

@@ -57,6 +57,15 @@ pub enum StoreError {
         /// The database's message.
         reason: String,
     },
+    /// The disk under the database is full (`STORE_FULL`): nothing was written; the node
+    /// goes on once space is freed.
+    #[error("store full in {op}: {reason}")]
+    Full {
+        /// The operation.
+        op: &'static str,
+        /// The database's message.
+        reason: String,
+    },
     /// A tenant would have more live jobs than its quota (`QUOTA_EXCEEDED`).
     #[error("job quota exceeded: at most {max} live jobs, this would make {would_have}")]
     QuotaExceeded {
@@ -81,6 +90,7 @@ impl ErrorCode for StoreError {
             StoreError::InvalidUrl { .. } => "INVALID_STORE_URL",
             StoreError::Unavailable { .. } => "STORE_UNAVAILABLE",
             StoreError::Query { .. } => "STORE_ERROR",
+            StoreError::Full { .. } => "STORE_FULL",
             StoreError::Corrupt { .. } => "STORE_CORRUPT",
             StoreError::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
         }
@@ -89,15 +99,60 @@ impl ErrorCode for StoreError {
     fn is_retryable(&self) -> bool {
         matches!(
             self,
-            StoreError::Unavailable { .. } | StoreError::Query { .. }
+            StoreError::Unavailable { .. } | StoreError::Query { .. } | StoreError::Full { .. }
         )
     }
 }
 
+impl StoreError {
+    /// Whether the store as a whole is out (unreachable, restarting, or its disk full)
+    /// rather than one query failing: the node shows it as an outage of the store.
+    pub fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable { .. } | StoreError::Full { .. }
+        )
+    }
+}
+
+/// SQLSTATEs of PostgreSQL that mean the server is going away or not there yet: admin
+/// shutdown, crash shutdown, cannot connect now, and the connection-exception class.
+const PG_UNAVAILABLE: [&str; 4] = ["57P01", "57P02", "57P03", "08"];
+
 pub(crate) fn query_err(op: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
-    move |e| StoreError::Query {
-        op,
-        reason: e.to_string(),
+    move |e| classify(op, e)
+}
+
+/// Sorts a driver error into a full disk, an unreachable store, or a failed query.
+fn classify(op: &'static str, e: sqlx::Error) -> StoreError {
+    let reason = e.to_string();
+    match &e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable {
+            reason: format!("{op}: {reason}"),
+        },
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+            // SQLITE_FULL is 13 (extended codes keep it in the low byte); 53100 is
+            // PostgreSQL's disk_full.
+            let sqlite_full = code.parse::<u32>().map(|c| c & 0xff == 13).unwrap_or(false);
+            if sqlite_full || code == "53100" || reason.contains("disk is full") {
+                StoreError::Full { op, reason }
+            } else if PG_UNAVAILABLE
+                .iter()
+                .any(|p| code.starts_with(p) && !code.is_empty())
+            {
+                StoreError::Unavailable {
+                    reason: format!("{op}: {reason}"),
+                }
+            } else {
+                StoreError::Query { op, reason }
+            }
+        }
+        _ => StoreError::Query { op, reason },
     }
 }
 
@@ -185,7 +240,11 @@ impl Store {
                         Ok(())
                     })
                 }),
-            Backend::Postgres => options.max_connections(8),
+            // An unreachable server fails a query after 10 s (STORE_UNAVAILABLE: the node
+            // shows the store down) instead of queueing it for the default 30 s.
+            Backend::Postgres => options
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10)),
         };
         let pool = options
             .connect(&url)
