@@ -88,7 +88,15 @@ export interface AggregatorRequest {
   logIndex: number
 }
 /** One step of event intake. */
-export interface RequestScan { requests: AggregatorRequest[]; cursor: EventCursor; caughtUp: boolean }
+export interface RequestScan {
+  requests: AggregatorRequest[]
+  cursor: EventCursor
+  caughtUp: boolean
+  /** Request events that do not decode, passed over. */
+  skipped: { blockNumber: number; txHash: string; logIndex: number; reason: string }[]
+  /** The cursor before it was moved back: the confirmed head went below blocks already scanned. */
+  rewoundFrom: number | null
+}
 /** An inclusion proof as aggregators publish it (Lighthouse `get_proof`; hex, `0x` optional). */
 export interface PublishedProof {
   verifierData: { commPc: string; sizePc: string }
@@ -357,6 +365,8 @@ export interface IntakeReport {
   skipped: number
   plain: number
   caughtUp: boolean
+  /** The cursor before it was moved back (a reorg deeper than the confirmations), or null. */
+  rewoundFrom: number | null
 }
 
 /** An on-chain request intake recorded and skipped. */
@@ -494,6 +504,10 @@ export interface EndpointStatus {
   failures: number
   lastError: string | null
   retryAtMs: number | null
+  /** The last head read from it (null for the store). */
+  head: number | null
+  /** Times its head went back (a reorg, or a lagging server). */
+  headRegressions: number
 }
 
 export interface CidDeal { dealId: number; minerId: number; active: boolean; health: HealthReport | null }

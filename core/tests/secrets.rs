@@ -283,8 +283,20 @@ async fn planted_secrets_never_leak_through_a_run_full_of_failures() {
         json!({"delayMs": 0, "token": "another-token"}),
         json!({"token": LOTUS_TOKEN}),
     ] {
+        let wrong_token = behaviour["token"] == "another-token";
         d.control("Devnet.SetBehaviour", json!([behaviour])).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
+        // The node may be backing off from the slow replies: hold the wrong token until
+        // it has met it (on a slow machine that takes longer than the step).
+        let t = Instant::now();
+        while wrong_token
+            && !std::fs::read_to_string(&served.err)
+                .unwrap_or_default()
+                .contains("UNAUTHORIZED")
+        {
+            assert!(t.elapsed() < Duration::from_secs(30), "the wrong token never met");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     let t = Instant::now();
     while pins.lock().unwrap().is_empty() && t.elapsed() < Duration::from_secs(30) {

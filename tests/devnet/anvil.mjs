@@ -27,8 +27,8 @@ export async function freePort() {
  * Anvil at mainnet-like epochs (block number = Filecoin epoch). `pruneHistory: n` keeps only
  * the last n states in memory (benchmarks that write thousands of blocks of state).
  */
-export async function startAnvil({ startEpoch = 3_900_000, chainId = 31415926, pruneHistory = null } = {}) {
-  const port = await freePort()
+export async function startAnvil({ startEpoch = 3_900_000, chainId = 31415926, pruneHistory = null, port = null } = {}) {
+  port ??= await freePort()
   const prune = pruneHistory ? ['--prune-history', String(pruneHistory)] : []
   const child = spawn(anvilPath(), ['--port', String(port), '--host', '127.0.0.1', '--number',
     String(startEpoch), '--chain-id', String(chainId), '--silent', '--code-size-limit', '100000',
@@ -40,7 +40,8 @@ export async function startAnvil({ startEpoch = 3_900_000, chainId = 31415926, p
   for (let i = 0; i < 300; i++) {
     try {
       await rpc(url, 'eth_chainId')
-      return { url, child, stop: () => child.kill('SIGTERM') }
+      const exited = new Promise((r) => child.once('exit', r))
+      return { url, port, child, stop: () => child.kill('SIGTERM'), exited }
     } catch {
       if (child.exitCode !== null) throw new Error(`anvil exited: ${stderr}`)
       await new Promise((r) => setTimeout(r, 20))

@@ -45,7 +45,7 @@ function setDealData(d, activated) {
  */
 export async function startDevnet({ startEpoch = 3_900_000, lotusToken = null, contract = 'DealStatus',
   pruneHistory = null } = {}) {
-  const anvil = await startAnvil({ startEpoch, pruneHistory })
+  let anvil = await startAnvil({ startEpoch, pruneHistory })
   const url = anvil.url
   // The devnet's own writes come from the last dev account, so they never race the nonces
   // of the accounts handed to tests.
@@ -91,9 +91,36 @@ export async function startDevnet({ startEpoch = 3_900_000, lotusToken = null, c
       }
       if (ev.type === 'advance') await rpc(url, 'anvil_mine', ['0x' + ev.epochs.toString(16)])
     })
-    // Lotus's head follows anvil's, which moves with every transaction.
-    const beforeRequest = async () => chain.syncTo(Number(BigInt(await rpc(url, 'eth_blockNumber'))))
-    const lotus = createLotusServer({ chain, token: lotusToken, beforeRequest })
+    // Lotus's head follows anvil's, which moves with every transaction; while anvil is
+    // stopped Lotus keeps answering at the height it has.
+    let anvilStopped = false
+    const beforeRequest = async () => {
+      if (anvilStopped) return
+      try {
+        await chain.syncTo(Number(BigInt(await rpc(url, 'eth_blockNumber'))))
+      } catch {}
+    }
+    // anvil stopped (its state dumped) and started again on the same port with that state:
+    // an FEVM endpoint down for a while, then back where it was.
+    let dumped = null
+    const controls = {
+      'Devnet.EvmStop': { arity: 0, fn: async () => {
+        if (anvilStopped) return false
+        dumped = await rpc(url, 'anvil_dumpState')
+        anvilStopped = true
+        anvil.stop()
+        await anvil.exited
+        return true
+      } },
+      'Devnet.EvmStart': { arity: 0, fn: async () => {
+        if (!anvilStopped) return false
+        anvil = await startAnvil({ port: anvil.port, pruneHistory })
+        await rpc(url, 'anvil_loadState', [dumped])
+        anvilStopped = false
+        return Number(BigInt(await rpc(url, 'eth_blockNumber')))
+      } },
+    }
+    const lotus = createLotusServer({ chain, token: lotusToken, beforeRequest, controls })
     const lotusRpc = await lotus.listen()
     return {
       info: { evmRpc: url, lotusRpc, chainId: 31415926, startEpoch: height, dealStatus, multicall3: MULTICALL3,
@@ -114,6 +141,7 @@ export async function startDevnet({ startEpoch = 3_900_000, lotusToken = null, c
         await lotus.close()
         anvil.stop()
       },
+      get anvilStopped() { return anvilStopped },
     }
   } catch (e) {
     anvil.stop()

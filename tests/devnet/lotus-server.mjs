@@ -19,6 +19,9 @@
 //                       (default 32 MiB), with Content-Length or, with `hugeChunked`, without
 //   endlessNext: n      the next n requests get a reply that streams until the client leaves
 //   resetNext: n        the next n requests get half a reply, then the connection is reset
+//   staleHeight: h      ChainHead keeps answering the tipset at height h (a node out of sync;
+//                       null: the real head again)
+//   headBack: n         ChainHead answers n epochs below the head (a reorg: the head went back)
 //   gateway: true       the fault methods are absent (-32601), as on lotus-gateway
 //   token: 'secret'     a wrong Bearer token gets HTTP 401
 //   failCalls: [rule]   calls matching a rule fail alone, inside their batch (see `failRule`)
@@ -88,9 +91,11 @@ function uint(v, method, type) {
   return v
 }
 
-export function createLotusServer({ chain = new Chain(), token = null, beforeRequest = null } = {}) {
+export function createLotusServer({ chain = new Chain(), token = null, beforeRequest = null, controls = {} } = {}) {
   const behaviour = { delayMs: 0, failNext: 0, garbageNext: 0, rateLimitNext: 0, retryAfter: 1,
-    unavailableNext: 0, gateway: false, token, failCalls: [] }
+    unavailableNext: 0, gateway: false, token, failCalls: [], staleHeight: null, headBack: 0 }
+  // The head as ChainHead reports it: stale or gone back when told so.
+  const reportedHead = () => Math.max(0, (behaviour.staleHeight ?? chain.height) - (behaviour.headBack ?? 0))
   const stats = { requests: 0, calls: 0, busyMs: 0 }
   const log = [] // { method, params } of the Lotus calls received
   const heights = new Map() // block CID -> height, for every tipset handed out
@@ -102,7 +107,7 @@ export function createLotusServer({ chain = new Chain(), token = null, beforeReq
 
   /** Height of a tipset key parameter: the head for null/[], else the key's own height. */
   const at = (key, method) => {
-    if (key === null || key === undefined || (Array.isArray(key) && key.length === 0)) return chain.height
+    if (key === null || key === undefined || (Array.isArray(key) && key.length === 0)) return reportedHead()
     if (!Array.isArray(key) || !key.every((c) => typeof c?.['/'] === 'string')) {
       throw new RpcError(-32700, `unmarshaling params for '${method}' (param: *types.TipSetKey): json: cannot unmarshal ${typeof key} into Go value of type types.TipSetKey`)
     }
@@ -117,7 +122,7 @@ export function createLotusServer({ chain = new Chain(), token = null, beforeReq
 
   // `tsk`: the last param is a tipset key; `fn` gets its height as `h`.
   const methods = {
-    'Filecoin.ChainHead': { arity: 0, fn: () => tipset(chain.height) },
+    'Filecoin.ChainHead': { arity: 0, fn: () => tipset(reportedHead()) },
     'Filecoin.ChainGetTipSetByHeight': { arity: 2, tsk: true, fn: ([wanted], m, h) => {
       if (wanted > h) throw new RpcError(1, `looking for tipset with height greater than start point, req: ${wanted}, head: ${h}`)
       return tipset(wanted)
@@ -212,6 +217,8 @@ export function createLotusServer({ chain = new Chain(), token = null, beforeReq
     'Devnet.Stats': { arity: 0, fn: () => ({ ...stats, height: chain.height }) },
     'Devnet.ResetStats': { arity: 0, fn: () => (Object.assign(stats, { requests: 0, calls: 0, busyMs: 0 }), log.length = 0, true) },
     'Devnet.RequestLog': { arity: 0, fn: () => log },
+    // Controls of the devnet around the server (e.g. stopping anvil), `Devnet.*` too.
+    ...controls,
   }
 
   /** The tipset at `height`; its key is remembered so state methods can be asked at it. */

@@ -98,6 +98,11 @@ pub struct NodeConfigInput {
     /// Largest upload in bytes (default 32 GiB, the largest Filecoin sector's payload).
     #[serde(default)]
     pub max_upload_bytes: Option<u64>,
+    /// With Lotus: how many epochs its head and the FEVM block may differ before the one
+    /// behind counts as down (`STALE_HEAD`; on Filecoin both are the chain's height).
+    /// Default 20 (ten minutes); 0 turns the check off (two chains that count apart).
+    #[serde(default)]
+    pub max_head_lag_epochs: Option<u64>,
 }
 
 /// On-chain intake options.
@@ -438,6 +443,8 @@ pub struct EngineSettings {
     pub blocks: crate::blocks::Blocks,
     /// Largest upload.
     pub max_upload_bytes: u64,
+    /// Epochs Lotus's head and the FEVM block may differ (0: not checked).
+    pub max_head_lag_epochs: u64,
 }
 
 /// A validated node configuration.
@@ -672,6 +679,7 @@ impl NodeConfig {
             retriever: retriever(i.gateways.unwrap_or_default())?.with_blocks(blocks.clone()),
             blocks,
             max_upload_bytes: range("maxUploadBytes", i.max_upload_bytes, 0, 1 << 40, 32 << 30)?,
+            max_head_lag_epochs: range("maxHeadLagEpochs", i.max_head_lag_epochs, 0, 1 << 32, 20)?,
         };
         Ok(NodeConfig {
             store,

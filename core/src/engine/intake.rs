@@ -40,6 +40,9 @@ pub struct IntakeReport {
     pub plain: u64,
     /// Whether the scan reached the confirmed head.
     pub caught_up: bool,
+    /// The cursor before it was moved back: the confirmed head went below blocks already
+    /// scanned (a reorg deeper than the confirmations), which are read again.
+    pub rewound_from: Option<u64>,
 }
 
 fn as_epochs(v: u64, field: &str) -> Result<Option<i64>, String> {
@@ -139,10 +142,18 @@ impl RaasNode {
                 s.max_range,
             )
             .await?;
+        if let Some(from) = scan.rewound_from {
+            tracing::warn!(
+                from,
+                to = scan.cursor.next_block,
+                "intake: the chain's confirmed head is below blocks already scanned; reading them again"
+            );
+        }
         let mut report = IntakeReport {
             from_block: next,
             next_block: scan.cursor.next_block,
             caught_up: scan.caught_up,
+            rewound_from: scan.rewound_from,
             ..Default::default()
         };
         let now = inner.clock.now_ms();

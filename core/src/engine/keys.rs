@@ -19,6 +19,10 @@ use crate::store::{ApiKey, KeyScope, NewApiKey};
 /// store again.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
 
+/// How long, while the store is out, what it said last about keys still holds (keys cannot
+/// be made or revoked meanwhile).
+pub(crate) const KEY_STALE_MAX: Duration = Duration::from_secs(600);
+
 /// What `createApiKey` takes.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -208,18 +212,21 @@ impl RaasNode {
 
     /// Whether any live key exists (cached for [`KEY_CACHE_TTL`]).
     pub async fn keys_required(&self) -> Result<bool, EngineError> {
-        let cached = self
-            .inner
-            .keys
-            .live
-            .lock()
-            .ok()
-            .and_then(|l| *l)
-            .filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL);
+        let last = self.inner.keys.live.lock().ok().and_then(|l| *l);
+        let cached = last.filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL);
         let n = match cached {
             Some((n, _)) => n,
             None => {
-                let n = self.inner.store.live_api_keys().await?;
+                let n = match self.inner.store.live_api_keys().await {
+                    Ok(n) => n,
+                    // While the store is out, what it said last (keys cannot change
+                    // meanwhile): /metrics and the rest keep their rules through an outage.
+                    Err(e) if e.is_outage() => match last.filter(|(_, at)| at.elapsed() < KEY_STALE_MAX) {
+                        Some((n, _)) => return Ok(n > 0),
+                        None => return Err(e.into()),
+                    },
+                    Err(e) => return Err(e.into()),
+                };
                 if let Ok(mut l) = self.inner.keys.live.lock() {
                     *l = Some((n, Instant::now()));
                 }
@@ -254,19 +261,32 @@ impl RaasNode {
             _ => return Ok(Err(KeyRefusal::Invalid)),
         };
         let id = format!("key_{id_hex}");
-        let cached = self
+        let last = self
             .inner
             .keys
             .keys
             .lock()
             .ok()
-            .and_then(|k| k.get(&id).cloned())
+            .and_then(|k| k.get(&id).cloned());
+        let cached = last
+            .clone()
             .filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL)
             .map(|(row, _)| row);
         let row = match cached {
             Some(row) => row,
             None => {
-                let row = self.inner.store.api_key(&id).await?;
+                let row = match self.inner.store.api_key(&id).await {
+                    Ok(row) => row,
+                    // While the store is out, the row it gave last (not cached anew: it
+                    // ages out KEY_STALE_MAX after it was read).
+                    Err(e) if e.is_outage() => {
+                        match last.filter(|(_, at)| at.elapsed() < KEY_STALE_MAX) {
+                            Some((row, _)) => return Ok(verify(row, secret)),
+                            None => return Err(e.into()),
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 if let Ok(mut k) = self.inner.keys.keys.lock() {
                     // Bounded: forged ids are not remembered once the cache is large.
                     if k.len() > 10_000 {
@@ -279,9 +299,13 @@ impl RaasNode {
                 row
             }
         };
-        Ok(match row {
-            Some((key, h)) if key.revoked_ms.is_none() && h == hash(secret) => Ok(Caller::Key(key)),
-            _ => Err(KeyRefusal::Invalid),
-        })
+        Ok(verify(row, secret))
+    }
+}
+
+fn verify(row: Option<(ApiKey, String)>, secret: &str) -> Result<Caller, KeyRefusal> {
+    match row {
+        Some((key, h)) if key.revoked_ms.is_none() && h == hash(secret) => Ok(Caller::Key(key)),
+        _ => Err(KeyRefusal::Invalid),
     }
 }

@@ -92,6 +92,7 @@ pub struct Metrics {
     jobs: Family<JobLabels, Gauge>,
     requests: Family<StateLabel, Gauge>,
     endpoint_up: Family<UpLabel, Gauge>,
+    head_regressions: Family<UpLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -124,6 +125,7 @@ impl Metrics {
             jobs: Family::default(),
             requests: Family::default(),
             endpoint_up: Family::default(),
+            head_regressions: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -186,6 +188,11 @@ impl Metrics {
             "endpoint_up",
             "1 when this node sees the endpoint answering, 0 when down",
             m.endpoint_up.clone(),
+        );
+        r.register(
+            "head_regressions",
+            "Times an endpoint's head went back (a reorg, or a lagging server)",
+            m.head_regressions.clone(),
         );
         Metrics { registry: r, ..m }
     }
@@ -260,6 +267,16 @@ impl Metrics {
                 method,
                 outcome,
             })
+            .inc();
+    }
+
+    pub(super) fn head_regression(&self, endpoint: super::outage::Endpoint) {
+        let endpoint = serde_json::to_value(endpoint)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        self.head_regressions
+            .get_or_create(&UpLabel { endpoint })
             .inc();
     }
 

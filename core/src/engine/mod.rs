@@ -862,6 +862,11 @@ async fn run_cycle(inner: &Arc<Inner>) -> Result<CycleReport, EngineError> {
             return Ok(report);
         }
     };
+    if let Some((endpoint, error)) = inner.head_check(&head) {
+        inner.mark_down(endpoint, "STALE_HEAD", error.clone());
+        report.outage = Some(error);
+        return Ok(report);
+    }
     inner.endpoint_up(if inner.source.has_lotus() {
         Endpoint::Lotus
     } else {
@@ -980,6 +985,48 @@ impl Inner {
         .await
     }
 
+    /// Notes the sweep's heads (a head that went back is counted and logged: the sweep
+    /// goes on at the new head, whose state is the chain's now) and, with Lotus, compares
+    /// Lotus's head with the FEVM block: the one more than `maxHeadLagEpochs` behind is
+    /// stale, and reads from it would judge jobs on old state.
+    fn head_check(&self, head: &Head) -> Option<(Endpoint, String)> {
+        let block = head.block.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
+        let lotus = head.tipset.as_ref().map(|t| t.height);
+        for (endpoint, h) in [(Endpoint::DealStatus, block), (Endpoint::Lotus, lotus)] {
+            let Some(h) = h else { continue };
+            if let Some(before) = self.outages.note_head(endpoint, h) {
+                tracing::warn!(endpoint = ?endpoint, before, now = h, "the head went back");
+                self.metrics.head_regression(endpoint);
+            }
+        }
+        let max = i64::try_from(self.settings.max_head_lag_epochs).unwrap_or(i64::MAX);
+        let (Some(block), Some(lotus)) = (block, lotus) else {
+            return None;
+        };
+        if max == 0 {
+            return None;
+        }
+        if block.saturating_sub(lotus) > max {
+            return Some((
+                Endpoint::Lotus,
+                format!(
+                    "STALE_HEAD: the Lotus head {lotus} is {} epochs behind the FEVM block {block} (maxHeadLagEpochs {max})",
+                    block - lotus
+                ),
+            ));
+        }
+        if lotus.saturating_sub(block) > max {
+            return Some((
+                Endpoint::DealStatus,
+                format!(
+                    "STALE_HEAD: the FEVM block {block} is {} epochs behind the Lotus head {lotus} (maxHeadLagEpochs {max})",
+                    lotus - block
+                ),
+            ));
+        }
+        None
+    }
+
     fn endpoint_down(&self, e: &SourceError) {
         self.mark_down(e.endpoint(), e.code(), store_failure(e));
     }
@@ -1031,6 +1078,7 @@ impl Inner {
 
     fn mark_down(&self, endpoint: Endpoint, code: &'static str, error: String) {
         let now = self.clock.now_ms();
+        tracing::debug!(endpoint = ?endpoint, code, "endpoint failed: {error}");
         if let Some(st) = self.outages.down(endpoint, error, now, self.clock.jitter()) {
             tracing::warn!(endpoint = ?st.endpoint, code, "endpoint down: {}", st.last_error.as_deref().unwrap_or(""));
             let _ = self.events.send(NodeEvent::Endpoint(EndpointEvent {

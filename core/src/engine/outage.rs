@@ -37,6 +37,10 @@ pub struct EndpointStatus {
     pub last_error: Option<String>,
     /// No sweep before this time (ms since the Unix epoch), while down.
     pub retry_at_ms: Option<i64>,
+    /// The last head read from it (epoch or block; none for the store).
+    pub head: Option<i64>,
+    /// Times its head went back (a reorg, or a lagging server behind a load balancer).
+    pub head_regressions: u64,
 }
 
 /// The endpoints of one node.
@@ -116,8 +120,30 @@ impl Outages {
                 up: true,
                 ..e.clone()
             };
-            *e = EndpointStatus::up(endpoint);
+            *e = EndpointStatus {
+                head: e.head,
+                head_regressions: e.head_regressions,
+                ..EndpointStatus::up(endpoint)
+            };
             Some(back)
+        })
+    }
+}
+
+impl Outages {
+    /// Records the head read from `endpoint`; returns the previous one when this one is
+    /// lower (the head went back).
+    pub(crate) fn note_head(&self, endpoint: Endpoint, head: i64) -> Option<i64> {
+        self.with(|v| {
+            let e = v.iter_mut().find(|e| e.endpoint == endpoint)?;
+            let before = e.head.replace(head);
+            match before {
+                Some(b) if head < b => {
+                    e.head_regressions = e.head_regressions.saturating_add(1);
+                    Some(b)
+                }
+                _ => None,
+            }
         })
     }
 }
@@ -131,6 +157,8 @@ impl EndpointStatus {
             failures: 0,
             last_error: None,
             retry_at_ms: None,
+            head: None,
+            head_regressions: 0,
         }
     }
 }

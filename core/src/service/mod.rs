@@ -461,7 +461,10 @@ pub async fn serve(node: Arc<RaasNode>, opts: ServeOptions) -> Result<Server, En
             reason: format!("{h:?} is not an IP address"),
         })?,
     };
-    if !ip.is_loopback() && !http.auth_none && !node.keys_required().await? {
+    // Read now on any address: what the store says about keys is then known should it be
+    // out before the first request (the API keeps its rules through an outage).
+    let keys = node.keys_required().await?;
+    if !ip.is_loopback() && !http.auth_none && !keys {
         return Err(EngineError::InvalidArgument {
             field: "host",
             reason: format!(

@@ -66,6 +66,11 @@ pub struct RequestScan {
     /// Logs of the contract's request events that do not decode (anyone can call
     /// `submitRaaS` with any numbers): reported, never a reason to stop the scan.
     pub skipped: Vec<SkippedLog>,
+    /// Set when the chain's confirmed head is now below blocks already scanned (a reorg
+    /// deeper than the confirmation depth, or a server lagging behind): the cursor it was,
+    /// and [`RequestScan::cursor`] is moved back so those blocks are read again as the
+    /// chain now has them (registration is idempotent: nothing is registered twice).
+    pub rewound_from: Option<u64>,
 }
 
 /// A request event that could not be read.
@@ -108,11 +113,23 @@ impl DealStatusClient {
             .map_err(|e| EvmError::from_transport("eth_blockNumber", e))?;
         let safe = head.saturating_sub(confirmations);
         if cursor.next_block > safe {
+            // The head is below blocks already read: the chain went back at least `gap`
+            // blocks past the confirmed head, and the fork may be deeper than what is
+            // seen. Read again from twice that (at least `confirmations`) below it.
+            let gap = cursor.next_block.saturating_sub(safe.saturating_add(1));
+            let back = gap.saturating_mul(2).max(confirmations);
             return Ok(RequestScan {
                 requests: vec![],
-                cursor,
+                cursor: if gap > 0 {
+                    EventCursor {
+                        next_block: safe.saturating_add(1).saturating_sub(back).max(1),
+                    }
+                } else {
+                    cursor
+                },
                 caught_up: true,
                 skipped: vec![],
+                rewound_from: (gap > 0).then_some(cursor.next_block),
             });
         }
         let mut to = safe.min(cursor.next_block + max_range.max(1) - 1);
@@ -217,6 +234,7 @@ impl DealStatusClient {
             cursor: EventCursor { next_block: to + 1 },
             caught_up: to == safe,
             skipped,
+            rewound_from: None,
         })
     }
 }
