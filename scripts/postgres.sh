@@ -2,6 +2,7 @@
 # A throw-away PostgreSQL cluster for the tests (Debian's postgresql package).
 #   scripts/postgres.sh start   # prints the URL to use as RAAS_TEST_POSTGRES_URL
 #   scripts/postgres.sh stop
+#   scripts/postgres.sh restart  # pg_ctl restart -m fast: every connection cut
 # Data lives in /tmp/raas-pg-$PORT; trust auth on 127.0.0.1 only.
 set -euo pipefail
 PORT="${RAAS_PG_PORT:-55432}"
@@ -26,5 +27,9 @@ case "${1:-start}" in
   stop)
     as_pg "$BIN/pg_ctl" -D "$DIR" -m fast stop >/dev/null 2>&1 || true
     ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  restart)
+    # Every connection is cut (the fault matrix's "restarted mid-sweep").
+    as_pg "$BIN/pg_ctl" -D "$DIR" -w -m fast restart >/dev/null
+    ;;
+  *) echo "usage: $0 start|stop|restart" >&2; exit 2 ;;
 esac

@@ -21,7 +21,8 @@ step "typecheck .d.ts";  npx tsc --noEmit -p tests/tsconfig.json
 step "postgresql (throw-away cluster)"
 RAAS_TEST_POSTGRES_URL="$(bash scripts/postgres.sh start)"
 export RAAS_TEST_POSTGRES_URL RAAS_REQUIRE_POSTGRES=1
-trap 'bash scripts/postgres.sh stop' EXIT
+# The fault matrix runs its own cluster on 55433 (it stops that one mid-test).
+trap 'bash scripts/postgres.sh stop; RAAS_PG_PORT=55433 bash scripts/postgres.sh stop' EXIT
 step "rust tests";       cargo test --workspace --exclude raas-node -- --include-ignored --skip seeded_histories
 step "simulation (RAAS_SIM_SEEDS, RAAS_SIM_SEED to replay)"
 cargo test -p raas-core --test simulation -- --nocapture

@@ -4,8 +4,9 @@
 //! Lotus head that goes stale or goes back. For each: while it lasts the failure shows in
 //! `stats()`, `/readyz` and `/metrics`; afterwards the node is back by itself, every job is
 //! there and none is dead, and each shortfall made exactly one deal request.
-//! (Lotus slow, 5xx, 429, garbage, reset and endless replies: `lotus_faults.rs`,
-//! `bounded_replies.rs`.)
+//! Lotus slow, failing, rate-limiting and answering garbage is here as the node sees it;
+//! the client's retries and bounds are in `lotus_faults.rs`, `bounded_replies.rs` and
+//! `chain_devnet.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -28,7 +29,7 @@ fn config(d: &Devnet, store: &str, node_id: &str, pin: &str) -> Value {
         "store": store,
         "nodeId": node_id,
         "dealStatus": {"rpcUrl": d.evm(), "address": d.deal_status(), "timeoutMs": 2000},
-        "lotus": {"url": d.lotus(), "timeoutMs": 2000},
+        "lotus": {"url": d.lotus(), "timeoutMs": 2000, "retries": 1},
         "hook": {"type": "pin", "endpoint": pin, "token": "t"},
         "batchSize": 50,
         "leaseSecs": 5,
@@ -104,7 +105,11 @@ impl Run {
                     .map(|v| v.trim() == "0")
             }
             Ok(r) => {
-                eprintln!("/metrics: {} {}", r.status(), r.text().await.unwrap_or_default());
+                eprintln!(
+                    "/metrics: {} {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                );
                 None
             }
             Err(e) => {
@@ -300,10 +305,17 @@ async fn sqlite_disk_full_refuses_writes_typed_and_recovers_once_space_is_freed(
     assert_eq!(body["error"]["code"], "STORE_FULL", "{body}");
     run.wait_seen("store", true, Duration::from_secs(30)).await;
     let stats = run.node.stats().await.unwrap();
-    assert_eq!(stats.store.active as usize, N, "nothing stored, nothing lost");
+    assert_eq!(
+        stats.store.active as usize, N,
+        "nothing stored, nothing lost"
+    );
     let store = stats.endpoints.iter().find(|e| !e.up).unwrap();
     assert!(
-        store.last_error.as_deref().unwrap().starts_with("STORE_FULL"),
+        store
+            .last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("STORE_FULL"),
         "{store:?}"
     );
     // Reads still answer.
@@ -326,7 +338,11 @@ async fn sqlite_disk_full_refuses_writes_typed_and_recovers_once_space_is_freed(
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 201, "the refused batch, whole, once there is room");
+    assert_eq!(
+        res.status(),
+        201,
+        "the refused batch, whole, once there is room"
+    );
     run.stop().await;
 }
 
@@ -348,7 +364,7 @@ fn pg(cmd: &str, port: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs PostgreSQL: RAAS_TEST_POSTGRES_URL (scripts/test-all.sh runs it)"]
-async fn postgres_stopped_mid_sweep_under_three_nodes_then_started() {
+async fn postgres_restarted_then_stopped_mid_sweep_under_three_nodes() {
     assert!(
         common::stores::postgres_admin_url().is_some(),
         "RAAS_TEST_POSTGRES_URL"
@@ -390,6 +406,18 @@ async fn postgres_stopped_mid_sweep_under_three_nodes_then_started() {
         assert!(t.elapsed() < Duration::from_secs(60), "no progress");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // `pg_ctl restart`: every connection of every node is cut mid-sweep.
+    pg("restart", &port);
+    let t = Instant::now();
+    let at_restart = pins.lock().unwrap().len();
+    while pins.lock().unwrap().len() < at_restart + 200 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no progress after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Then stopped long enough to be seen.
     pg("stop", &port);
     for r in &runs {
         r.wait_seen("store", true, Duration::from_secs(60)).await;
@@ -398,9 +426,17 @@ async fn postgres_stopped_mid_sweep_under_three_nodes_then_started() {
     for r in &runs {
         r.wait_seen("store", false, Duration::from_secs(60)).await;
     }
-    // Deliveries acknowledged by the pin service while the server was stopping may be
-    // sent again, with the same key: at most one batch per node.
-    settled(&runs[0].node, &ids, &pins, 3 * 4, Duration::from_secs(120)).await;
+    // Deliveries the pin service took while the server went away may be sent again, with
+    // the same key: at most those in flight (deliveryConcurrency 4 on each of three nodes),
+    // once for the restart and once for the stop.
+    settled(
+        &runs[0].node,
+        &ids,
+        &pins,
+        2 * 3 * 4,
+        Duration::from_secs(120),
+    )
+    .await;
     for r in runs {
         r.stop().await;
     }
@@ -456,7 +492,10 @@ async fn anvil_stopped_for_a_minute_then_restarted() {
     }
     // No job was judged on a chain it could not read.
     let checks_now = run.node.store().checks_since(0).await.unwrap().len();
-    assert_eq!(checks_now, checks_then, "no check recorded while anvil was down");
+    assert_eq!(
+        checks_now, checks_then,
+        "no check recorded while anvil was down"
+    );
     for id in &ids {
         let job = run.node.get_job(id).await.unwrap();
         assert_eq!(job.failures, 0, "the outage counts against no job: {job:?}");
@@ -495,14 +534,22 @@ async fn anvil_reorg_below_the_intake_cursor_rereads_the_chain_as_it_now_is() {
         }
     };
     // The first scan sets the cursor at the head; requests after it become jobs.
-    while run.node.store().cursor("raas.intake.next_block").await.unwrap().is_none() {
+    while run
+        .node
+        .store()
+        .cursor("raas.intake.next_block")
+        .await
+        .unwrap()
+        .is_none()
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let snapshot = rpc(&d.evm(), "evm_snapshot", json!([])).await;
     client.submit_raas(&cid("reorg", 0), 1, 0, 0).await.unwrap();
     d.control("Devnet.Advance", json!([6])).await;
     wait_jobs(1).await;
-    let block = |v: Value| u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    let block =
+        |v: Value| u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
     let before = block(rpc(&d.evm(), "eth_blockNumber", json!([])).await);
 
     // The chain goes back past the cursor; a different request lands in the blocks the
@@ -592,7 +639,10 @@ async fn lotus_stale_head_pauses_checks_visibly_and_they_resume_when_it_moves() 
     run.wait_seen("lotus", false, Duration::from_secs(30)).await;
     let t = Instant::now();
     while run.node.store().checks_since(0).await.unwrap().len() <= during {
-        assert!(t.elapsed() < Duration::from_secs(30), "checks did not resume");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "checks did not resume"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     settled(&run.node, &ids, &pins, 0, Duration::from_secs(30)).await;
@@ -626,7 +676,10 @@ async fn lotus_head_going_back_is_counted_and_checks_go_on() {
         assert!(t.elapsed() < Duration::from_secs(30), "{lotus:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(lotus.up, "five epochs back is a reorg, not an outage: {lotus:?}");
+    assert!(
+        lotus.up,
+        "five epochs back is a reorg, not an outage: {lotus:?}"
+    );
     let text = run
         .http
         .get(run.url("/metrics"))
@@ -650,5 +703,35 @@ async fn lotus_head_going_back_is_counted_and_checks_go_on() {
         .await;
     assert_eq!(run.seen("lotus").await, [Some(false); 3]);
     settled(&run.node, &ids, &pins, 0, Duration::from_secs(30)).await;
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lotus_slow_failing_rate_limiting_or_garbage_is_an_outage_of_lotus_not_of_jobs() {
+    const N: usize = 100;
+    let d = Devnet::start();
+    let (pin_url, pins) = pin_server(0).await;
+    let (url, _dir) = temp_sqlite();
+    let run = Run::start(config(&d, &url, "lotusfaults", &pin_url)).await;
+    let ids = register(&run.node, "lotusfaults", N).await;
+    for (fault, clear) in [
+        (json!({"delayMs": 3000}), json!({"delayMs": 0})),
+        (json!({"failNext": 1_000_000}), json!({"failNext": 0})),
+        (
+            json!({"rateLimitNext": 1_000_000, "retryAfter": 1}),
+            json!({"rateLimitNext": 0}),
+        ),
+        (json!({"garbageNext": 1_000_000}), json!({"garbageNext": 0})),
+    ] {
+        d.control("Devnet.SetBehaviour", json!([fault])).await;
+        run.wait_seen("lotus", true, Duration::from_secs(60)).await;
+        d.control("Devnet.SetBehaviour", json!([clear])).await;
+        run.wait_seen("lotus", false, Duration::from_secs(60)).await;
+    }
+    settled(&run.node, &ids, &pins, 4, Duration::from_secs(60)).await;
+    for id in &ids {
+        let job = run.node.get_job(id).await.unwrap();
+        assert_eq!(job.failures, 0, "no job counts Lotus's outage: {job:?}");
+    }
     run.stop().await;
 }

@@ -294,7 +294,10 @@ async fn planted_secrets_never_leak_through_a_run_full_of_failures() {
                 .unwrap_or_default()
                 .contains("UNAUTHORIZED")
         {
-            assert!(t.elapsed() < Duration::from_secs(30), "the wrong token never met");
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "the wrong token never met"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -221,10 +221,12 @@ impl RaasNode {
                     Ok(n) => n,
                     // While the store is out, what it said last (keys cannot change
                     // meanwhile): /metrics and the rest keep their rules through an outage.
-                    Err(e) if e.is_outage() => match last.filter(|(_, at)| at.elapsed() < KEY_STALE_MAX) {
-                        Some((n, _)) => return Ok(n > 0),
-                        None => return Err(e.into()),
-                    },
+                    Err(e) if e.is_outage() => {
+                        match last.filter(|(_, at)| at.elapsed() < KEY_STALE_MAX) {
+                            Some((n, _)) => return Ok(n > 0),
+                            None => return Err(e.into()),
+                        }
+                    }
                     Err(e) => return Err(e.into()),
                 };
                 if let Ok(mut l) = self.inner.keys.live.lock() {

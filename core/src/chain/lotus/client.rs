@@ -687,6 +687,59 @@ fn decode<T: DeserializeOwned>(method: &'static str, v: Value) -> Result<T, Lotu
 mod tests {
     use super::*;
 
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+                .map(Value::Number)
+                .unwrap_or(Value::Null)),
+            ".{0,20}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("result".to_string()),
+                        Just("error".to_string()),
+                        Just("code".to_string()),
+                        Just("message".to_string()),
+                        ".{0,8}"
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Any JSON as a reply: no panic; a result is given only from an object without an
+        /// error, and an error is always one of the typed Lotus errors.
+        #[test]
+        fn any_reply_is_a_result_or_a_typed_error(reply in json_value(), deal in proptest::option::of(any::<u64>())) {
+            let had_error = reply.get("error").is_some_and(|e| !e.is_null());
+            let had_result = reply.get("result").cloned();
+            match parse_reply("Filecoin.ChainHead", reply, deal) {
+                Ok(v) => {
+                    prop_assert!(!had_error);
+                    prop_assert_eq!(Some(v), had_result);
+                }
+                Err(e) => {
+                    prop_assert!(!e.code().is_empty());
+                    prop_assert!(had_error || had_result.is_none());
+                }
+            }
+        }
+    }
+
     #[test]
     fn retry_after_seconds_and_http_dates() {
         assert_eq!(parse_retry_after("1", None), Some(1000));
