@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use common::pin::{pin_server, Pins};
 use common::stores::{temp_dir, temp_sqlite, TempDir};
 use common::Devnet;
-use raas_core::engine::RaasNode;
+use raas_core::engine::{Endpoint, EndpointStatus, RaasNode};
 use raas_core::service::{serve, ServeOptions, Server};
 use raas_core::store::JobLifecycle;
 use raas_core::ErrorCode;
@@ -135,6 +135,40 @@ impl Run {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Waits until `stats()` has counted a head of `endpoint` going back, and shows that
+    /// `raas_head_regressions_total` counted it too; returns the endpoint's status.
+    async fn wait_regressed(&self, endpoint: Endpoint) -> EndpointStatus {
+        let t = Instant::now();
+        let status = loop {
+            let stats = self.node.stats().await.unwrap();
+            let e = stats
+                .endpoints
+                .into_iter()
+                .find(|e| e.endpoint == endpoint)
+                .unwrap();
+            if e.head_regressions > 0 {
+                break e;
+            }
+            assert!(t.elapsed() < Duration::from_secs(30), "{e:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let line = format!(
+            "raas_head_regressions_total{{endpoint=\"{}\"}} ",
+            endpoint.name()
+        );
+        assert!(text.contains(&line), "{text}");
+        status
     }
 
     async fn stop(mut self) {
@@ -443,19 +477,17 @@ async fn postgres_restarted_then_stopped_mid_sweep_under_three_nodes() {
     pg("stop", &port);
 }
 
+/// Waits until more than `n` checks are recorded.
+async fn more_checks_than(node: &RaasNode, n: usize, what: &str) {
+    let t = Instant::now();
+    while node.store().checks_since(0).await.unwrap().len() <= n {
+        assert!(t.elapsed() < Duration::from_secs(30), "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn rpc(url: &str, method: &str, params: Value) -> Value {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let reply: Value = reqwest::Client::new()
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(reply.get("error").is_none(), "{method}: {reply}");
-    reply["result"].clone()
+    common::json_rpc(&reqwest::Client::new(), url, method, params).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -569,34 +601,8 @@ async fn anvil_reorg_below_the_intake_cursor_rereads_the_chain_as_it_now_is() {
     want.sort();
     assert_eq!(cids, want, "the request of the new chain is not missed");
     // The head that went back shows; a reorg is no outage.
-    let t = Instant::now();
-    loop {
-        let stats = run.node.stats().await.unwrap();
-        let evm = stats
-            .endpoints
-            .iter()
-            .find(|e| format!("{:?}", e.endpoint) == "DealStatus")
-            .unwrap();
-        if evm.head_regressions > 0 {
-            assert!(evm.up);
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(30), "{evm:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let text = run
-        .http
-        .get(run.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        text.contains("raas_head_regressions_total{endpoint=\"dealStatus\"} "),
-        "{text}"
-    );
+    let evm = run.wait_regressed(Endpoint::DealStatus).await;
+    assert!(evm.up, "{evm:?}");
     assert_eq!(run.seen("dealStatus").await, [Some(false); 3]);
     let ids: Vec<String> = jobs.into_iter().map(|j| j.job_id).collect();
     settled(&run.node, &ids, &pins, 4, Duration::from_secs(60)).await;
@@ -637,14 +643,7 @@ async fn lotus_stale_head_pauses_checks_visibly_and_they_resume_when_it_moves() 
     d.control("Devnet.SetBehaviour", json!([{"staleHeight": null}]))
         .await;
     run.wait_seen("lotus", false, Duration::from_secs(30)).await;
-    let t = Instant::now();
-    while run.node.store().checks_since(0).await.unwrap().len() <= during {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "checks did not resume"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    more_checks_than(&run.node, during, "checks did not resume").await;
     settled(&run.node, &ids, &pins, 0, Duration::from_secs(30)).await;
     run.stop().await;
 }
@@ -662,43 +661,13 @@ async fn lotus_head_going_back_is_counted_and_checks_go_on() {
 
     d.control("Devnet.SetBehaviour", json!([{"headBack": 5}]))
         .await;
-    let t = Instant::now();
-    let lotus = loop {
-        let stats = run.node.stats().await.unwrap();
-        let lotus = stats
-            .endpoints
-            .into_iter()
-            .find(|e| format!("{:?}", e.endpoint) == "Lotus")
-            .unwrap();
-        if lotus.head_regressions > 0 {
-            break lotus;
-        }
-        assert!(t.elapsed() < Duration::from_secs(30), "{lotus:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let lotus = run.wait_regressed(Endpoint::Lotus).await;
     assert!(
         lotus.up,
         "five epochs back is a reorg, not an outage: {lotus:?}"
     );
-    let text = run
-        .http
-        .get(run.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        text.contains("raas_head_regressions_total{endpoint=\"lotus\"} "),
-        "{text}"
-    );
     let before = run.node.store().checks_since(0).await.unwrap().len();
-    let t = Instant::now();
-    while run.node.store().checks_since(0).await.unwrap().len() <= before {
-        assert!(t.elapsed() < Duration::from_secs(30), "checks stopped");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    more_checks_than(&run.node, before, "checks stopped").await;
     d.control("Devnet.SetBehaviour", json!([{"headBack": 0}]))
         .await;
     assert_eq!(run.seen("lotus").await, [Some(false); 3]);

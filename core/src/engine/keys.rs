@@ -219,15 +219,9 @@ impl RaasNode {
             None => {
                 let n = match self.inner.store.live_api_keys().await {
                     Ok(n) => n,
-                    // While the store is out, what it said last (keys cannot change
-                    // meanwhile): /metrics and the rest keep their rules through an outage.
-                    Err(e) if e.is_outage() => {
-                        match last.filter(|(_, at)| at.elapsed() < KEY_STALE_MAX) {
-                            Some((n, _)) => return Ok(n > 0),
-                            None => return Err(e.into()),
-                        }
-                    }
-                    Err(e) => return Err(e.into()),
+                    // While the store is out, what it said last: /metrics and the rest
+                    // keep their rules through an outage.
+                    Err(e) => return stale(last, e).map(|n| n > 0),
                 };
                 if let Ok(mut l) = self.inner.keys.live.lock() {
                     *l = Some((n, Instant::now()));
@@ -281,13 +275,7 @@ impl RaasNode {
                     Ok(row) => row,
                     // While the store is out, the row it gave last (not cached anew: it
                     // ages out KEY_STALE_MAX after it was read).
-                    Err(e) if e.is_outage() => {
-                        match last.filter(|(_, at)| at.elapsed() < KEY_STALE_MAX) {
-                            Some((row, _)) => return Ok(verify(row, secret)),
-                            None => return Err(e.into()),
-                        }
-                    }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return stale(last, e).map(|row| verify(row, secret)),
                 };
                 if let Ok(mut k) = self.inner.keys.keys.lock() {
                     // Bounded: forged ids are not remembered once the cache is large.
@@ -302,6 +290,15 @@ impl RaasNode {
             }
         };
         Ok(verify(row, secret))
+    }
+}
+
+/// What the store said last (read within [`KEY_STALE_MAX`]) when `e` is an outage of it;
+/// otherwise the error.
+fn stale<T>(last: Option<(T, Instant)>, e: crate::store::StoreError) -> Result<T, EngineError> {
+    match last {
+        Some((v, at)) if e.is_outage() && at.elapsed() < KEY_STALE_MAX => Ok(v),
+        _ => Err(e.into()),
     }
 }
 

@@ -271,12 +271,10 @@ impl Metrics {
     }
 
     pub(super) fn head_regression(&self, endpoint: super::outage::Endpoint) {
-        let endpoint = serde_json::to_value(endpoint)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
         self.head_regressions
-            .get_or_create(&UpLabel { endpoint })
+            .get_or_create(&UpLabel {
+                endpoint: endpoint.name().to_string(),
+            })
             .inc();
     }
 

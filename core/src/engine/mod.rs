@@ -767,13 +767,7 @@ impl RaasNode {
             .outages
             .snapshot()
             .iter()
-            .map(|e| {
-                let name = serde_json::to_value(e.endpoint)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                (name, e.up)
-            })
+            .map(|e| (e.endpoint.name().to_string(), e.up))
             .collect();
         match counts {
             Ok((jobs, requests)) => self.inner.metrics.set_store(&jobs, &requests, &endpoints),
@@ -1003,28 +997,23 @@ impl Inner {
         let (Some(block), Some(lotus)) = (block, lotus) else {
             return None;
         };
-        if max == 0 {
-            return None;
-        }
-        if block.saturating_sub(lotus) > max {
-            return Some((
-                Endpoint::Lotus,
+        let fevm = (Endpoint::DealStatus, "the FEVM block", block);
+        let lotus = (Endpoint::Lotus, "the Lotus head", lotus);
+        let (behind, ahead) = if block < lotus.2 {
+            (fevm, lotus)
+        } else {
+            (lotus, fevm)
+        };
+        let lag = ahead.2.saturating_sub(behind.2);
+        (max > 0 && lag > max).then(|| {
+            (
+                behind.0,
                 format!(
-                    "STALE_HEAD: the Lotus head {lotus} is {} epochs behind the FEVM block {block} (maxHeadLagEpochs {max})",
-                    block - lotus
+                    "STALE_HEAD: {} {} is {lag} epochs behind {} {} (maxHeadLagEpochs {max})",
+                    behind.1, behind.2, ahead.1, ahead.2
                 ),
-            ));
-        }
-        if lotus.saturating_sub(block) > max {
-            return Some((
-                Endpoint::DealStatus,
-                format!(
-                    "STALE_HEAD: the FEVM block {block} is {} epochs behind the Lotus head {lotus} (maxHeadLagEpochs {max})",
-                    lotus - block
-                ),
-            ));
-        }
-        None
+            )
+        })
     }
 
     fn endpoint_down(&self, e: &SourceError) {
@@ -1054,12 +1043,7 @@ impl Inner {
     /// it is back: a node with nothing due still comes back by itself. True when the store
     /// is (or is now) up.
     async fn probe_store(&self) -> bool {
-        let down = self
-            .outages
-            .snapshot()
-            .iter()
-            .any(|e| e.endpoint == Endpoint::Store && !e.up);
-        if !down {
+        if !self.outages.is_down(Endpoint::Store) {
             return true;
         }
         let name = format!("raas.probe.{}", self.settings.node_id);
@@ -1142,15 +1126,10 @@ async fn scheduler_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
         if !inner.probe_store().await {
             continue;
         }
-        let cycle = run_cycle(&inner).await;
-        match &cycle {
-            // A sweep that checked jobs wrote their results.
-            Ok(r) if r.jobs_checked > 0 => inner.endpoint_up(Endpoint::Store),
-            Ok(_) => {}
-            Err(e) => inner.note_store_err(e),
-        }
-        match cycle {
+        match run_cycle(&inner).await {
             Ok(r) if r.jobs_checked > 0 => {
+                // A sweep that checked jobs wrote their results.
+                inner.endpoint_up(Endpoint::Store);
                 tracing::info!(
                     checked = r.jobs_checked,
                     short = r.short,
@@ -1162,6 +1141,7 @@ async fn scheduler_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
             }
             Ok(_) => sleep_or_stop(s.poll_interval, &mut stop).await,
             Err(e) => {
+                inner.note_store_err(&e);
                 tracing::warn!("sweep failed: {e}");
                 sleep_or_stop(s.poll_interval, &mut stop).await;
             }

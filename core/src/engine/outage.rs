@@ -21,6 +21,17 @@ pub enum Endpoint {
     Store,
 }
 
+impl Endpoint {
+    /// Its name in JSON, metrics labels and `/readyz` (`dealStatus`, `lotus`, `store`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::DealStatus => "dealStatus",
+            Endpoint::Lotus => "lotus",
+            Endpoint::Store => "store",
+        }
+    }
+}
+
 /// How an endpoint is doing, as `stats()` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -77,6 +88,11 @@ impl Outages {
         self.with(|v| v.clone())
     }
 
+    /// Whether `endpoint` is down now.
+    pub(crate) fn is_down(&self, endpoint: Endpoint) -> bool {
+        self.with(|v| v.iter().any(|e| e.endpoint == endpoint && !e.up))
+    }
+
     /// The earliest time a sweep may run (`None`: now).
     pub(crate) fn paused_until(&self, now_ms: i64) -> Option<i64> {
         self.with(|v| {
@@ -128,9 +144,7 @@ impl Outages {
             Some(back)
         })
     }
-}
 
-impl Outages {
     /// Records the head read from `endpoint`; returns the previous one when this one is
     /// lower (the head went back).
     pub(crate) fn note_head(&self, endpoint: Endpoint, head: i64) -> Option<i64> {

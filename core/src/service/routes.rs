@@ -686,12 +686,7 @@ pub(super) async fn readyz(State(svc): Shared) -> (StatusCode, Json<Ready>) {
             s.endpoints
                 .iter()
                 .filter(|e| !e.up)
-                .map(|e| {
-                    serde_json::to_value(e.endpoint)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default()
-                })
+                .map(|e| e.endpoint.name().to_string())
                 .collect(),
         ),
         Err(_) => (false, vec![]),

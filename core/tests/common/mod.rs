@@ -112,19 +112,7 @@ impl Devnet {
 
     /// Calls a `Devnet.*` control method of the Lotus test server.
     pub async fn control(&self, method: &str, params: Value) -> Value {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let reply: Value = self
-            .http
-            .post(self.lotus())
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(reply.get("error").is_none(), "{method}: {reply}");
-        reply["result"].clone()
+        json_rpc(&self.http, &self.lotus(), method, params).await
     }
 
     /// Publishes a deal on both the market double (anvil) and the Lotus chain, holding the
@@ -188,6 +176,22 @@ impl Devnet {
             .unwrap();
         assert!(receipt.status());
     }
+}
+
+/// One JSON-RPC call to `url`: its result (a reply with an error fails the test).
+pub async fn json_rpc(http: &reqwest::Client, url: &str, method: &str, params: Value) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let reply: Value = http
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(reply.get("error").is_none(), "{method}: {reply}");
+    reply["result"].clone()
 }
 
 impl Drop for Devnet {
