@@ -85,6 +85,15 @@ export async function start({ port = 8790, dir = mkdtempSync(join(tmpdir(), 'raa
     return dealId
   }
 
+  // Deals are made one at a time: the node may hand over several requests at once, and the
+  // deal ids, sectors and chain writes of one deal must not interleave with another's.
+  let queue = Promise.resolve()
+  const oneAtATime = (fn) => {
+    const run = queue.then(fn)
+    queue = run.catch(() => {})
+    return run
+  }
+
   node.onDealRequest(async (req) => {
     log(`${req.reason} request ${req.seq} for ${req.cid}: ${req.copiesNeeded} deal(s)`)
     // The bytes to store, verified against the CID wherever the node found them.
@@ -93,7 +102,13 @@ export async function start({ port = 8790, dir = mkdtempSync(join(tmpdir(), 'raa
     // Only pieces that can share a deal are kept for sharing.
     if (piece.pieceSize <= DEAL_SIZE / 2) pieces.set(req.cid, piece)
     const made = []
-    for (let i = 0; i < req.copiesNeeded; i++) made.push(await makeDeal(req.cid, piece))
+    try {
+      for (let i = 0; i < req.copiesNeeded; i++) made.push(await oneAtATime(() => makeDeal(req.cid, piece)))
+    } catch (e) {
+      // The node retries the request with backoff; the deals already made still count.
+      log(`deal for ${req.cid} failed: ${e.code ?? ''} ${e.message}`)
+      throw e
+    }
     return { deals: made }
   })
 
