@@ -96,6 +96,13 @@ test(`[${backend}] LotusClient: head, deals and their health`, async () => {
   assert.deepEqual(many.map((r) => r.report.health.status), ['active', 'notActivated', 'terminated'])
 })
 
+if (backend === 'wasm') {
+  test('[wasm] the browser package reads only: a signing key is refused, naming privateKey', () => {
+    assert.throws(() => new raas.DealStatusClient({ rpcUrl: info.evmRpc, address: info.dealStatus,
+      privateKey: info.accounts[0].privateKey }), (e) => e.code === 'INVALID_ARGUMENT' && /privateKey/.test(e.message))
+  })
+}
+
 if (backend === 'node') {
   test('[node] writes: receipts, duplicates, reverts with codes', async () => {
     const w = new node.DealStatusClient({ rpcUrl: info.evmRpc, address: info.dealStatus,

@@ -116,13 +116,7 @@ impl RaasNode {
             None => {
                 let start = match s.from_block {
                     Some(b) => b,
-                    None => {
-                        use alloy::providers::Provider;
-                        let head = client.provider().get_block_number().await.map_err(|e| {
-                            crate::chain::evm::EvmError::from_transport("eth_blockNumber", e)
-                        })?;
-                        head.saturating_sub(s.confirmations) + 1
-                    }
+                    None => client.block_number().await?.saturating_sub(s.confirmations) + 1,
                 };
                 inner
                     .store

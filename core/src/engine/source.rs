@@ -8,7 +8,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
 use crate::chain::evm::{Deal, DealRead, DealStatusClient, EvmError};
 use crate::chain::health::{check_deals_at, HealthReport};
@@ -119,20 +118,7 @@ pub struct ChainReads {
 
 impl ChainReads {
     async fn block_number(&self) -> Result<u64, SourceError> {
-        use alloy::providers::Provider;
-        Ok(crate::rt::timeout(
-            Duration::from_secs(30),
-            self.evm.provider().get_block_number(),
-        )
-        .await
-        .ok_or(EvmError::Timeout {
-            method: "eth_blockNumber",
-            millis: 30_000,
-        })?
-        .map_err(|e| EvmError::Rpc {
-            method: "eth_blockNumber",
-            message: e.to_string(),
-        })?)
+        Ok(self.evm.block_number().await?)
     }
 }
 

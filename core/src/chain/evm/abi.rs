@@ -1,9 +1,19 @@
 //! Solidity ABI of the contracts we talk to (generated bindings via `alloy::sol!`).
 #![allow(missing_docs)]
 
-alloy::sol! {
+/// The ABI with contract instances (`#[sol(rpc)]`, for writes through a provider) natively;
+/// the calls, events and errors alone in the browser, which only reads.
+macro_rules! contracts {
+    ($($body:tt)*) => {
+        #[cfg(not(target_family = "wasm"))]
+        alloy::sol! { #![sol(rpc)] $($body)* }
+        #[cfg(target_family = "wasm")]
+        alloy::sol! { $($body)* }
+    };
+}
+
+contracts! {
     /// The reference `IAggregatorOracle` (raas-starter-kit), our extensions and Lighthouse's.
-    #[sol(rpc)]
     #[derive(Debug, PartialEq, Eq)]
     interface IDealStatus {
         struct Deal { uint64 dealId; uint64 minerId; }
@@ -51,7 +61,6 @@ alloy::sol! {
     }
 
     /// Multicall3 (the read subset we use).
-    #[sol(rpc)]
     #[derive(Debug)]
     interface IMulticall3 {
         struct Call3 { address target; bool allowFailure; bytes callData; }

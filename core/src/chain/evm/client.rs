@@ -5,8 +5,6 @@ use std::future::Future;
 use std::time::Duration;
 
 use alloy::primitives::{Address, Bytes, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
@@ -14,7 +12,8 @@ use serde::Serialize;
 use super::abi::{IDealStatus, IMulticall3};
 use super::error::EvmError;
 use super::keys::CidKeyEncoding;
-use crate::podsi::{self, AuxData, InclusionProof, VerifierData};
+use super::rpc::EthRpc;
+use crate::podsi::AuxData;
 use crate::rt;
 
 /// Canonical Multicall3 address (deployed on Filecoin mainnet and calibration).
@@ -120,19 +119,23 @@ pub struct CompleteReceipt {
 /// Client of a DealStatus contract (ours, or a deployed reference/Lighthouse one).
 #[derive(Clone)]
 pub struct DealStatusClient {
-    provider: DynProvider,
-    address: Address,
+    /// Reads (`eth_call`), on every target.
+    rpc: EthRpc,
+    /// Writes, through alloy's provider and wallet (native only).
+    #[cfg(not(target_family = "wasm"))]
+    pub(super) writer: super::writes::Writer,
+    pub(super) address: Address,
     multicall: Address,
     keys: CidKeyEncoding,
     batch_size: usize,
     concurrency: usize,
     timeout: Duration,
-    gas_margin_percent: u64,
-    signer: Option<Address>,
-    wallet: Option<alloy::network::EthereumWallet>,
-    send_lock: std::sync::Arc<futures::lock::Mutex<()>>,
+    #[cfg_attr(target_family = "wasm", allow(dead_code))]
+    pub(super) gas_margin_percent: u64,
+    pub(super) signer: Option<Address>,
     /// Where `complete` reads the deal before sending, when set.
-    lotus: Option<std::sync::Arc<crate::chain::lotus::LotusClient>>,
+    #[cfg_attr(target_family = "wasm", allow(dead_code))]
+    pub(super) lotus: Option<std::sync::Arc<crate::chain::lotus::LotusClient>>,
 }
 
 /// One page of the requests' CIDs (`getCIDsPage`).
@@ -182,7 +185,13 @@ impl std::fmt::Debug for DealStatusClient {
     }
 }
 
-fn parse_address(field: &'static str, value: &str) -> Result<Address, EvmError> {
+/// The key a client signs with: none in the browser, which only reads.
+#[cfg(not(target_family = "wasm"))]
+type Signer = alloy::signers::local::PrivateKeySigner;
+#[cfg(target_family = "wasm")]
+type Signer = std::convert::Infallible;
+
+pub(super) fn parse_address(field: &'static str, value: &str) -> Result<Address, EvmError> {
     value.parse().map_err(
         |e: alloy::primitives::hex::FromHexError| EvmError::InvalidAddress {
             field,
@@ -199,40 +208,42 @@ impl DealStatusClient {
 
     /// A client that can also send `submit`, `submitRaaS` and `complete`, signing with
     /// `private_key` (32 bytes hex). The key is never logged or put in an error.
+    #[cfg(not(target_family = "wasm"))]
     pub fn with_signer(config: DealStatusConfig, private_key: &str) -> Result<Self, EvmError> {
-        let signer: PrivateKeySigner = private_key
+        let signer: Signer = private_key
             .trim()
             .parse()
             .map_err(|_| EvmError::InvalidPrivateKey)?;
         Self::build(config, Some(signer))
     }
 
-    fn build(config: DealStatusConfig, signer: Option<PrivateKeySigner>) -> Result<Self, EvmError> {
+    /// In the browser a client only reads: a signing key there would be handed to every
+    /// visitor, so writes are sent from a backend (`INVALID_ARGUMENT` naming `privateKey`).
+    #[cfg(target_family = "wasm")]
+    pub fn with_signer(_config: DealStatusConfig, _private_key: &str) -> Result<Self, EvmError> {
+        Err(EvmError::InvalidArgument {
+            field: "privateKey",
+            reason: "the browser package reads only; send submit and complete from a backend \
+                     (raas-node or the crate)"
+                .into(),
+        })
+    }
+
+    fn build(config: DealStatusConfig, signer: Option<Signer>) -> Result<Self, EvmError> {
         let url: reqwest::Url = config
             .rpc_url
             .parse()
             .map_err(|e| EvmError::InvalidUrl(format!("{e}")))?;
         let address = parse_address("DealStatus address", &config.address)?;
         let multicall = parse_address("Multicall3 address", &config.multicall_address)?;
+        #[cfg(not(target_family = "wasm"))]
         let signer_address = signer.as_ref().map(|s| s.address());
-        let wallet = signer.clone().map(alloy::network::EthereumWallet::from);
-        // Our own transport: bounded replies, and no URL in spans or errors.
-        let is_local = alloy::transports::utils::guess_local_url(url.as_str());
-        let rpc = || {
-            alloy::rpc::client::ClientBuilder::default().transport(
-                super::transport::BoundedHttp::new(url.clone(), config.max_reply_bytes),
-                is_local,
-            )
-        };
-        let provider = match signer {
-            Some(signer) => ProviderBuilder::new()
-                .wallet(signer)
-                .connect_client(rpc())
-                .erased(),
-            None => ProviderBuilder::new().connect_client(rpc()).erased(),
-        };
+        #[cfg(target_family = "wasm")]
+        let signer_address = signer.map(|never| match never {});
         Ok(DealStatusClient {
-            provider,
+            rpc: EthRpc::new(url.clone(), config.max_reply_bytes),
+            #[cfg(not(target_family = "wasm"))]
+            writer: super::writes::Writer::new(url, config.max_reply_bytes, signer),
             address,
             multicall,
             keys: config.key_encoding,
@@ -241,8 +252,6 @@ impl DealStatusClient {
             timeout: config.timeout,
             gas_margin_percent: config.gas_margin_percent.min(200),
             signer: signer_address,
-            wallet,
-            send_lock: Default::default(),
             lotus: None,
         })
     }
@@ -265,16 +274,37 @@ impl DealStatusClient {
         self.signer.map(|a| a.to_checksum(None))
     }
 
-    /// The underlying provider (for callers that need raw RPC on the same connection).
-    pub fn provider(&self) -> &DynProvider {
-        &self.provider
+    /// The current block number (`eth_blockNumber`).
+    pub async fn block_number(&self) -> Result<u64, EvmError> {
+        self.timed("eth_blockNumber", self.rpc.block_number()).await
     }
 
-    fn contract(&self) -> IDealStatus::IDealStatusInstance<DynProvider> {
-        IDealStatus::new(self.address, self.provider.clone())
+    /// `eth_call` of `call` on `to` at `block` (`None`: the latest), decoded. An empty reply
+    /// that does not decode means no code at the address (`NO_CONTRACT`).
+    async fn read<C: SolCall>(
+        &self,
+        method: &'static str,
+        to: Address,
+        call: &C,
+        block: Option<u64>,
+    ) -> Result<C::Return, EvmError> {
+        let data = call.abi_encode();
+        let reply = self
+            .timed(method, self.rpc.call(method, to, &data, block))
+            .await?;
+        C::abi_decode_returns(&reply).map_err(|e| {
+            if reply.is_empty() {
+                EvmError::NoContract { method }
+            } else {
+                EvmError::Malformed {
+                    what: method,
+                    reason: e.to_string(),
+                }
+            }
+        })
     }
 
-    async fn timed<T, F>(&self, method: &'static str, fut: F) -> Result<T, EvmError>
+    pub(super) async fn timed<T, F>(&self, method: &'static str, fut: F) -> Result<T, EvmError>
     where
         F: Future<Output = Result<T, EvmError>>,
     {
@@ -286,36 +316,24 @@ impl DealStatusClient {
             }))
     }
 
-    fn key(&self, cid: &str) -> Result<Bytes, EvmError> {
+    pub(super) fn key(&self, cid: &str) -> Result<Bytes, EvmError> {
         Ok(Bytes::from(self.keys.key(cid)?))
     }
 
     /// Every deal recorded for `cid` (zeroed entries of reference contracts left out).
     pub async fn all_deals(&self, cid: &str) -> Result<Vec<Deal>, EvmError> {
         let key = self.key(cid)?;
-        let c = self.contract();
-        let deals = self
-            .timed("getAllDeals", async {
-                c.getAllDeals(key)
-                    .call()
-                    .await
-                    .map_err(|e| EvmError::from_contract("getAllDeals", e))
-            })
-            .await?;
+        let call = IDealStatus::getAllDealsCall { _cid: key };
+        let deals = self.read("getAllDeals", self.address, &call, None).await?;
         Ok(clean(deals))
     }
 
     /// Deals of `cid` active now, according to the contract.
     pub async fn active_deals(&self, cid: &str) -> Result<Vec<Deal>, EvmError> {
         let key = self.key(cid)?;
-        let c = self.contract();
+        let call = IDealStatus::getActiveDealsCall { _cid: key };
         let deals = self
-            .timed("getActiveDeals", async {
-                c.getActiveDeals(key)
-                    .call()
-                    .await
-                    .map_err(|e| EvmError::from_contract("getActiveDeals", e))
-            })
+            .read("getActiveDeals", self.address, &call, None)
             .await?;
         Ok(clean(deals))
     }
@@ -323,14 +341,9 @@ impl DealStatusClient {
     /// Active deals of `cid` that end within `epochs`.
     pub async fn expiring_deals(&self, cid: &str, epochs: u64) -> Result<Vec<Deal>, EvmError> {
         let key = self.key(cid)?;
-        let c = self.contract();
+        let call = IDealStatus::getExpiringDealsCall { _cid: key, epochs };
         let deals = self
-            .timed("getExpiringDeals", async {
-                c.getExpiringDeals(key, epochs)
-                    .call()
-                    .await
-                    .map_err(|e| EvmError::from_contract("getExpiringDeals", e))
-            })
+            .read("getExpiringDeals", self.address, &call, None)
             .await?;
         Ok(clean(deals))
     }
@@ -338,14 +351,13 @@ impl DealStatusClient {
     /// Every CID that has a request, once each, in request order. Keys that are not CIDs
     /// come back as `0x` hex.
     pub async fn all_cids(&self) -> Result<Vec<String>, EvmError> {
-        let c = self.contract();
         let keys = self
-            .timed("getAllCIDs", async {
-                c.getAllCIDs()
-                    .call()
-                    .await
-                    .map_err(|e| EvmError::from_contract("getAllCIDs", e))
-            })
+            .read(
+                "getAllCIDs",
+                self.address,
+                &IDealStatus::getAllCIDsCall {},
+                None,
+            )
             .await?;
         let mut seen = std::collections::HashSet::new();
         Ok(keys
@@ -366,15 +378,11 @@ impl DealStatusClient {
                 reason: format!("must be in 1..=1000, got {limit}"),
             });
         }
-        let c = self.contract();
-        let page = self
-            .timed(M, async {
-                c.getCIDsPage(U256::from(start), U256::from(limit))
-                    .call()
-                    .await
-                    .map_err(|e| EvmError::from_contract(M, e))
-            })
-            .await?;
+        let call = IDealStatus::getCIDsPageCall {
+            start: U256::from(start),
+            limit: U256::from(limit),
+        };
+        let page = self.read(M, self.address, &call, None).await?;
         let total = u64::try_from(page.total).map_err(|_| EvmError::Malformed {
             what: M,
             reason: format!("total {} exceeds u64", page.total),
@@ -467,18 +475,9 @@ impl DealStatusClient {
                 callData: data.into(),
             })
             .collect();
-        let multicall = IMulticall3::new(self.multicall, &self.provider);
+        let call = IMulticall3::aggregate3Call { calls };
         let replies = self
-            .timed("aggregate3", async {
-                let call = multicall.aggregate3(calls);
-                let call = match block {
-                    Some(n) => call.block(alloy::eips::BlockId::number(n)),
-                    None => call,
-                };
-                call.call()
-                    .await
-                    .map_err(|e| EvmError::from_contract("aggregate3", e))
-            })
+            .read("aggregate3", self.multicall, &call, block)
             .await?;
         if replies.len() != kinds.len() {
             return Err(EvmError::Malformed {
@@ -510,311 +509,24 @@ impl DealStatusClient {
 
     /// Lighthouse's `getMaxReplications`, when the contract has it.
     pub async fn max_replications(&self) -> Result<Option<u64>, EvmError> {
-        let c = self.contract();
-        let reply = self
-            .timed("getMaxReplications", async {
-                Ok(c.getMaxReplications().call().await)
-            })
-            .await?;
-        match reply {
+        let call = IDealStatus::getMaxReplicationsCall {};
+        match self
+            .read("getMaxReplications", self.address, &call, None)
+            .await
+        {
             Ok(v) => Ok(Some(u64::try_from(v).unwrap_or(u64::MAX))),
-            Err(e) => match EvmError::from_contract("getMaxReplications", e) {
-                // Absent function: empty revert or empty reply.
-                EvmError::Reverted { .. }
-                | EvmError::NoContract { .. }
-                | EvmError::Malformed { .. } => Ok(None),
-                other => Err(other),
-            },
+            Err(e) => absent(e),
         }
     }
 
     /// Start and end epoch of a deal through the contract's `getDealExpiry` (our contract and
     /// Lighthouse's have it); `None` when the contract lacks it or the market has no term.
     pub async fn deal_expiry(&self, deal_id: u64) -> Result<Option<(i64, i64)>, EvmError> {
-        let c = self.contract();
-        let reply = self
-            .timed("getDealExpiry", async {
-                Ok(c.getDealExpiry(deal_id).call().await)
-            })
-            .await?;
-        match reply {
+        let call = IDealStatus::getDealExpiryCall { dealID: deal_id };
+        match self.read("getDealExpiry", self.address, &call, None).await {
             Ok(r) => Ok(Some((r.start, r.end))),
-            Err(e) => match EvmError::from_contract("getDealExpiry", e) {
-                EvmError::Reverted { .. }
-                | EvmError::NoContract { .. }
-                | EvmError::Malformed { .. } => Ok(None),
-                other => Err(other),
-            },
+            Err(e) => absent(e),
         }
-    }
-
-    /// `submit(cid)`: a new aggregation request.
-    pub async fn submit(&self, cid: &str) -> Result<SubmitReceipt, EvmError> {
-        let key = self.key(cid)?;
-        let c = self.contract();
-        self.send_submit("submit", c.submit(key)).await
-    }
-
-    /// `submitRaaS(cid, replication, repair, renew)`: a request with RaaS parameters.
-    pub async fn submit_raas(
-        &self,
-        cid: &str,
-        replication_target: u64,
-        repair_threshold: u64,
-        renew_threshold: u64,
-    ) -> Result<SubmitReceipt, EvmError> {
-        let key = self.key(cid)?;
-        let c = self.contract();
-        let call = c.submitRaaS(
-            key,
-            U256::from(replication_target),
-            U256::from(repair_threshold),
-            U256::from(renew_threshold),
-        );
-        self.send_submit("submitRaaS", call).await
-    }
-
-    /// Signs `submitRaaS(cid, replication, repair, renew)` without sending it (gas
-    /// estimated with the margin, next pending nonce, current fees).
-    pub async fn sign_submit_raas(
-        &self,
-        cid: &str,
-        replication_target: u64,
-        repair_threshold: u64,
-        renew_threshold: u64,
-    ) -> Result<SignedTx, EvmError> {
-        use alloy::eips::eip2718::Encodable2718;
-        use alloy::network::TransactionBuilder;
-        const M: &str = "submitRaaS";
-        let (Some(from), Some(wallet)) = (self.signer, &self.wallet) else {
-            return Err(EvmError::NoSigner(M));
-        };
-        let key = self.key(cid)?;
-        let c = self.contract();
-        let call = c.submitRaaS(
-            key,
-            U256::from(replication_target),
-            U256::from(repair_threshold),
-            U256::from(renew_threshold),
-        );
-        let _turn = self.send_lock.lock().await;
-        let gas = self.gas_with_margin(M, &call).await?;
-        let p = &self.provider;
-        let rpc = |e: alloy::transports::TransportError| EvmError::from_transport(M, e);
-        let nonce = self
-            .timed(M, async {
-                p.get_transaction_count(from).pending().await.map_err(rpc)
-            })
-            .await?;
-        let chain_id = self
-            .timed(M, async { p.get_chain_id().await.map_err(rpc) })
-            .await?;
-        let fees = self
-            .timed(M, async { p.estimate_eip1559_fees().await.map_err(rpc) })
-            .await?;
-        let tx = call
-            .into_transaction_request()
-            .with_from(from)
-            .with_gas_limit(gas)
-            .with_nonce(nonce)
-            .with_chain_id(chain_id)
-            .with_max_fee_per_gas(fees.max_fee_per_gas)
-            .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
-        let envelope =
-            <alloy::rpc::types::TransactionRequest as alloy::network::NetworkTransactionBuilder<
-                alloy::network::Ethereum,
-            >>::build(tx, wallet)
-            .await
-            .map_err(|e| EvmError::Rpc {
-                method: M,
-                message: format!("signing failed: {e}"),
-            })?;
-        Ok(SignedTx {
-            tx_hash: envelope.tx_hash().to_string(),
-            raw: alloy::hex::encode_prefixed(envelope.encoded_2718()),
-        })
-    }
-
-    /// Broadcasts a signed transaction. Sending the same bytes twice is harmless: the
-    /// chain runs a transaction once.
-    pub async fn broadcast(&self, tx: &SignedTx) -> Result<(), EvmError> {
-        const M: &str = "eth_sendRawTransaction";
-        let raw = alloy::hex::decode(&tx.raw).map_err(|e| EvmError::Malformed {
-            what: M,
-            reason: format!("signed transaction is not hex: {e}"),
-        })?;
-        let p = &self.provider;
-        self.timed(M, async {
-            match p.send_raw_transaction(&raw).await {
-                Ok(_) => Ok(()),
-                Err(e) if e.to_string().contains("already") => Ok(()),
-                Err(e) => Err(EvmError::from_transport(M, e)),
-            }
-        })
-        .await
-    }
-
-    /// What the chain knows of transaction `hash` (a `submit`/`submitRaaS`).
-    pub async fn tx_status(&self, hash: &str) -> Result<TxStatus, EvmError> {
-        const M: &str = "eth_getTransactionReceipt";
-        let h: alloy::primitives::B256 = hash.parse().map_err(|_| EvmError::Malformed {
-            what: M,
-            reason: format!("{hash:?} is not a transaction hash"),
-        })?;
-        let p = &self.provider;
-        let rpc = |e: alloy::transports::TransportError| EvmError::from_transport(M, e);
-        let receipt = self
-            .timed(M, async { p.get_transaction_receipt(h).await.map_err(rpc) })
-            .await?;
-        if let Some(r) = receipt {
-            if !r.status() {
-                return Ok(TxStatus::Reverted);
-            }
-            return Ok(TxStatus::Mined(submit_receipt("submitRaaS", &r)?));
-        }
-        let known = self
-            .timed(M, async { p.get_transaction_by_hash(h).await.map_err(rpc) })
-            .await?;
-        Ok(if known.is_some() {
-            TxStatus::Pending
-        } else {
-            TxStatus::Unknown
-        })
-    }
-
-    async fn send_submit<C: alloy::contract::CallDecoder + Send>(
-        &self,
-        method: &'static str,
-        call: alloy::contract::CallBuilder<&DynProvider, C>,
-    ) -> Result<SubmitReceipt, EvmError> {
-        let receipt = self.send(method, call).await?;
-        submit_receipt(method, &receipt)
-    }
-
-    /// `complete(...)`: records a deal for a request. The proof is verified here first, so
-    /// an inconsistent one is `INVALID_PROOF` and costs no gas.
-    pub async fn complete(
-        &self,
-        request_id: u64,
-        deal_id: u64,
-        miner_id: u64,
-        proof: &InclusionProof,
-        verifier: &VerifierData,
-    ) -> Result<CompleteReceipt, EvmError> {
-        let aux = podsi::verify(proof, verifier)?;
-        if let Some(lotus) = &self.lotus {
-            check_deal(lotus, deal_id, miner_id, &aux).await?;
-        }
-        let to_abi = |p: &podsi::ProofData| IDealStatus::ProofData {
-            index: p.index,
-            path: p.path.iter().map(|h| h.into()).collect(),
-        };
-        // Encoded by field name, so the subtree/index order cannot be swapped.
-        let proof = IDealStatus::InclusionProof {
-            proofSubtree: to_abi(&proof.proof_subtree),
-            proofIndex: to_abi(&proof.proof_index),
-        };
-        let verifier = IDealStatus::InclusionVerifierData {
-            commPc: verifier.comm_pc.clone().into(),
-            sizePc: verifier.size_pc,
-        };
-        let c = self.contract();
-        let call = c.complete(U256::from(request_id), deal_id, miner_id, proof, verifier);
-        let receipt = self.send("complete", call).await?;
-        let recorded = receipt
-            .decoded_log::<IDealStatus::CompleteAggregatorRequest>()
-            .is_some();
-        Ok(CompleteReceipt {
-            aux,
-            recorded,
-            tx_hash: receipt.transaction_hash.to_string(),
-            block_number: receipt.block_number.unwrap_or_default(),
-        })
-    }
-
-    /// Allows or disallows an aggregator to `complete` (our contract; owner only).
-    pub async fn set_aggregator(
-        &self,
-        aggregator: &str,
-        allowed: bool,
-    ) -> Result<String, EvmError> {
-        let who = parse_address("aggregator", aggregator)?;
-        let c = self.contract();
-        let receipt = self
-            .send("setAggregator", c.setAggregator(who, allowed))
-            .await?;
-        Ok(receipt.transaction_hash.to_string())
-    }
-
-    /// Starts moving the contract's ownership to `new_owner`, who must then accept it
-    /// (our contract; owner only; the zero address is refused).
-    pub async fn transfer_ownership(&self, new_owner: &str) -> Result<String, EvmError> {
-        let who = parse_address("newOwner", new_owner)?;
-        let c = self.contract();
-        let receipt = self
-            .send("transferOwnership", c.transferOwnership(who))
-            .await?;
-        Ok(receipt.transaction_hash.to_string())
-    }
-
-    /// Accepts an ownership transfer to this client's signer.
-    pub async fn accept_ownership(&self) -> Result<String, EvmError> {
-        let c = self.contract();
-        let receipt = self.send("acceptOwnership", c.acceptOwnership()).await?;
-        Ok(receipt.transaction_hash.to_string())
-    }
-
-    /// The gas estimate of `call` plus the configured margin.
-    async fn gas_with_margin<C: alloy::contract::CallDecoder + Send>(
-        &self,
-        method: &'static str,
-        call: &alloy::contract::CallBuilder<&DynProvider, C>,
-    ) -> Result<u64, EvmError> {
-        let estimate = self
-            .timed(method, async {
-                call.estimate_gas()
-                    .await
-                    .map_err(|e| EvmError::from_contract(method, e))
-            })
-            .await?;
-        Ok(estimate.saturating_mul(100 + self.gas_margin_percent) / 100)
-    }
-
-    /// Estimates gas (plus the margin), sends, waits for the receipt and checks its status.
-    async fn send<C: alloy::contract::CallDecoder + Send>(
-        &self,
-        method: &'static str,
-        call: alloy::contract::CallBuilder<&DynProvider, C>,
-    ) -> Result<alloy::rpc::types::TransactionReceipt, EvmError> {
-        if self.signer.is_none() {
-            return Err(EvmError::NoSigner(method));
-        }
-        // One transaction at a time per client: each takes the next nonce from the chain.
-        let _turn = self.send_lock.lock().await;
-        let gas = self.gas_with_margin(method, &call).await?;
-        let call = call.gas(gas);
-        let pending = self
-            .timed(method, async {
-                call.send()
-                    .await
-                    .map_err(|e| EvmError::from_contract(method, e))
-            })
-            .await?;
-        let receipt = self
-            .timed(method, async {
-                pending.get_receipt().await.map_err(|e| EvmError::Rpc {
-                    method,
-                    message: crate::redact::redact_urls(&e.to_string()),
-                })
-            })
-            .await?;
-        if !receipt.status() {
-            return Err(EvmError::Reverted {
-                method,
-                reason: format!("transaction {} failed on chain", receipt.transaction_hash),
-            });
-        }
-        Ok(receipt)
     }
 }
 
@@ -823,77 +535,14 @@ fn key_text(key: &[u8]) -> String {
     CidKeyEncoding::cid_of_key(key).unwrap_or_else(|| format!("0x{}", alloy::hex::encode(key)))
 }
 
-/// The off-chain twin of the contract's deal check: the deal Lotus knows holds the proof's
-/// aggregate (piece CID and padded size) and belongs to `miner_id`.
-async fn check_deal(
-    lotus: &crate::chain::lotus::LotusClient,
-    deal_id: u64,
-    miner_id: u64,
-    aux: &AuxData,
-) -> Result<(), EvmError> {
-    use crate::chain::lotus::LotusError;
-    const M: &str = "complete";
-    let deal = match lotus.market_deal(deal_id, None).await {
-        Ok(d) => d,
-        Err(LotusError::DealNotFound { .. }) => {
-            return Err(EvmError::DealNotFound { method: M, deal_id })
+/// An optional function the contract lacks (an empty revert or an empty reply) is `None`.
+fn absent<T>(e: EvmError) -> Result<Option<T>, EvmError> {
+    match e {
+        EvmError::Reverted { .. } | EvmError::NoContract { .. } | EvmError::Malformed { .. } => {
+            Ok(None)
         }
-        Err(e) => {
-            return Err(EvmError::Rpc {
-                method: "Filecoin.StateMarketStorageDeal",
-                message: crate::redact::redact_urls(&e.to_string()),
-            })
-        }
-    };
-    let p = &deal.proposal;
-    let mismatch = |reason: String| EvmError::DealMismatch {
-        method: M,
-        deal_id,
-        reason,
-    };
-    let proof_piece = cid::Cid::try_from(aux.comm_pa.as_slice())
-        .map_err(|e| mismatch(format!("the proof's aggregate is not a CID: {e}")))?;
-    let deal_piece: Option<cid::Cid> = p.piece_cid.cid.parse().ok();
-    if deal_piece != Some(proof_piece) || p.piece_size != aux.size_pa {
-        return Err(mismatch(format!(
-            "pieceCid: the deal holds {} of {} bytes, the proof's aggregate is {proof_piece} of {} bytes",
-            p.piece_cid.cid, p.piece_size, aux.size_pa
-        )));
+        other => Err(other),
     }
-    match crate::chain::lotus::types::actor_id(&p.provider) {
-        Some(id) if id == miner_id => Ok(()),
-        _ => Err(mismatch(format!(
-            "minerId: the deal's provider is {}, not f0{miner_id}",
-            p.provider
-        ))),
-    }
-}
-
-/// The request a mined `submit`/`submitRaaS` made, from its event.
-fn submit_receipt(
-    method: &'static str,
-    receipt: &alloy::rpc::types::TransactionReceipt,
-) -> Result<SubmitReceipt, EvmError> {
-    let id = receipt
-        .decoded_log::<IDealStatus::SubmitAggregatorRequest>()
-        .map(|l| l.data.id)
-        .or_else(|| {
-            receipt
-                .decoded_log::<IDealStatus::SubmitAggregatorRequestWithRaaS>()
-                .map(|l| l.data.id)
-        })
-        .ok_or(EvmError::Malformed {
-            what: method,
-            reason: "receipt has no request event".into(),
-        })?;
-    Ok(SubmitReceipt {
-        request_id: u64::try_from(id).map_err(|_| EvmError::Malformed {
-            what: method,
-            reason: format!("request id {id} exceeds u64"),
-        })?,
-        tx_hash: receipt.transaction_hash.to_string(),
-        block_number: receipt.block_number.unwrap_or_default(),
-    })
 }
 
 /// Drops the `{0, 0}` entries that reference contracts leave for inactive deals.

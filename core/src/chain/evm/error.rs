@@ -135,6 +135,7 @@ impl ErrorCode for EvmError {
     }
 }
 
+#[cfg(not(target_family = "wasm"))]
 impl EvmError {
     /// Classifies an alloy contract error: reverts are decoded, empty replies mean no code.
     pub(crate) fn from_contract(method: &'static str, err: alloy::contract::Error) -> Self {
@@ -176,7 +177,7 @@ impl EvmError {
 }
 
 /// A revert, typed where the contract said why the deal is refused.
-fn reverted(method: &'static str, data: &[u8]) -> EvmError {
+pub(crate) fn reverted(method: &'static str, data: &[u8]) -> EvmError {
     use alloy::sol_types::SolInterface;
     match IDealStatusErrors::abi_decode(data) {
         Ok(IDealStatusErrors::DealNotFound(e)) => EvmError::DealNotFound {

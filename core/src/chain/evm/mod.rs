@@ -4,9 +4,14 @@
 mod abi;
 mod client;
 mod error;
+#[cfg(not(target_family = "wasm"))]
 mod events;
 mod keys;
+mod rpc;
+#[cfg(not(target_family = "wasm"))]
 mod transport;
+#[cfg(not(target_family = "wasm"))]
+mod writes;
 
 pub use abi::{IDealStatus, IMulticall3};
 pub use client::{
@@ -14,5 +19,6 @@ pub use client::{
     SubmitReceipt, TxStatus, MULTICALL3_ADDRESS,
 };
 pub use error::EvmError;
+#[cfg(not(target_family = "wasm"))]
 pub use events::{AggregatorRequest, EventCursor, RequestScan, SkippedLog, MAX_EVENT_CID_BYTES};
 pub use keys::CidKeyEncoding;
