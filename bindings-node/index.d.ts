@@ -18,7 +18,8 @@ export interface DealStatusOptions {
   concurrency?: number
   /** Per-call time limit (default 30 000). */
   timeoutMs?: number
-  /** Signing key for writes (hex). Never logged. Node only. */
+  /** Signing key for writes (hex). Never logged. Node only: the browser package reads, and
+   *  refuses it with `INVALID_ARGUMENT`. */
   privateKey?: string
   /** Ceiling of one RPC reply in bytes (1 KiB–1 GiB, default 16 MiB): a larger or endless
    *  one is cut with `REPLY_TOO_LARGE`. */
