@@ -49,6 +49,11 @@ pub(crate) async fn read_body(resp: reqwest::Response, limit: u64) -> Result<Vec
     Ok(body)
 }
 
+/// The start of a reply, for an error message (a reply may be up to the ceiling).
+pub(crate) fn excerpt(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned()
+}
+
 impl crate::error::ErrorCode for ReplyTooLarge {
     fn code(&self) -> &'static str {
         "REPLY_TOO_LARGE"

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::{reverted, EvmError};
-use crate::bounded::{read_body, BodyError};
+use crate::bounded::{excerpt, read_body, BodyError};
 
 /// A JSON-RPC endpoint for reads.
 #[derive(Clone)]
@@ -49,11 +49,6 @@ fn revert_data(value: &Value) -> Option<Vec<u8>> {
         Value::Object(o) => o.values().find_map(revert_data),
         _ => None,
     }
-}
-
-/// The start of a reply, for an error message (a reply may be up to the ceiling).
-fn excerpt(body: &[u8]) -> String {
-    String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned()
 }
 
 impl EthRpc {

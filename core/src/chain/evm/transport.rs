@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use alloy::rpc::json_rpc::{RequestPacket, ResponsePacket};
 use alloy::transports::{TransportError, TransportErrorKind, TransportFut};
 
-use crate::bounded::{read_body, BodyError, ReplyTooLarge};
+use crate::bounded::{excerpt, read_body, BodyError, ReplyTooLarge};
 
 /// HTTP transport with a bounded reply.
 #[derive(Clone)]
@@ -59,11 +59,6 @@ impl BoundedHttp {
         }
         serde_json::from_slice(&body).map_err(|e| TransportError::deser_err(e, excerpt(&body)))
     }
-}
-
-/// The start of a reply, for an error message (a reply may be up to the ceiling).
-fn excerpt(body: &[u8]) -> String {
-    String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned()
 }
 
 impl tower::Service<RequestPacket> for BoundedHttp {

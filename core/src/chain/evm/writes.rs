@@ -66,6 +66,22 @@ impl DealStatusClient {
         self.send_submit("submit", c.submit(key)).await
     }
 
+    /// The `submitRaaS` call, sent by `submit_raas` and signed by `sign_submit_raas`.
+    fn submit_raas_call(
+        &self,
+        cid: &str,
+        replication_target: u64,
+        repair_threshold: u64,
+        renew_threshold: u64,
+    ) -> Result<IDealStatus::submitRaaSCall, EvmError> {
+        Ok(IDealStatus::submitRaaSCall {
+            _cid: self.key(cid)?,
+            _replication_target: U256::from(replication_target),
+            _repair_threshold: U256::from(repair_threshold),
+            _renew_threshold: U256::from(renew_threshold),
+        })
+    }
+
     /// `submitRaaS(cid, replication, repair, renew)`: a request with RaaS parameters.
     pub async fn submit_raas(
         &self,
@@ -74,14 +90,13 @@ impl DealStatusClient {
         repair_threshold: u64,
         renew_threshold: u64,
     ) -> Result<SubmitReceipt, EvmError> {
-        let key = self.key(cid)?;
         let c = self.contract();
-        let call = c.submitRaaS(
-            key,
-            U256::from(replication_target),
-            U256::from(repair_threshold),
-            U256::from(renew_threshold),
-        );
+        let call = c.call_builder(&self.submit_raas_call(
+            cid,
+            replication_target,
+            repair_threshold,
+            renew_threshold,
+        )?);
         self.send_submit("submitRaaS", call).await
     }
 
@@ -100,14 +115,13 @@ impl DealStatusClient {
         let (Some(from), Some(wallet)) = (self.signer, &self.writer.wallet) else {
             return Err(EvmError::NoSigner(M));
         };
-        let key = self.key(cid)?;
         let c = self.contract();
-        let call = c.submitRaaS(
-            key,
-            U256::from(replication_target),
-            U256::from(repair_threshold),
-            U256::from(renew_threshold),
-        );
+        let call = c.call_builder(&self.submit_raas_call(
+            cid,
+            replication_target,
+            repair_threshold,
+            renew_threshold,
+        )?);
         let _turn = self.writer.send_lock.lock().await;
         let gas = self.gas_with_margin(M, &call).await?;
         let p = &self.writer.provider;
