@@ -71,6 +71,8 @@ const opts = { rpcUrl: process.env.RPC, address: process.env.ADDRESS }
   console.log(JSON.stringify({
     where: [require.resolve('raas-node'), require.resolve('raas-web')],
     node: node.computeCids(data), web: await web.computeCids(data),
+    // Code written for the browser build (initSync, init) runs unchanged.
+    initSync: web.initSync({ module: new Uint8Array() }) !== undefined, init: (await web.init()) !== undefined,
     nodeDeals: await new node.DealStatusClient(opts).activeDeals(process.env.CID),
     webDeals: await new web.DealStatusClient(opts).activeDeals(process.env.CID),
   }))
@@ -78,8 +80,9 @@ const opts = { rpcUrl: process.env.RPC, address: process.env.ADDRESS }
 `)
   await writeFile(join(app, 'check.mjs'), `
 import { computeCids, DealStatusClient } from 'raas-node'
-import init, { computeCids as webCids, DealStatusClient as WebClient } from 'raas-web'
+import init, { initSync, computeCids as webCids, DealStatusClient as WebClient } from 'raas-web'
 await init()
+initSync({ module: new Uint8Array() })
 const opts = { rpcUrl: process.env.RPC, address: process.env.ADDRESS }
 const data = new TextEncoder().encode(process.env.DATA)
 console.log(JSON.stringify({ node: computeCids(data), web: await webCids(data),
@@ -90,6 +93,7 @@ console.log(JSON.stringify({ node: computeCids(data), web: await webCids(data),
   for (const where of cjs.where) assert.ok(where.startsWith(app), `${where} is the installed copy`)
   assert.equal(cjs.node.cid, cid)
   assert.deepEqual(cjs.web, cjs.node)
+  assert.ok(cjs.initSync && cjs.init, 'initSync() and init() are there in Node')
   assert.deepEqual(cjs.nodeDeals, [{ dealId: 7, minerId: 1000 }])
   assert.deepEqual(cjs.webDeals, cjs.nodeDeals)
   const esm = JSON.parse((await run('node', ['check.mjs'], { cwd: app, env })).stdout)
