@@ -24,6 +24,8 @@ export RAAS_TEST_POSTGRES_URL RAAS_REQUIRE_POSTGRES=1
 # The fault matrix runs its own cluster on 55433 (it stops that one mid-test).
 trap 'bash scripts/postgres.sh stop; RAAS_PG_PORT=55433 bash scripts/postgres.sh stop' EXIT
 step "rust tests";       cargo test --workspace --exclude raas-node -- --include-ignored --skip seeded_histories
+step "TypeScript types match the Rust types"
+cargo test -p raas-core --features ts --test ts_types
 step "simulation (RAAS_SIM_SEEDS, RAAS_SIM_SEED to replay)"
 cargo test -p raas-core --test simulation -- --nocapture
 step "schemathesis against raas serve (OpenAPI document, stateful links)"

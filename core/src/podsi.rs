@@ -164,10 +164,11 @@ pub(crate) fn max_index_entries(size_pa: u128) -> u128 {
     (size_pa / 2048 / ENTRY_SIZE).next_power_of_two().max(4)
 }
 
-/// A proof as aggregators publish it (Lighthouse `get_proof`: hex without `0x`, indexes
-/// and sizes as hex strings). `0x` prefixes are accepted too.
+/// An inclusion proof as aggregators publish it (Lighthouse `get_proof`: hex without `0x`,
+/// indexes and sizes as hex strings). `0x` prefixes are accepted too.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PublishedProof {
     /// The sub-piece.
     pub verifier_data: PublishedVerifier,
@@ -178,6 +179,7 @@ pub struct PublishedProof {
 /// `verifierData` of a published proof.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PublishedVerifier {
     /// Binary piece CID, hex.
     pub comm_pc: String,
@@ -188,6 +190,7 @@ pub struct PublishedVerifier {
 /// `inclusionProof` of a published proof.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PublishedInclusion {
     /// Subtree proof.
     pub proof_subtree: PublishedPath,
@@ -197,6 +200,7 @@ pub struct PublishedInclusion {
 
 /// One Merkle path of a published proof.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PublishedPath {
     /// Leaf index, hex.
     pub index: String,

@@ -73,6 +73,7 @@ impl ErrorCode for AggregateError {
 /// A client piece as hosts pass it: a piece CID v1 with its padded size, or a v2 alone.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(optional_fields))]
 pub struct PieceInput {
     /// Piece CID, v1 (`baga6ea4seaq…`) or v2 (`bafkzcib…`).
     pub piece_cid: String,
@@ -84,25 +85,29 @@ pub struct PieceInput {
 /// Options of `aggregate` as hosts pass them: the deal's padded size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AggregateOptions {
-    /// Padded size of the deal.
+    /// Padded size of the deal: a power of two, 512 B to 64 GiB.
     #[serde(deserialize_with = "crate::serde_num::u64")]
     pub size: u64,
 }
 
-/// The aggregate a proof must place its piece in, as hosts pass it to `verifyInclusion`.
+/// The aggregate a proof must place its piece in, as hosts pass it to `verifyInclusion`
+/// (`pieceSize` required with a v1 CID).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(optional_fields))]
 pub struct AggregateRef {
-    /// The aggregate's piece CID, v1 (with `piece_size`) or v2.
+    /// The aggregate's piece CID, v1 (with `pieceSize`) or v2.
     pub comm_p: String,
     /// Its padded size (required with a v1 CID).
     #[serde(default, deserialize_with = "crate::serde_num::opt_u64")]
     pub piece_size: Option<u64>,
 }
 
-/// Where a piece sits in the aggregate, in padded bytes.
+/// Where a piece lies in an aggregate, in padded bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "AggregateSegment"))]
 pub struct Segment {
     /// Offset from the start of the deal.
     pub offset: u64,
@@ -123,10 +128,11 @@ pub struct Aggregate {
     pub proofs: Vec<PublishedProof>,
 }
 
-/// An aggregate as hosts see it (JSON: `commP`, `pieceCid`, `pieceSize`, `proofs`,
-/// `segments`).
+/// An FRC-0058 aggregate as hosts see it: `proofs[i]` and `segments[i]` are those of
+/// `pieces[i]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "Aggregate"))]
 pub struct AggregateView {
     /// Piece CID v1 of the aggregate: what the deal proposal carries.
     pub comm_p: String,
@@ -134,9 +140,9 @@ pub struct AggregateView {
     pub piece_cid: String,
     /// Padded size of the aggregate (the deal size).
     pub piece_size: u64,
-    /// One proof per piece, in input order.
+    /// Each piece's inclusion proof, in input order, in the shape `complete` takes.
     pub proofs: Vec<PublishedProof>,
-    /// One segment per piece, in input order.
+    /// Where each piece lies, in input order.
     pub segments: Vec<Segment>,
 }
 
@@ -287,9 +293,10 @@ pub fn aggregate_inputs(
     )?))
 }
 
-/// The piece a verified proof includes (JSON: `pieceCid`, `pieceSize`).
+/// The piece a verified proof includes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct IncludedPiece {
     /// Piece CID v1 of the included piece.
     pub piece_cid: String,

@@ -22,9 +22,10 @@ pub const PROVING_PERIOD: i64 = 2880;
 /// A sector faulty this long is terminated (42 days); `Early` is fault start plus this.
 pub const FAULT_MAX_AGE: i64 = 120_960;
 
-/// The health of one deal.
+/// The verdict on a deal (`status` tells which).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum DealHealth {
     /// Published, not yet activated, and its start epoch has not passed.
     NotActivated,
@@ -44,9 +45,11 @@ pub enum DealHealth {
     Missing,
 }
 
-/// Whether sector faults were looked at.
+/// Whether sector faults were looked at: `unavailable` when the endpoint lacks the fault
+/// methods (gateways), and nothing was guessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum FaultCheck {
     /// The partition bits were read.
     Checked,
@@ -103,6 +106,7 @@ pub struct DealObservation {
 /// The verdict and the facts behind it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct HealthReport {
     /// The deal.
     pub deal_id: u64,

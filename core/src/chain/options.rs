@@ -22,37 +22,45 @@ impl ErrorCode for OptionsError {
     }
 }
 
-/// Options of a DealStatus client.
+/// Options of a `DealStatusClient`.
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(optional_fields))]
 pub struct DealStatusOptions {
     /// FEVM JSON-RPC endpoint.
     pub rpc_url: String,
     /// DealStatus contract address.
     pub address: String,
-    /// `"utf8"` (default), `"utf8Verbatim"` or `"binary"`.
+    /// How CIDs become contract keys: UTF-8 of the CIDv1 string (`"utf8"`, the default),
+    /// of the string as given (`"utf8Verbatim"`), or binary (`"binary"`).
     #[serde(default)]
+    #[cfg_attr(
+        feature = "ts",
+        ts(optional, type = r#""utf8" | "utf8Verbatim" | "binary""#)
+    )]
     pub key_encoding: Option<String>,
     /// Multicall3 address (canonical by default).
     #[serde(default)]
     pub multicall_address: Option<String>,
-    /// CIDs per Multicall3 round trip (1..=500, default 50).
+    /// CIDs per Multicall3 round trip (1–500, default 50).
     #[serde(default)]
     pub batch_size: Option<u32>,
-    /// Round trips in flight (1..=64, default 4).
+    /// Round trips in flight (1–64, default 4).
     #[serde(default)]
     pub concurrency: Option<u32>,
     /// Per-call time limit in milliseconds (default 30 000).
     #[serde(default)]
     pub timeout_ms: Option<u32>,
-    /// Signing key for writes (hex). Never logged.
+    /// Signing key for writes (hex). Never logged. Node only: the browser package reads,
+    /// and refuses it with `INVALID_ARGUMENT`.
     #[serde(default)]
     pub private_key: Option<String>,
-    /// Ceiling of one RPC reply in bytes (1 KiB..=1 GiB, default 16 MiB).
+    /// Ceiling of one RPC reply in bytes (1 KiB–1 GiB, default 16 MiB): a larger or endless
+    /// one is cut with `REPLY_TOO_LARGE`.
     #[serde(default)]
     pub max_reply_bytes: Option<u32>,
-    /// Lotus endpoint `complete` reads each deal from before sending (optional: the
-    /// contract checks the deal either way).
+    /// Lotus endpoint `complete` reads each deal from before sending (`DEAL_NOT_FOUND`,
+    /// `DEAL_MISMATCH` without spending gas); the contract checks the deal either way.
     #[serde(default)]
     pub lotus: Option<LotusOptions>,
 }
@@ -78,28 +86,30 @@ impl std::fmt::Debug for LotusOptions {
     }
 }
 
-/// Options of a Lotus client.
+/// Options of a `LotusClient`.
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(optional_fields))]
 pub struct LotusOptions {
     /// Endpoint, e.g. `https://api.node.glif.io/rpc/v1`.
     pub url: String,
-    /// API token. Never logged.
+    /// API token (JWT); read methods need none. Never logged.
     #[serde(default)]
     pub token: Option<String>,
     /// Per-request time limit in milliseconds (default 30 000).
     #[serde(default)]
     pub timeout_ms: Option<u32>,
-    /// Retries of transient failures (0..=10, default 3).
+    /// Retries of transient failures (0–10, default 3).
     #[serde(default)]
     pub retries: Option<u32>,
-    /// Calls per JSON-RPC batch (default 100).
+    /// Calls per JSON-RPC batch (1–10 000, default 100).
     #[serde(default)]
     pub batch_size: Option<u32>,
-    /// Batches in flight (default 4).
+    /// Batches in flight (1–64, default 4).
     #[serde(default)]
     pub concurrency: Option<u32>,
-    /// Ceiling of one reply in bytes (1 KiB..=1 GiB, default 16 MiB).
+    /// Ceiling of one reply in bytes (1 KiB–1 GiB, default 16 MiB): a larger or endless one
+    /// is cut with `REPLY_TOO_LARGE`.
     #[serde(default)]
     pub max_reply_bytes: Option<u32>,
 }

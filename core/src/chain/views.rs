@@ -10,6 +10,7 @@ use crate::error::ErrorCode;
 
 /// An error inside a result list: code and message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorView {
     /// Stable code.
     pub code: String,
@@ -30,6 +31,7 @@ impl ErrorView {
 /// Active deals of one CID in a batched read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CidDeals {
     /// The CID as asked.
     pub cid: String,
@@ -58,15 +60,16 @@ pub fn cid_deals(cids: &[String], results: Vec<Result<Vec<Deal>, EvmError>>) -> 
         .collect()
 }
 
-/// A `complete` receipt for hosts: the aggregate as a piece CID string.
+/// Receipt of `complete`, for hosts: the aggregate as a piece CID string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "CompleteReceipt"))]
 pub struct CompleteView {
     /// Piece CID of the aggregate.
     pub aggregate_piece_cid: String,
     /// Padded size of the aggregate.
     pub aggregate_size: u64,
-    /// Whether the deal was new for the request.
+    /// False when the deal was already recorded for the request (nothing emitted).
     pub recorded: bool,
     /// Transaction hash.
     pub tx_hash: String,
@@ -92,6 +95,7 @@ impl From<CompleteReceipt> for CompleteView {
 /// Health of one deal in a batched check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct DealHealthResult {
     /// The deal.
     pub deal_id: u64,

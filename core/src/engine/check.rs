@@ -32,6 +32,7 @@ use crate::store::{
 /// What one sweep (or batch) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CycleReport {
     /// Jobs checked and recorded.
     pub jobs_checked: u64,

@@ -10,16 +10,24 @@ use crate::chain::options::{DealStatusOptions, LotusOptions, OptionsError};
 use crate::jobs::JobLimits;
 use crate::store::DEFAULT_STORE_URL;
 
-/// What a host passes to open a node.
+/// Configuration of `RaasNode.open` (and `raas serve`), as a host passes it. Unknown fields
+/// are rejected (`INVALID_OPTIONS`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(rename = "RaasNodeConfig", optional_fields)
+)]
 pub struct NodeConfigInput {
-    /// `sqlite:PATH` (default `sqlite:./raas.db`) or `postgres://…`.
+    /// `sqlite:PATH` (default `sqlite:./raas.db`) or `postgres://…` (several nodes share
+    /// it).
     #[serde(default)]
     pub store: Option<String>,
-    /// The DealStatus contract and its FEVM endpoint (replication and renewal reads).
+    /// The DealStatus contract and its FEVM endpoint (replication and renewal reads;
+    /// `privateKey` for the `submitRaaS` hook).
     pub deal_status: DealStatusOptions,
-    /// Lotus (repair reads and exact deal ends); needed for repair jobs.
+    /// Lotus (repair reads, exact deal ends, the head); needed for repair jobs.
     #[serde(default)]
     pub lotus: Option<LotusOptions>,
     /// This node's name in leases and history (default: host-pid-random).
@@ -105,9 +113,10 @@ pub struct NodeConfigInput {
     pub max_head_lag_epochs: Option<u64>,
 }
 
-/// On-chain intake options.
+/// Options of on-chain intake: `submitRaaS` requests on the DealStatus contract become jobs.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(optional_fields))]
 pub struct IntakeOptions {
     /// The tenant jobs from chain belong to (default `onchain`).
     #[serde(default)]
@@ -180,6 +189,7 @@ impl IntakeOptions {
 /// The HTTP API's options, as hosts pass them.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(optional_fields))]
 pub struct HttpOptions {
     /// Address to bind (default `127.0.0.1`).
     #[serde(default)]
@@ -190,6 +200,7 @@ pub struct HttpOptions {
     /// `"none"`: serve without API keys. Needed to serve on a non-loopback address while
     /// no key exists; meant for local development.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional, type = r#""none""#))]
     pub auth: Option<String>,
     /// Largest request body, bytes (default 1 MiB).
     #[serde(default)]
@@ -359,16 +370,24 @@ fn cors_origins(list: Vec<String>) -> Result<Vec<String>, OptionsError> {
     Ok(list)
 }
 
-/// Built-in deal-request hooks.
+/// A built-in deal-request hook (a callback set with `onDealRequest` replaces it):
+///
+/// - `submitRaaS`: `submitRaaS(cid, copiesNeeded, 0, 0)` on the DealStatus contract, signed
+///   with the key of `dealStatus.privateKey`, confirmed by its receipt;
+/// - `pin`: a Lighthouse-style pin request, `POST endpoint` with
+///   `Authorization: Bearer token` and
+///   `{cid, raas: {network, copies, reason, idempotencyKey}}`.
 #[derive(Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum HookConfig {
     /// `submitRaaS(cid, copiesNeeded, 0, 0)` on the DealStatus contract, signed with the
     /// key of `dealStatus.privateKey`, confirmed by its receipt.
     SubmitRaaS,
     /// A Lighthouse-style pin request: `POST endpoint` with `Authorization: Bearer token`
-    /// and `{"cid", "raas": {"network", "copies", "idempotencyKey"}}`.
+    /// and `{cid, raas: {network, copies, reason, idempotencyKey}}`.
     #[serde(rename_all = "camelCase")]
+    #[cfg_attr(feature = "ts", ts(optional_fields))]
     Pin {
         /// The pin endpoint.
         endpoint: String,

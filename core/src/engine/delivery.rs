@@ -26,6 +26,7 @@ use crate::store::OutboxRecord;
 /// What one delivery pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct DeliveryReport {
     /// Requests the hook acknowledged.
     pub delivered: u64,

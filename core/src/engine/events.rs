@@ -11,6 +11,7 @@ use super::outage::Endpoint;
 /// An event of the node (`kind` tells which).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum NodeEvent {
     /// A job's verdict changed.
     Verdict(VerdictEvent),
@@ -22,11 +23,13 @@ pub enum NodeEvent {
 /// A job's verdict changed: its status, or the shortfall it is in.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct VerdictEvent {
     /// The job.
     pub job_id: String,
     /// The job's tenant (absent for the operator's jobs).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub tenant: Option<String>,
     /// Its CID.
     pub cid: String,
@@ -55,6 +58,7 @@ pub struct VerdictEvent {
 /// A shared endpoint's state changed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct EndpointEvent {
     /// Which.
     pub endpoint: Endpoint,

@@ -20,9 +20,10 @@ use crate::store::{SkippedEvent, StoreError};
 /// The cursor's name in the store.
 pub const INTAKE_CURSOR: &str = "raas.intake.next_block";
 
-/// What one scan step did.
+/// One step of on-chain intake: what it did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct IntakeReport {
     /// First block scanned.
     pub from_block: u64,

@@ -26,6 +26,11 @@ pub(crate) const KEY_STALE_MAX: Duration = Duration::from_secs(600);
 /// What `createApiKey` takes.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(rename = "NewApiKey", optional_fields)
+)]
 pub struct NewKeyInput {
     /// A name for people (1 to 100 characters).
     pub name: String,
@@ -35,17 +40,19 @@ pub struct NewKeyInput {
     /// one, so a key can be rotated without losing its jobs.
     #[serde(default)]
     pub tenant: Option<String>,
-    /// Most live jobs of the tenant when registering through this key.
+    /// Most live jobs of the tenant when registering through this key (default
+    /// `http.maxJobsPerTenant`).
     #[serde(default)]
     pub max_jobs: Option<u64>,
-    /// Requests per second this key may make.
+    /// Requests per second this key may make (default `http.rateLimitPerSecond`).
     #[serde(default)]
     pub rate_per_second: Option<u32>,
 }
 
-/// A key just made: the only time its secret is shown.
+/// A key just made: `key` is the secret, shown only now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "CreatedApiKey"))]
 pub struct CreatedKey {
     /// Public id.
     pub id: String,
@@ -55,7 +62,7 @@ pub struct CreatedKey {
     pub scope: KeyScope,
     /// Tenant.
     pub tenant: String,
-    /// The secret to send as `Authorization: Bearer …` or `X-API-Key`.
+    /// The secret: send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`.
     pub key: String,
 }
 

@@ -124,13 +124,14 @@ pub struct RaasNode {
     running: Mutex<Option<Running>>,
 }
 
-/// Result of [`RaasNode::register_job`].
+/// What registering a job gave ([`RaasNode::register_job`], `registerJob` in JS).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(
     all(feature = "http", not(target_family = "wasm")),
     derive(utoipa::ToSchema)
 )]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Registration {
     /// The job (existing or new).
     pub job: JobRecord,
@@ -175,6 +176,7 @@ pub struct Unpinned {
     all(feature = "http", not(target_family = "wasm")),
     derive(utoipa::ToSchema)
 )]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CidDeal {
     /// Deal id.
     pub deal_id: u64,
@@ -194,6 +196,7 @@ pub struct CidDeal {
     all(feature = "http", not(target_family = "wasm")),
     derive(utoipa::ToSchema)
 )]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CidStatus {
     /// Normalised CID.
     pub cid: String,
@@ -210,6 +213,7 @@ pub struct CidStatus {
 /// Which deal requests to list.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(optional_fields))]
 pub struct RequestFilter {
     /// Only this job's.
     #[serde(default)]
@@ -947,11 +951,13 @@ fn store_failure(e: &SourceError) -> String {
 /// Counts of jobs and requests, and the shared endpoints' state.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct NodeStats {
     /// Jobs and requests by state.
     #[serde(flatten)]
     pub store: StoreStats,
-    /// The DealStatus RPC and Lotus as this node sees them (down since when, last error).
+    /// The shared endpoints (the DealStatus RPC, Lotus, the store) as this node sees them
+    /// (down since when, last error).
     pub endpoints: Vec<EndpointStatus>,
 }
 

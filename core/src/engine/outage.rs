@@ -12,6 +12,7 @@ use super::backoff::backoff;
 /// A shared endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum Endpoint {
     /// The FEVM JSON-RPC endpoint of the DealStatus contract.
     DealStatus,
@@ -35,6 +36,7 @@ impl Endpoint {
 /// How an endpoint is doing, as `stats()` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct EndpointStatus {
     /// Which.
     pub endpoint: Endpoint,

@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 use crate::jobs::ShortfallReason;
 use crate::store::OutboxRecord;
 
-/// What the aggregator is asked to do: make `copies_needed` new deals for `cid`.
+/// What the aggregator's hook is asked: make `copiesNeeded` new deals for `cid`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct DealRequest {
     /// The job short of copies.
     pub job_id: String,
@@ -19,7 +20,7 @@ pub struct DealRequest {
     pub copies_needed: u32,
     /// Deals being replaced (renewal, repair).
     pub replacing: Vec<u64>,
-    /// One request per key: hooks use it to drop a redelivery.
+    /// One request per key: drop a redelivery of a key you already acted on.
     pub idempotency_key: String,
     /// The job's n-th request.
     pub seq: i64,
@@ -27,7 +28,8 @@ pub struct DealRequest {
     pub follows: Option<String>,
     /// Delivery attempt, from 1.
     pub attempt: i64,
-    /// What the hook recorded on an earlier attempt (see [`super::Delivery::checkpoint`]).
+    /// Progress a built-in hook recorded on an earlier attempt.
+    #[cfg_attr(feature = "ts", ts(type = "unknown"))]
     pub checkpoint: Option<serde_json::Value>,
 }
 

@@ -35,6 +35,7 @@ pub struct DealView {
     all(feature = "http", not(target_family = "wasm")),
     derive(utoipa::ToSchema)
 )]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum ShortfallReason {
     /// Fewer active deals than the target.
     Replication,
@@ -68,6 +69,7 @@ impl ShortfallReason {
 /// Copies a job needs now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Shortfall {
     /// The main cause.
     pub reason: ShortfallReason,
@@ -75,13 +77,15 @@ pub struct Shortfall {
     pub copies_needed: u32,
     /// Deals that no longer count and are being replaced.
     pub replacing: Vec<u64>,
-    /// Copies already asked for by open requests (after this check).
+    /// Copies already asked for by open requests (after this check; never more than were
+    /// missing when asked).
     pub requested: u32,
 }
 
-/// The verdict on a job.
+/// A job's verdict at a head.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct JobVerdict {
     /// The head the verdict is for.
     pub head: i64,

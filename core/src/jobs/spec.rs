@@ -59,20 +59,26 @@ impl Default for JobLimits {
     }
 }
 
-/// A job as a host sends it. Unknown fields are rejected.
+/// A job as a host registers it: at least one of the three kinds (replication, renewal,
+/// repair). Unknown fields are rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(rename = "JobSpec", optional_fields)
+)]
 pub struct JobSpecInput {
-    /// The data's CID (any version or multibase).
+    /// The data's CID (any version or multibase); stored as CIDv1 base32.
     pub cid: String,
-    /// Keep at least this many active deals.
+    /// Keep at least this many active deals (1 to the node's `maxReplicationTarget`).
     #[serde(default)]
     pub replication_target: Option<u32>,
     /// Replace a deal when it ends within this many epochs.
     #[serde(default)]
     pub renew_threshold_epochs: Option<i64>,
     /// Replace a deal whose sector has not been proven for this many epochs, or that was
-    /// terminated or vanished.
+    /// terminated or vanished (needs `lotus`).
     #[serde(default)]
     pub repair_threshold_epochs: Option<i64>,
     /// Epoch after which the job retires.
@@ -80,13 +86,14 @@ pub struct JobSpecInput {
     pub end_epoch: Option<i64>,
 }
 
-/// A validated, normalised job.
+/// A validated, normalised job (inline as `Job.spec` in TypeScript).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(
     all(feature = "http", not(target_family = "wasm")),
     derive(utoipa::ToSchema)
 )]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "NormalisedJobSpec"))]
 pub struct JobSpec {
     /// CIDv1, base32.
     pub cid: String,
@@ -101,6 +108,7 @@ pub struct JobSpec {
     /// Whose job it is: the tenant of the API key that registered it (absent for the
     /// operator's own jobs). Never taken from the job a client sends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub tenant: Option<String>,
 }
 

@@ -10,6 +10,7 @@ use super::{query_err, Store, StoreError};
 /// An intake event that was recorded and skipped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SkippedEvent {
     /// Transaction hash.
     pub tx_hash: String,
@@ -17,9 +18,11 @@ pub struct SkippedEvent {
     pub log_index: u64,
     /// Block.
     pub block: u64,
-    /// Why it was skipped (`code: message`).
+    /// Why it was skipped: `CODE: message` (`MALFORMED_EVENT`, `INVALID_CID`, `INVALID_JOB`,
+    /// `QUOTA_EXCEEDED`).
     pub reason: String,
     /// What the event said, when it decoded.
+    #[cfg_attr(feature = "ts", ts(type = "unknown | null"))]
     pub data: Option<serde_json::Value>,
     /// When it was recorded.
     pub created_ms: i64,

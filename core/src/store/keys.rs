@@ -14,6 +14,7 @@ use super::{query_err, Store, StoreError};
     all(feature = "http", not(target_family = "wasm")),
     derive(utoipa::ToSchema)
 )]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum KeyScope {
     /// Registers, reads and cancels its tenant's jobs only.
     Client,
@@ -42,6 +43,7 @@ impl KeyScope {
 /// A stored API key, without its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ApiKey {
     /// Public id (`key_<hex>`), also the first part of the secret.
     pub id: String,

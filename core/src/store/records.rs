@@ -7,13 +7,14 @@ use std::collections::BTreeMap;
 use crate::jobs::{JobSpec, ShortfallReason};
 
 /// Where a job is in its life (`state` in JS): active, cancelled, retired or dead. Not to be
-/// confused with [`CheckStatus`], the outcome of its last check.
+/// confused with its `status` (a [`CheckStatus`]), the outcome of its last check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(
     all(feature = "http", not(target_family = "wasm")),
     derive(utoipa::ToSchema)
 )]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "JobState"))]
 pub enum JobLifecycle {
     /// Checked when due.
     Active,
@@ -54,6 +55,7 @@ impl JobLifecycle {
     all(feature = "http", not(target_family = "wasm")),
     derive(utoipa::ToSchema)
 )]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "JobStatus"))]
 pub enum CheckStatus {
     /// Enough healthy copies.
     Satisfied,
@@ -94,10 +96,12 @@ impl CheckStatus {
     all(feature = "http", not(target_family = "wasm")),
     derive(utoipa::ToSchema)
 )]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "Job"))]
 pub struct JobRecord {
     /// Stable id (`job_<hex>`), derived from the normalised spec.
     pub job_id: String,
-    /// What was asked.
+    /// What was asked, normalised.
+    #[cfg_attr(feature = "ts", ts(inline))]
     pub spec: JobSpec,
     /// Where it is in its life.
     pub state: JobLifecycle,
@@ -124,7 +128,8 @@ pub struct JobRecord {
     pub target: Option<u32>,
     /// Deal requests made for this job so far (the sequence number of the last one).
     pub requests: i64,
-    /// The last verdict (see [`crate::jobs::JobVerdict`]).
+    /// The last verdict (a `JobVerdict`).
+    #[cfg_attr(feature = "ts", ts(type = "JobVerdict | null"))]
     pub verdict: Option<serde_json::Value>,
     /// What earlier checks learnt about the job's deals.
     #[serde(skip)]
@@ -154,6 +159,7 @@ pub struct JobMemory {
 /// Which jobs to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(optional_fields))]
 pub struct JobFilter {
     /// Only jobs in this state.
     #[serde(default)]
@@ -182,6 +188,7 @@ pub struct JobFilter {
     all(feature = "http", not(target_family = "wasm")),
     derive(utoipa::ToSchema)
 )]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CheckRecord {
     /// The job.
     pub job_id: String,
@@ -195,7 +202,11 @@ pub struct CheckRecord {
     pub head: Option<i64>,
     /// Outcome.
     pub status: CheckStatus,
-    /// The verdict, or the error.
+    /// The verdict (a `JobVerdict`), or the error with its code.
+    #[cfg_attr(
+        feature = "ts",
+        ts(type = "JobVerdict | { error: string, code: string } | null")
+    )]
     pub detail: Option<serde_json::Value>,
 }
 
@@ -213,6 +224,7 @@ pub struct CheckRecord {
     all(feature = "http", not(target_family = "wasm")),
     derive(utoipa::ToSchema)
 )]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum RequestState {
     /// Waiting for (another) delivery attempt.
     Pending,
@@ -307,6 +319,7 @@ pub struct RequestUpdate {
     all(feature = "http", not(target_family = "wasm")),
     derive(utoipa::ToSchema)
 )]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "DealRequestRecord"))]
 pub struct OutboxRecord {
     /// Its idempotency key: one request per key, and hooks drop a redelivered key.
     pub idempotency_key: String,
@@ -340,7 +353,8 @@ pub struct OutboxRecord {
     pub delivered_ms: Option<i64>,
     /// The node that delivered it.
     pub delivered_by: Option<String>,
-    /// What the hook answered (for example the on-chain request id).
+    /// What the hook resolved with (for example the on-chain request id).
+    #[cfg_attr(feature = "ts", ts(type = "unknown"))]
     pub receipt: Option<serde_json::Value>,
     /// Deals counted as its fulfilment.
     pub fulfilled_by: Vec<u64>,
@@ -349,6 +363,7 @@ pub struct OutboxRecord {
     /// When it was fulfilled, found unfulfilled, or cancelled.
     pub closed_ms: Option<i64>,
     /// Progress a hook recorded during delivery (the submitRaaS hook's transaction hash).
+    #[cfg_attr(feature = "ts", ts(type = "unknown"))]
     pub checkpoint: Option<serde_json::Value>,
     /// Every deal of the CID when it was made.
     #[serde(skip)]
@@ -364,6 +379,7 @@ pub struct OutboxRecord {
 /// Counts for operators.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct StoreStats {
     /// Active jobs.
     pub active: i64,

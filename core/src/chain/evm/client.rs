@@ -22,6 +22,7 @@ pub const MULTICALL3_ADDRESS: &str = "0xcA11bde05977b3631167028862bE2a173976CA11
 /// A deal recorded for a CID: deal id and the provider's actor id (no `f0` prefix).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Deal {
     /// Market deal id.
     pub deal_id: u64,
@@ -91,9 +92,10 @@ impl DealStatusConfig {
     }
 }
 
-/// Receipt of a `submit` / `submitRaaS`.
+/// Receipt of `submit` / `submitRaaS`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SubmitReceipt {
     /// The request id the contract issued.
     pub request_id: u64,
@@ -138,16 +140,17 @@ pub struct DealStatusClient {
     pub(super) lotus: Option<std::sync::Arc<crate::chain::lotus::LotusClient>>,
 }
 
-/// One page of the requests' CIDs (`getCIDsPage`).
+/// A page of the requests' CIDs (`cidsPage`; the contract's `getCIDsPage`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CidPage {
     /// CIDs of requests `start + 1 ..`, in request order (a CID asked for twice appears
     /// twice; a key that is not a CID is shown as 0x hex).
     pub cids: Vec<String>,
     /// How many requests the contract holds.
     pub total: u64,
-    /// The `start` of the next page, or `None` after the last.
+    /// The `start` of the next page, or none (`null`) after the last.
     pub next: Option<u64>,
 }
 

@@ -13,17 +13,19 @@ use super::client::DealStatusClient;
 use super::error::EvmError;
 use super::keys::CidKeyEncoding;
 
-/// Where the next scan starts. Persist it after handling a scan's requests.
+/// Where the next event scan starts. Persist it after handling a scan's requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct EventCursor {
     /// First block not yet scanned.
     pub next_block: u64,
 }
 
-/// One aggregation request seen on chain.
+/// An aggregation request seen on chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AggregatorRequest {
     /// Request id issued by the contract.
     pub request_id: u64,
@@ -41,9 +43,10 @@ pub struct AggregatorRequest {
     pub log_index: u64,
 }
 
-/// The numbers of a `submitRaaS` request.
+/// RaaS parameters of a `submitRaaS` request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RaasParams {
     /// Copies wanted.
     pub replication_target: u64,
@@ -53,9 +56,10 @@ pub struct RaasParams {
     pub renew_threshold: u64,
 }
 
-/// The result of one scan step.
+/// One step of event intake (`scanRequests`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RequestScan {
     /// Requests found, in chain order.
     pub requests: Vec<AggregatorRequest>,
@@ -63,19 +67,21 @@ pub struct RequestScan {
     pub cursor: EventCursor,
     /// Whether the scan reached the confirmed head.
     pub caught_up: bool,
-    /// Logs of the contract's request events that do not decode (anyone can call
-    /// `submitRaaS` with any numbers): reported, never a reason to stop the scan.
+    /// Request events that do not decode (anyone can call `submitRaaS` with any numbers),
+    /// passed over: reported, never a reason to stop the scan.
     pub skipped: Vec<SkippedLog>,
-    /// Set when the chain's confirmed head is now below blocks already scanned (a reorg
-    /// deeper than the confirmation depth, or a server lagging behind): the cursor it was,
-    /// and [`RequestScan::cursor`] is moved back so those blocks are read again as the
-    /// chain now has them (registration is idempotent: nothing is registered twice).
+    /// The cursor before it was moved back, or none (`null`): set when the chain's confirmed
+    /// head is now below blocks already scanned (a reorg deeper than the confirmation depth,
+    /// or a server lagging behind), and `cursor` is moved back so those blocks are read
+    /// again as the chain now has them (registration is idempotent: nothing is registered
+    /// twice).
     pub rewound_from: Option<u64>,
 }
 
 /// A request event that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SkippedLog {
     /// Block of the event.
     pub block_number: u64,

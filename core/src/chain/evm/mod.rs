@@ -20,5 +20,7 @@ pub use client::{
 };
 pub use error::EvmError;
 #[cfg(not(target_family = "wasm"))]
-pub use events::{AggregatorRequest, EventCursor, RequestScan, SkippedLog, MAX_EVENT_CID_BYTES};
+pub use events::{
+    AggregatorRequest, EventCursor, RaasParams, RequestScan, SkippedLog, MAX_EVENT_CID_BYTES,
+};
 pub use keys::CidKeyEncoding;

@@ -14,17 +14,20 @@ pub struct CidJson {
 /// A tipset (`ChainHead`, `ChainGetTipSetByHeight`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all(deserialize = "PascalCase", serialize = "camelCase"))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename_all = "camelCase"))]
 pub struct TipSet {
-    /// The tipset key: pass it to later calls to read one consistent state.
+    /// The tipset key (block CIDs): pass it to later calls to read one consistent state.
     #[serde(serialize_with = "cid_strings")]
+    #[cfg_attr(feature = "ts", ts(as = "Vec<String>"))]
     pub cids: Vec<CidJson>,
     /// The epoch.
     pub height: i64,
 }
 
-/// `StateMarketStorageDeal` reply.
+/// A market deal (Lotus `StateMarketStorageDeal`, in camelCase).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all(deserialize = "PascalCase", serialize = "camelCase"))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename_all = "camelCase"))]
 pub struct MarketDeal {
     /// What was agreed.
     pub proposal: DealProposal,
@@ -32,15 +35,17 @@ pub struct MarketDeal {
     pub state: DealState,
 }
 
-/// A deal proposal.
+/// A deal proposal (of a `MarketDeal`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all(deserialize = "PascalCase", serialize = "camelCase"))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename_all = "camelCase"))]
 pub struct DealProposal {
     /// Piece CID v1 of the data.
     #[serde(
         rename(deserialize = "PieceCID", serialize = "pieceCid"),
         serialize_with = "cid_string"
     )]
+    #[cfg_attr(feature = "ts", ts(rename = "pieceCid", as = "String"))]
     pub piece_cid: CidJson,
     /// Padded piece size.
     pub piece_size: u64,
@@ -63,11 +68,14 @@ pub struct DealProposal {
     pub storage_price_per_epoch: String,
 }
 
-/// Deal state. Every field may be absent in some Lotus version: -1 / 0 defaults.
+/// Deal state (of a `MarketDeal`). Every field may be absent in some Lotus version: -1 / 0
+/// defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all(deserialize = "PascalCase", serialize = "camelCase"))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename_all = "camelCase"))]
 pub struct DealState {
-    /// Sector holding the deal (nv22+); trust only when `sector_start_epoch >= 0`.
+    /// Sector holding the deal (nv22+); trust it only once the deal is activated (its
+    /// sector start epoch is not -1).
     #[serde(default)]
     pub sector_number: u64,
     /// Activation epoch, -1 if never activated.
