@@ -291,10 +291,7 @@ impl DealStatusClient {
         call: &C,
         block: Option<u64>,
     ) -> Result<C::Return, EvmError> {
-        let data = call.abi_encode();
-        let reply = self
-            .timed(method, self.rpc.call(method, to, &data, block))
-            .await?;
+        let reply = self.call_raw(method, to, call.abi_encode(), block).await?;
         C::abi_decode_returns(&reply).map_err(|e| {
             if reply.is_empty() {
                 EvmError::NoContract { method }
@@ -305,6 +302,19 @@ impl DealStatusClient {
                 }
             }
         })
+    }
+
+    /// The round trip of [`DealStatusClient::read`], not generic: it exists once in the
+    /// binary (the browser package's size), whatever the calls encoded and decoded around it.
+    async fn call_raw(
+        &self,
+        method: &'static str,
+        to: Address,
+        data: Vec<u8>,
+        block: Option<u64>,
+    ) -> Result<Vec<u8>, EvmError> {
+        self.timed(method, self.rpc.call(method, to, &data, block))
+            .await
     }
 
     pub(super) async fn timed<T, F>(&self, method: &'static str, fut: F) -> Result<T, EvmError>

@@ -145,15 +145,25 @@ impl LotusClient {
         params: Value,
         deal_id: Option<u64>,
     ) -> Result<T, LotusError> {
-        let value = self
-            .retrying(|| async {
-                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-                let reply = self.post(method, &body).await?;
-                parse_reply(method, reply, deal_id)
-            })
-            .await?;
-        decode(method, value)
+        decode(method, self.call_value(method, params, deal_id).await?)
+    }
+
+    /// The round trip of [`LotusClient::call_about`], not generic: the retrying, posting
+    /// and reply parsing exist once in the binary (the browser package's size), whatever the
+    /// result types decoded from it.
+    async fn call_value(
+        &self,
+        method: &'static str,
+        params: Value,
+        deal_id: Option<u64>,
+    ) -> Result<Value, LotusError> {
+        self.retrying(|| async {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+            let reply = self.post(method, &body).await?;
+            parse_reply(method, reply, deal_id)
+        })
+        .await
     }
 
     /// Calls `method` once per params entry, `batch_size` per JSON-RPC batch, `concurrency`
@@ -178,6 +188,20 @@ impl LotusClient {
         method: &'static str,
         calls: Vec<Call>,
     ) -> Result<Vec<Result<T, LotusError>>, LotusError> {
+        Ok(self
+            .batch_values(method, calls)
+            .await?
+            .into_iter()
+            .map(|r| r.and_then(|v| decode(method, v)))
+            .collect())
+    }
+
+    /// The batches of [`LotusClient::batch`], not generic (see [`LotusClient::call_value`]).
+    async fn batch_values(
+        &self,
+        method: &'static str,
+        calls: Vec<Call>,
+    ) -> Result<Vec<Result<Value, LotusError>>, LotusError> {
         let mut chunks = Vec::new();
         let mut calls = calls.into_iter().peekable();
         while calls.peek().is_some() {
@@ -190,11 +214,7 @@ impl LotusClient {
             .await;
         let mut out = Vec::new();
         for chunk in replies {
-            out.extend(
-                chunk?
-                    .into_iter()
-                    .map(|r| r.and_then(|v| decode(method, v))),
-            );
+            out.extend(chunk?);
         }
         Ok(out)
     }
