@@ -443,23 +443,25 @@ fn expr(toks: &[Tok], level: usize) -> String {
     out
 }
 
+/// The doc comments before the first other token, and the tokens after them.
+fn leading_docs(toks: &[Tok]) -> (Vec<String>, &[Tok]) {
+    let n = toks.iter().take_while(|t| matches!(t, Tok::Doc(_))).count();
+    let docs = toks[..n]
+        .iter()
+        .flat_map(|t| match t {
+            Tok::Doc(lines) => lines.clone(),
+            _ => Vec::new(),
+        })
+        .collect();
+    (docs, &toks[n..])
+}
+
 /// An object type from the tokens inside its braces; its members on lines at `level`.
 fn object(inner: &[Tok], level: usize, multiline: bool) -> String {
     let mut members = Vec::new();
     for m in split_top(inner, &[',', ';']) {
-        let docs: Vec<String> = m
-            .iter()
-            .map_while(|t| match t {
-                Tok::Doc(lines) => Some(lines.clone()),
-                _ => None,
-            })
-            .flatten()
-            .collect();
-        let mut m: Vec<Tok> = m
-            .iter()
-            .skip_while(|t| matches!(t, Tok::Doc(_)))
-            .cloned()
-            .collect();
+        let (docs, rest) = leading_docs(m);
+        let mut m: Vec<Tok> = rest.to_vec();
         if let (Some(Tok::Str(key)), Some(Tok::P(':' | '?'))) = (m.first(), m.get(1)) {
             if is_ident(key) {
                 m[0] = Tok::Word(key.clone());
@@ -491,15 +493,7 @@ fn object(inner: &[Tok], level: usize, multiline: bool) -> String {
 /// an `interface` (so JS-only members can be merged into it), a long union one member a line.
 fn format_decl(raw: &str) -> String {
     let toks = tokenize(raw);
-    let docs: Vec<String> = toks
-        .iter()
-        .map_while(|t| match t {
-            Tok::Doc(lines) => Some(lines.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    let rest = &toks[toks.iter().take_while(|t| matches!(t, Tok::Doc(_))).count()..];
+    let (docs, rest) = leading_docs(&toks);
     let (name, body) = match rest {
         [Tok::Word(e), Tok::Word(t), Tok::Word(name), Tok::P('='), body @ .., Tok::P(';')]
             if e == "export" && t == "type" =>

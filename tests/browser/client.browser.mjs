@@ -18,14 +18,20 @@ import { CHROMIUM_ARGS } from '../helpers/browser.mjs'
 const require = createRequire(import.meta.url)
 const { computeCids, computeCidsFromFile } = require('raas-node')
 
-test('[chromium] the client page: hash, upload, register, watch the deals, download verified', async () => {
+/** The example aggregator and its client page in Chromium; page errors collected. */
+async function openClient() {
   const aggregator = await start({ port: 0, log: () => {} })
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS })
+  const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } })
+  const errors = []
+  page.on('pageerror', (e) => errors.push(e.message))
+  await page.goto(aggregator.url + '/')
+  return { page, errors, close: async () => { await browser.close(); await aggregator.close() } }
+}
+
+test('[chromium] the client page: hash, upload, register, watch the deals, download verified', async () => {
+  const { page, errors, close } = await openClient()
   try {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } })
-    const errors = []
-    page.on('pageerror', (e) => errors.push(e.message))
-    await page.goto(aggregator.url + '/')
     const text = (id) => page.locator(`#${id}`).textContent()
     // On a timeout, the message says what the page shows.
     const shown = () => page.evaluate(() => [...document.querySelectorAll('.state, .error, #log')]
@@ -71,8 +77,7 @@ test('[chromium] the client page: hash, upload, register, watch the deals, downl
     await page.screenshot({ path: 'target/test-artifacts/browser-client.png', fullPage: true })
     assert.deepEqual(errors, [])
   } finally {
-    await browser.close()
-    await aggregator.close()
+    await close()
   }
 })
 
@@ -85,13 +90,8 @@ test('[chromium] the client page hashes a 1 GiB file in its worker; the page kee
   for (let off = 0; off < GIB; off += 64 << 20) await f.write(randomBytes(64 << 20))
   await f.close()
   const expected = await computeCidsFromFile(path)
-  const aggregator = await start({ port: 0, log: () => {} })
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS })
+  const { page, errors, close } = await openClient()
   try {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } })
-    const errors = []
-    page.on('pageerror', (e) => errors.push(e.message))
-    await page.goto(aggregator.url + '/')
     // The main thread's pulse: a timer every 50 ms and each value the progress bar shows.
     await page.evaluate(() => {
       const m = window.pulse = { ticks: 0, maxGapMs: 0, bar: [] }
@@ -122,8 +122,7 @@ test('[chromium] the client page hashes a 1 GiB file in its worker; the page kee
     assert.ok(pulse.maxGapMs < Math.max(1500, secs * 1000 / 4), `longest main-thread gap ${pulse.maxGapMs} ms of ${secs} s`)
     assert.deepEqual(errors, [])
   } finally {
-    await browser.close()
-    await aggregator.close()
+    await close()
     await rm(dir, { recursive: true, force: true })
   }
 })
