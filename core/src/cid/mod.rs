@@ -6,15 +6,6 @@
 mod identify;
 mod parse;
 pub mod piece;
-#[cfg(any(
-    target_arch = "x86_64",
-    all(target_arch = "wasm32", target_feature = "simd128")
-))]
-mod sha_consts;
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod sha_wasm;
-#[cfg(target_arch = "x86_64")]
-mod sha_x86;
 pub mod unixfs;
 
 pub use cid::Cid;

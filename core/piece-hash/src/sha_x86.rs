@@ -9,10 +9,10 @@
 
 use core::arch::x86_64::*;
 
-use super::sha_consts::{IV, K32, PAD_WK};
+use crate::sha_consts::{IV, K32, PAD_WK};
 
 /// Whether this CPU has the SHA extensions (cached by std).
-pub(super) fn available() -> bool {
+pub(crate) fn available() -> bool {
     std::is_x86_feature_detected!("sha")
         && std::is_x86_feature_detected!("sse4.1")
         && std::is_x86_feature_detected!("ssse3")
@@ -38,7 +38,7 @@ unsafe fn rounds4(abef: &mut [__m128i; 2], cdgh: &mut [__m128i; 2], wk: [__m128i
 /// # Safety
 /// The CPU must support `sha`, `sse4.1` and `ssse3` ([`available`]).
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-pub(super) unsafe fn hash_x2(a: &[u8; 64], b: &[u8; 64]) -> [[u8; 32]; 2] {
+pub(crate) unsafe fn hash_x2(a: &[u8; 64], b: &[u8; 64]) -> [[u8; 32]; 2] {
     let bswap = _mm_set_epi64x(0x0C0D_0E0F_0809_0A0B, 0x0405_0607_0001_0203);
     // Initial state in the register layout sha256rnds2 expects.
     let dcba = load4(&IV[0..4]);

@@ -7,7 +7,7 @@
 
 use core::arch::wasm32::*;
 
-use super::sha_consts::{IV, K32, PAD_WK};
+use crate::sha_consts::{IV, K32, PAD_WK};
 
 #[inline(always)]
 fn rotr(x: v128, n: u32) -> v128 {
@@ -28,7 +28,7 @@ fn round(s: &mut [v128; 8], wk: v128) {
 }
 
 /// Truncated (254-bit) SHA-256 of four 64-byte messages.
-pub(super) fn hash_x4(blocks: &[[u8; 64]; 4]) -> [[u8; 32]; 4] {
+pub(crate) fn hash_x4(blocks: &[[u8; 64]; 4]) -> [[u8; 32]; 4] {
     let word = |lane: usize, i: usize| {
         let b = &blocks[lane];
         u32::from_be_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
