@@ -8,10 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 file=${1:-README.md}
-cargo run -q --release -p raas-core --example identify -- "$file"
+cargo run -q --profile demo-build -p raas-core --example identify -- "$file"
 echo
 # The devnet's anvil and its JS dependencies come from npm.
 if [ ! -d node_modules/@foundry-rs/anvil-linux-amd64 ] || [ ! -d node_modules/multiformats ]; then
   npm ci --silent --no-audit --no-fund
 fi
-exec cargo run -q --release -p raas-core --example raas_demo -- "$file"
+exec cargo run -q --profile demo-build -p raas-core --example raas_demo -- "$file"
