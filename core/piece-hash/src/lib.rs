@@ -35,7 +35,7 @@ const PAD_BLOCK: [u8; 64] = {
 
 /// SHA-256 of a 64-byte block, truncated to 254 bits: one node of the piece tree.
 #[inline(always)]
-pub fn hash_block(block: &[u8; 64]) -> [u8; 32] {
+fn hash_block(block: &[u8; 64]) -> [u8; 32] {
     let mut state = SHA256_IV;
     compress256(&mut state, &[*block, PAD_BLOCK]);
     let mut out = [0u8; 32];
@@ -57,7 +57,7 @@ pub fn hash_pair(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
 
 /// Fr32 expansion of 127 bytes into 128: two zero bits after every 254 bits.
 #[inline(always)]
-pub fn fr32_expand(inp: &[u8; QUAD_INPUT], out: &mut [[u8; 64]; 2]) {
+fn fr32_expand(inp: &[u8; QUAD_INPUT], out: &mut [[u8; 64]; 2]) {
     let (a, b) = out.split_at_mut(1);
     let (lo, hi) = (&mut a[0], &mut b[0]);
     lo[..32].copy_from_slice(&inp[..32]);
@@ -77,7 +77,7 @@ pub fn fr32_expand(inp: &[u8; QUAD_INPUT], out: &mut [[u8; 64]; 2]) {
 }
 
 /// Hashes each 64-byte block into one 32-byte node, two at a time where the CPU allows.
-pub fn hash_blocks(blocks: &[[u8; 64]], out: &mut Vec<[u8; 32]>) {
+fn hash_blocks(blocks: &[[u8; 64]], out: &mut Vec<[u8; 32]>) {
     out.clear();
     #[cfg(target_arch = "x86_64")]
     if sha_x86::available() {

@@ -14,8 +14,7 @@ use super::{
     SHA2_256_TRUNC254_PADDED,
 };
 
-/// Input bytes per Fr32 "quad" (four 32-byte leaves).
-pub const QUAD_INPUT: usize = raas_piece_hash::QUAD_INPUT;
+pub use raas_piece_hash::QUAD_INPUT;
 /// The highest tree level tracked; 2^63 quads is beyond any possible piece.
 const MAX_LEVELS: usize = 64;
 
