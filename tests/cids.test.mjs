@@ -79,6 +79,54 @@ test(`[${backend}] parseCid normalises and rejects with INVALID_CID`, () => {
   }
 })
 
+// Written by `multiformats` (js-multiformats, what Helia and w3up use): every CIDv1 spelled in
+// base32, base58btc, base36 and base16 reads back as the same CID; the other bases are refused
+// with INVALID_CID and a reason naming the accepted ones; a CIDv0 string reads as its CIDv1.
+test(`[${backend}] parseCid reads CIDs as multiformats writes them, in the accepted bases`, async () => {
+  const { CID } = await import('multiformats/cid')
+  const { sha256 } = await import('multiformats/hashes/sha2')
+  const bases = {
+    ...(await import('multiformats/bases/base32')), ...(await import('multiformats/bases/base58')),
+    ...(await import('multiformats/bases/base36')), ...(await import('multiformats/bases/base16')),
+    ...(await import('multiformats/bases/base64')), ...(await import('multiformats/bases/base2')),
+    ...(await import('multiformats/bases/base10')), ...(await import('multiformats/bases/base8')),
+    ...(await import('multiformats/bases/base256emoji')),
+  }
+  const accepted = ['base32', 'base32upper', 'base58btc', 'base36', 'base36upper', 'base16', 'base16upper']
+  let checked = 0
+  for (let i = 0; i < 40; i++) {
+    const digest = await sha256.digest(randomBytes(i * 13, i))
+    for (const codec of [0x55, 0x70, 0x71, 0x0129]) {
+      const cid = CID.createV1(codec, digest)
+      const canonical = cid.toString()
+      for (const [name, base] of Object.entries(bases)) {
+        if (!base.encoder) continue
+        const text = cid.toString(base.encoder)
+        if (accepted.includes(name)) {
+          assert.equal(raas.parseCid(text).cid, canonical, `${name}: ${text}`)
+          checked++
+        } else {
+          assert.throws(() => raas.parseCid(text), (e) => e.code === 'INVALID_CID' && /not accepted/.test(e.message), `${name}: ${text}`)
+        }
+      }
+      if (codec === 0x70) {
+        const v0 = CID.createV0(digest)
+        const info = raas.parseCid(v0.toString())
+        assert.equal(info.cid, v0.toV1().toString())
+        assert.equal(info.version, 0)
+      }
+    }
+  }
+  assert.equal(checked, 40 * 4 * accepted.length)
+  // One CID, one spelling per base: a stray trailing bit or mixed letter case is refused.
+  const cid = CID.createV1(0x55, await sha256.digest(new Uint8Array(3))).toString()
+  const last = 'abcdefghijklmnopqrstuvwxyz234567'.indexOf(cid.at(-1))
+  const noisy = cid.slice(0, -1) + 'abcdefghijklmnopqrstuvwxyz234567'[last | 1]
+  assert.notEqual(noisy, cid)
+  assert.throws(() => raas.parseCid(noisy), (e) => e.code === 'INVALID_CID')
+  assert.throws(() => raas.parseCid('b' + cid.slice(1).toUpperCase()), (e) => e.code === 'INVALID_CID')
+})
+
 if (backend === 'node') {
   test('[node] computeCidsFromFile streams a file off the JS thread', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'raas-'))

@@ -1,6 +1,7 @@
 //! Identifiers of data: `computeCids`, `parseCid`, `CidHasher`, with the same names and
 //! result shapes as the Node package.
 
+use raas_core::cid::CidText;
 use raas_core::cid::{self, DataCids};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -81,9 +82,9 @@ struct CidInfoJs {
 
 fn cids_to_js(d: DataCids) -> Result<JsValue, JsValue> {
     to_js_value(&CidsJs {
-        cid: d.cid.to_string(),
-        piece_cid: d.piece_cid.to_string(),
-        comm_p: d.comm_p.to_string(),
+        cid: d.cid.text(),
+        piece_cid: d.piece_cid.text(),
+        comm_p: d.comm_p.text(),
         piece_size: d.piece_size,
         size: d.size,
     })
@@ -156,8 +157,8 @@ async fn hash_blob(
 pub fn compute_piece_cid(data: &[u8]) -> Result<JsValue, JsValue> {
     let piece = cid::compute_piece(data);
     to_js_value(&PieceCidsJs {
-        piece_cid: piece.piece_cid_v2().to_string(),
-        comm_p: piece.comm_p().to_string(),
+        piece_cid: piece.piece_cid_v2().text(),
+        comm_p: piece.comm_p().text(),
         piece_size: piece.padded_size,
         size: piece.payload_size,
     })
@@ -166,7 +167,7 @@ pub fn compute_piece_cid(data: &[u8]) -> Result<JsValue, JsValue> {
 /// Computes only the UnixFS root CID of `data` (no CommP).
 #[wasm_bindgen(js_name = computeUnixfsCid)]
 pub fn compute_unixfs_cid(data: &[u8]) -> String {
-    cid::compute_unixfs_cid(data).to_string()
+    cid::compute_unixfs_cid(data).text()
 }
 
 /// Parses a CID in any form and normalises it to CIDv1 base32. Throws `INVALID_CID`.
@@ -174,7 +175,7 @@ pub fn compute_unixfs_cid(data: &[u8]) -> String {
 pub fn parse_cid(cid: &str) -> Result<JsValue, JsValue> {
     let info = cid::parse_cid(cid).map_err(to_js)?;
     to_js_value(&CidInfoJs {
-        cid: info.cid.to_string(),
+        cid: info.cid.text(),
         version: info.version,
         codec: info.codec,
         multihash_code: info.multihash_code,

@@ -244,15 +244,13 @@ impl PublishedProof {
 
 /// Lower-case hex of `bytes` (what published proofs carry).
 pub(crate) fn hex(bytes: impl AsRef<[u8]>) -> String {
-    data_encoding::HEXLOWER.encode(bytes.as_ref())
+    hex::encode(bytes.as_ref())
 }
 
 /// Bytes of hex in either case, with or without `0x`.
 pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
     let digits = s.strip_prefix("0x").unwrap_or(s);
-    data_encoding::HEXLOWER_PERMISSIVE
-        .decode(digits.as_bytes())
-        .ok()
+    hex::decode(digits).ok()
 }
 
 fn hex_u64(s: &str) -> Result<u64, PodsiError> {

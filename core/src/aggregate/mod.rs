@@ -11,6 +11,7 @@ mod tree;
 
 pub use data::{AggregateWriter, WriteError};
 
+use crate::cid::CidText;
 use serde::{Deserialize, Serialize};
 
 use crate::cid::piece::{parse_piece_cid, PieceInfo};
@@ -149,8 +150,8 @@ pub struct AggregateView {
 impl From<&Aggregate> for AggregateView {
     fn from(a: &Aggregate) -> Self {
         AggregateView {
-            comm_p: a.piece.comm_p().to_string(),
-            piece_cid: a.piece.piece_cid_v2().to_string(),
+            comm_p: a.piece.comm_p().text(),
+            piece_cid: a.piece.piece_cid_v2().text(),
             piece_size: a.piece.padded_size,
             proofs: a.proofs.clone(),
             segments: a.segments.clone(),
@@ -199,7 +200,7 @@ pub fn aggregate(pieces: &[PieceInfo], deal_size: u64) -> Result<Aggregate, Aggr
         };
         return Err(AggregateError::Piece {
             field: format!("pieces[{i}]"),
-            source: CidError::invalid(&p.comm_p().to_string(), why),
+            source: CidError::invalid(&p.comm_p().text(), why),
         });
     }
     let height = (deal_size / NODE).trailing_zeros();
@@ -315,7 +316,7 @@ pub fn verify_inclusion_view(
     let cid = cid::Cid::try_from(v.comm_pc.as_slice())
         .map_err(|_| PodsiError::Invalid("wrong content of CID header"))?;
     Ok(IncludedPiece {
-        piece_cid: cid.to_string(),
+        piece_cid: cid.text(),
         piece_size: v.size_pc,
     })
 }

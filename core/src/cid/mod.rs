@@ -6,6 +6,7 @@
 mod identify;
 mod parse;
 pub mod piece;
+mod text;
 pub mod unixfs;
 
 pub use cid::Cid;
@@ -16,6 +17,7 @@ pub use identify::{
     IdentifyError,
 };
 pub use parse::{parse_cid, CidError, CidInfo};
+pub use text::{cid_text, parse_cid_text, CidText, Shown};
 
 /// Multicodec of raw bytes.
 pub const RAW_CODEC: u64 = 0x55;

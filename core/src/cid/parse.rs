@@ -58,7 +58,8 @@ pub struct CidInfo {
     pub digest_size: u8,
 }
 
-/// Parses a CID in any form (v0 `Qm…`, v1 in any multibase) and normalises it to CIDv1.
+/// Parses a CID (v0 `Qm…`, or v1 in base32, base58btc, base36 or base16: see
+/// [`super::parse_cid_text`]) and normalises it to CIDv1.
 ///
 /// CIDv0 becomes the equivalent CIDv1 with codec dag-pb. Surrounding whitespace, empty input
 /// and over-long input are rejected rather than silently fixed, so a stored key is always what
@@ -76,7 +77,7 @@ pub fn parse_cid(input: &str) -> Result<CidInfo, CidError> {
     if input.trim() != input {
         return Err(CidError::invalid(input, "leading or trailing whitespace"));
     }
-    let parsed = Cid::try_from(input).map_err(|e| CidError::invalid(input, e.to_string()))?;
+    let parsed = super::parse_cid_text(input).map_err(|e| CidError::invalid(input, e))?;
     let version = match parsed.version() {
         Version::V0 => 0,
         Version::V1 => 1,

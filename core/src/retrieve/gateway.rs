@@ -1,6 +1,7 @@
 //! An IPFS trustless gateway as a source: a CAR of the whole DAG in depth-first order, and
 //! single raw blocks for what the CAR did not carry (or where a gateway serves only blocks).
 
+use crate::cid::CidText;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -87,7 +88,11 @@ impl Gateway {
         root: &Cid,
         wait: Duration,
     ) -> Result<CarAnswer, RetrieveError> {
-        let url = format!("{}/ipfs/{root}?format=car&dag-scope=all", self.base);
+        let url = format!(
+            "{}/ipfs/{}?format=car&dag-scope=all",
+            self.base,
+            root.shown()
+        );
         let resp = crate::rt::timeout(wait, client.get(url).header("accept", CAR_ACCEPT).send())
             .await
             .ok_or_else(|| RetrieveError::Timeout {
@@ -100,7 +105,7 @@ impl Gateway {
             200 => {}
             404 | 410 => {
                 return Err(RetrieveError::NotFound {
-                    cid: root.to_string(),
+                    cid: root.text(),
                     tried: format!("answered {status}"),
                 })
             }
@@ -133,7 +138,7 @@ impl Gateway {
                 reason: "no CAR header".into(),
             })?
             .map_err(|e| RetrieveError::Incomplete {
-                cid: root.to_string(),
+                cid: root.text(),
                 origin: self.name.clone(),
                 reason: format!("not a CAR: {e}"),
             })?;
@@ -148,7 +153,7 @@ impl Gateway {
         cid: &Cid,
         wait: Duration,
     ) -> Result<Option<Vec<u8>>, RetrieveError> {
-        let url = format!("{}/ipfs/{cid}?format=raw", self.base);
+        let url = format!("{}/ipfs/{}?format=raw", self.base, cid.shown());
         let fetch = async {
             let resp = client
                 .get(url)
@@ -180,7 +185,7 @@ impl Gateway {
             .await
             .ok_or_else(|| RetrieveError::Timeout {
                 origin: self.name.clone(),
-                reason: format!("block {cid} took longer than {wait:?}"),
+                reason: format!("block {} took longer than {wait:?}", cid.shown()),
             })?
     }
 }

@@ -17,6 +17,7 @@ mod piece;
 pub mod providers;
 pub mod walk;
 
+use crate::cid::CidText;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -389,7 +390,7 @@ impl Retrieval {
         }
         if spliced.is_empty() {
             return Err(RetrieveError::NotFound {
-                cid: root.to_string(),
+                cid: root.text(),
                 tried: if found.is_empty() {
                     "no active deal for it on chain".into()
                 } else {
@@ -570,7 +571,7 @@ impl Retrieval {
         let cid = self
             .walk
             .next_needed()
-            .map(|c| c.to_string())
+            .map(|c| c.text())
             .unwrap_or_default();
         // The root itself missing from a source that had nothing is "not found there".
         if missing && self.walk.released() == 0 && self.walk.next_needed() == Some(self.walk.root())
@@ -586,7 +587,7 @@ impl Retrieval {
 
     /// The most telling failure, with what every source said.
     fn all_failed(&self) -> RetrieveError {
-        let root = self.walk.root().to_string();
+        let root = self.walk.root().text();
         if self.failures.is_empty() {
             return RetrieveError::NotFound {
                 cid: root,

@@ -12,6 +12,7 @@
 //! zero-length section instead of ending; it also reads every block into memory in order,
 //! and this index needs only their offsets.
 
+use crate::cid::CidText;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
@@ -65,7 +66,7 @@ impl std::fmt::Debug for PieceFile {
 impl PieceSource {
     fn integrity(&self, reason: String) -> RetrieveError {
         RetrieveError::Integrity {
-            cid: self.piece_cid.to_string(),
+            cid: self.piece_cid.text(),
             origin: self.name.clone(),
             reason,
         }
@@ -103,7 +104,7 @@ impl PieceSource {
             200 => {}
             404 | 410 => {
                 return Err(RetrieveError::NotFound {
-                    cid: self.piece_cid.to_string(),
+                    cid: self.piece_cid.text(),
                     tried: format!("{} answered {status}", self.name),
                 })
             }

@@ -6,6 +6,7 @@
 //! verified blocks, in file order. Because the state is just the stack of blocks still
 //! needed, a walk cut short at one source continues at the next one where it stopped.
 
+use crate::cid::CidText;
 use cid::multihash::Multihash;
 use cid::Cid;
 use prost::Message;
@@ -128,7 +129,7 @@ impl Walk {
         }
         if block.len() > MAX_BLOCK_BYTES {
             return Err(RetrieveError::Integrity {
-                cid: cid.to_string(),
+                cid: cid.text(),
                 origin: source.to_string(),
                 reason: format!("block of {} bytes, over {MAX_BLOCK_BYTES}", block.len()),
             });
@@ -165,7 +166,7 @@ impl Walk {
             }
             other => {
                 return Err(RetrieveError::Unsupported {
-                    reason: format!("block {cid} has codec 0x{other:x}"),
+                    reason: format!("block {} has codec 0x{other:x}", cid.shown()),
                 })
             }
         };
@@ -179,7 +180,7 @@ impl Walk {
             if let Some(size) = self.declared_size {
                 if size != self.released {
                     return Err(RetrieveError::Integrity {
-                        cid: self.root.to_string(),
+                        cid: self.root.text(),
                         origin: "the DAG".into(),
                         reason: format!(
                             "the root declares {size} bytes; its blocks hold {}",
@@ -199,13 +200,17 @@ fn check_supported(cid: &Cid) -> Result<(), RetrieveError> {
     let hash = cid.hash().code();
     if hash != SHA2_256 && hash != IDENTITY {
         return Err(RetrieveError::Unsupported {
-            reason: format!("{cid} uses multihash 0x{hash:x}; only sha2-256 is verified"),
+            reason: format!(
+                "{} uses multihash 0x{hash:x}; only sha2-256 is verified",
+                cid.shown()
+            ),
         });
     }
     if cid.codec() != RAW_CODEC && cid.codec() != DAG_PB_CODEC {
         return Err(RetrieveError::Unsupported {
             reason: format!(
-                "{cid} has codec 0x{:x}; only raw and dag-pb files are retrieved",
+                "{} has codec 0x{:x}; only raw and dag-pb files are retrieved",
+                cid.shown(),
                 cid.codec()
             ),
         });
@@ -228,7 +233,7 @@ pub(crate) fn verify_hash(cid: &Cid, block: &[u8], source: &str) -> Result<(), R
         Ok(())
     } else {
         Err(RetrieveError::Integrity {
-            cid: cid.to_string(),
+            cid: cid.text(),
             origin: source.to_string(),
             reason: "its bytes do not hash to its CID".into(),
         })
@@ -259,7 +264,7 @@ struct FileNode {
 /// Decodes a DAG-PB UnixFS file node.
 fn decode_file_node(cid: &Cid, block: &[u8]) -> Result<FileNode, RetrieveError> {
     let malformed = |reason: String| RetrieveError::Integrity {
-        cid: cid.to_string(),
+        cid: cid.text(),
         origin: "the DAG".into(),
         reason,
     };
@@ -275,7 +280,8 @@ fn decode_file_node(cid: &Cid, block: &[u8]) -> Result<FileNode, RetrieveError> 
         Some(t) => {
             return Err(RetrieveError::Unsupported {
                 reason: format!(
-                    "{cid} is a UnixFS node of type {t} (directory, symlink…), not a file"
+                    "{} is a UnixFS node of type {t} (directory, symlink…), not a file",
+                    cid.shown()
                 ),
             })
         }

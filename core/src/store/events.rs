@@ -142,13 +142,13 @@ impl Store {
         tenant: Option<&str>,
         limit: u32,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT seq, tenant, job_id, kind, data, created_ms FROM raas_events \
-             WHERE seq > $1 AND ($2 IS NULL OR tenant = $2) ORDER BY seq LIMIT $3",
-        )
+             WHERE seq > $1 AND ($2 IS NULL OR tenant = $2) ORDER BY seq {}",
+            super::limit_sql(i64::from(limit.clamp(1, 10_000)))
+        )))
         .bind(after)
         .bind(tenant)
-        .bind(i64::from(limit.clamp(1, 10_000)))
         .fetch_all(&self.reads)
         .await
         .map_err(query_err("events_after"))?;

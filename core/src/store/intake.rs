@@ -49,11 +49,11 @@ impl Store {
 
     /// The skipped events, newest first.
     pub async fn skipped_events(&self, limit: u32) -> Result<Vec<SkippedEvent>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT tx_hash, log_index, block, reason, data, created_ms FROM raas_intake_skipped \
-             ORDER BY block DESC, log_index DESC LIMIT $1",
-        )
-        .bind(i64::from(limit.clamp(1, 1000)))
+             ORDER BY block DESC, log_index DESC {}",
+            super::limit_sql(i64::from(limit.clamp(1, 1000)))
+        )))
         .fetch_all(&self.reads)
         .await
         .map_err(query_err("skipped_events"))?;

@@ -391,18 +391,18 @@ impl Store {
             binds.push(a);
             conds.push(format!("job_id > ${}", binds.len()));
         }
+        // The limit is written into the statement, not bound: see [`super::limit_sql`].
         let sql = format!(
-            "SELECT {JOB_COLS} FROM raas_jobs{}{} ORDER BY job_id LIMIT ${}",
+            "SELECT {JOB_COLS} FROM raas_jobs{}{} ORDER BY job_id {}",
             if conds.is_empty() { "" } else { " WHERE " },
             conds.join(" AND "),
-            binds.len() + 1
+            super::limit_sql(limit)
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for b in binds {
             q = q.bind(b);
         }
         let rows = q
-            .bind(limit)
             .fetch_all(&self.reads)
             .await
             .map_err(query_err("list_jobs"))?;
@@ -471,15 +471,15 @@ impl Store {
             "UPDATE raas_jobs SET lease_owner = $1, lease_until_ms = $2 WHERE job_id IN (\
                SELECT job_id FROM raas_jobs WHERE state = 'active' AND next_due_ms <= $3 \
                AND (lease_until_ms IS NULL OR lease_until_ms < $4) \
-               ORDER BY next_due_ms, due_epoch LIMIT $5 {lock}) \
-             RETURNING {JOB_COLS}"
+               ORDER BY next_due_ms, due_epoch {} {lock}) \
+             RETURNING {JOB_COLS}",
+            super::limit_sql(i64::from(limit))
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(owner)
             .bind(now_ms.saturating_add(lease_ms))
             .bind(due_ms)
             .bind(now_ms)
-            .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(query_err("claim_due_jobs"))?;
@@ -720,12 +720,12 @@ impl Store {
         job_id: &str,
         limit: u32,
     ) -> Result<Vec<CheckRecord>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT job_id, seq, node_id, checked_ms, head, status, detail FROM raas_checks \
-             WHERE job_id = $1 ORDER BY seq DESC LIMIT $2",
-        )
+             WHERE job_id = $1 ORDER BY seq DESC {}",
+            super::limit_sql(i64::from(limit.clamp(1, 1000)))
+        )))
         .bind(job_id)
-        .bind(i64::from(limit.clamp(1, 1000)))
         .fetch_all(&self.reads)
         .await
         .map_err(query_err("job_history"))?;

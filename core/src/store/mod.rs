@@ -416,6 +416,14 @@ impl Store {
     }
 }
 
+/// `LIMIT n` written into the statement. A bound `LIMIT $n` makes SQLite (3.47 and later)
+/// mark the statement as depending on that value, so every execution re-prepares it: the
+/// parser ran on each status read. A literal integer keeps the prepared statement; `n` is an
+/// integer, so nothing from outside reaches the SQL text.
+fn limit_sql(n: i64) -> String {
+    format!("LIMIT {n}")
+}
+
 fn state_count(r: &AnyRow) -> Result<(String, i64), StoreError> {
     Ok((
         r.try_get("state").map_err(query_err("stats"))?,

@@ -442,11 +442,11 @@ impl Store {
     ) -> Result<Vec<OutboxRecord>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {OUTBOX_COLS} FROM raas_outbox WHERE ($1 IS NULL OR job_id = $1) \
-             AND ($2 IS NULL OR state = $2) ORDER BY created_ms, job_id, seq LIMIT $3"
+             AND ($2 IS NULL OR state = $2) ORDER BY created_ms, job_id, seq {}",
+            super::limit_sql(i64::from(limit.clamp(1, 100_000)))
         )))
         .bind(job_id)
         .bind(state.map(|s| s.as_str()))
-        .bind(i64::from(limit.clamp(1, 100_000)))
         .fetch_all(&self.reads)
         .await
         .map_err(query_err("list_requests"))?;

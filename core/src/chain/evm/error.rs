@@ -213,8 +213,8 @@ pub(crate) fn reverted(method: &'static str, data: &[u8]) -> EvmError {
 /// A binary piece CID as text, or its hex when it is not a CID.
 fn piece_text(bytes: &[u8]) -> String {
     match cid::Cid::try_from(bytes) {
-        Ok(c) => c.to_string(),
-        Err(_) => format!("0x{}", data_encoding::HEXLOWER.encode(bytes)),
+        Ok(c) => crate::cid::cid_text(&c),
+        Err(_) => format!("0x{}", hex::encode(bytes)),
     }
 }
 

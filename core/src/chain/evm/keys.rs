@@ -1,5 +1,6 @@
 //! How a CID becomes the `bytes` key of the DealStatus contract.
 
+use crate::cid::CidText;
 use crate::cid::{parse_cid, CidError};
 
 /// Encoding of CID keys. The same content in two encodings gives two unrelated keys, so
@@ -22,7 +23,7 @@ impl CidKeyEncoding {
     pub fn key(self, cid: &str) -> Result<Vec<u8>, CidError> {
         let info = parse_cid(cid)?;
         Ok(match self {
-            CidKeyEncoding::Utf8 => info.cid.to_string().into_bytes(),
+            CidKeyEncoding::Utf8 => info.cid.text().into_bytes(),
             CidKeyEncoding::Utf8Verbatim => cid.as_bytes().to_vec(),
             CidKeyEncoding::Binary => info.cid.to_bytes(),
         })
@@ -32,9 +33,9 @@ impl CidKeyEncoding {
     pub fn cid_of_key(key: &[u8]) -> Option<String> {
         if let Ok(text) = std::str::from_utf8(key) {
             if let Ok(info) = parse_cid(text) {
-                return Some(info.cid.to_string());
+                return Some(info.cid.text());
             }
         }
-        cid::Cid::try_from(key).ok().map(|c| c.to_string())
+        cid::Cid::try_from(key).ok().map(|c| c.text())
     }
 }
