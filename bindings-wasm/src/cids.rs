@@ -170,7 +170,8 @@ pub fn compute_unixfs_cid(data: &[u8]) -> String {
     cid::compute_unixfs_cid(data).text()
 }
 
-/// Parses a CID in any form and normalises it to CIDv1 base32. Throws `INVALID_CID`.
+/// Parses a CID (v0 `Qm…`, or v1 in base32, base58btc, base36 or base16) and normalises it to
+/// CIDv1 base32. Throws `INVALID_CID` (other multibases included).
 #[wasm_bindgen(js_name = parseCid, unchecked_return_type = "CidInfo")]
 pub fn parse_cid(cid: &str) -> Result<JsValue, JsValue> {
     let info = cid::parse_cid(cid).map_err(to_js)?;

@@ -29,6 +29,8 @@ pub mod cid;
 pub mod engine;
 pub mod error;
 #[cfg(feature = "chain")]
+mod http_url;
+#[cfg(feature = "chain")]
 pub mod jobs;
 pub mod podsi;
 pub mod redact;

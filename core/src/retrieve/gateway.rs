@@ -48,14 +48,9 @@ impl Gateway {
     /// A gateway at `url` (http or https), the `n`-th of the list (its name tells two on
     /// one host apart).
     pub(super) fn new(url: &str, n: usize) -> Result<Self, RetrieveError> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| RetrieveError::InvalidUrl {
-            reason: format!("gateways: {e}"),
+        crate::http_url::parse_http_url(url).map_err(|e| RetrieveError::InvalidUrl {
+            reason: format!("gateways: {e} (a gateway url is http(s)://host)"),
         })?;
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            return Err(RetrieveError::InvalidUrl {
-                reason: "gateways: a gateway url must be http(s)://host".into(),
-            });
-        }
         // A path can hold a key as well as a query (`https://host/KEY/`): only the scheme,
         // host and port are shown.
         let name = format!(

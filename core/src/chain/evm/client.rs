@@ -233,10 +233,7 @@ impl DealStatusClient {
     }
 
     fn build(config: DealStatusConfig, signer: Option<Signer>) -> Result<Self, EvmError> {
-        let url: reqwest::Url = config
-            .rpc_url
-            .parse()
-            .map_err(|e| EvmError::InvalidUrl(format!("{e}")))?;
+        let url = crate::http_url::parse_http_url(&config.rpc_url).map_err(EvmError::InvalidUrl)?;
         let address = parse_address("DealStatus address", &config.address)?;
         let multicall = parse_address("Multicall3 address", &config.multicall_address)?;
         #[cfg(not(target_family = "wasm"))]

@@ -103,16 +103,7 @@ fn miner(id: u64) -> String {
 impl LotusClient {
     /// A client for `config.url`.
     pub fn new(config: LotusConfig) -> Result<Self, LotusError> {
-        let url: reqwest::Url = config
-            .url
-            .parse()
-            .map_err(|e| LotusError::InvalidUrl(format!("{e}")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(LotusError::InvalidUrl(format!(
-                "unsupported scheme {:?}",
-                url.scheme()
-            )));
-        }
+        let url = crate::http_url::parse_http_url(&config.url).map_err(LotusError::InvalidUrl)?;
         let auth = config
             .token
             .as_ref()
