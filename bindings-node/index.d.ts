@@ -1517,7 +1517,8 @@ export interface HttpReply {
 export declare function openRetrieval(cid: string, options?: RetrieveOptions | undefined | null): Retrieval
 
 /**
- * Parses a CID in any form and normalises it to CIDv1 base32. Throws `INVALID_CID`.
+ * Parses a CID (v0 `Qm…`, or v1 in base32, base58btc, base36 or base16) and normalises it to
+ * CIDv1 base32. Throws `INVALID_CID` (other multibases included).
  *
  * ```js
  * parseCid('QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n').cid // 'bafybei…'
