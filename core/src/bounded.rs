@@ -2,8 +2,6 @@
 //! gateway or a storage provider) is read up to a configured size and cut there, so an
 //! endless or huge reply costs at most that much memory and is never stored.
 
-use futures::StreamExt;
-
 /// Default ceiling of a JSON-RPC reply (Lotus or EVM): a batch of 100 deals is ~100 KiB, a
 /// page of logs a few MiB.
 pub const DEFAULT_MAX_RPC_REPLY: u64 = 16 << 20;
@@ -25,12 +23,16 @@ pub(crate) enum BodyError {
     /// More than the limit arrived, or was announced by `Content-Length`.
     TooLarge(ReplyTooLarge),
     /// The connection failed mid-body.
-    Transport(reqwest::Error),
+    Transport(crate::net::NetError),
 }
 
 /// Reads `resp`'s body, at most `limit` bytes. A `Content-Length` above the limit is refused
 /// before any byte is read; a body without one is cut as soon as it passes the limit.
-pub(crate) async fn read_body(resp: reqwest::Response, limit: u64) -> Result<Vec<u8>, BodyError> {
+pub(crate) async fn read_body(
+    resp: impl Into<crate::net::Reply>,
+    limit: u64,
+) -> Result<Vec<u8>, BodyError> {
+    let mut resp = resp.into();
     let too_large = BodyError::TooLarge(ReplyTooLarge { limit });
     let announced = resp.content_length();
     if announced.is_some_and(|n| n > limit) {
@@ -38,9 +40,7 @@ pub(crate) async fn read_body(resp: reqwest::Response, limit: u64) -> Result<Vec
     }
     // Preallocate what was announced (bounded by the limit), never more.
     let mut body = Vec::with_capacity(announced.unwrap_or(0).min(limit).min(1 << 20) as usize);
-    let mut chunks = resp.bytes_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(BodyError::Transport)?;
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
         if (body.len() + chunk.len()) as u64 > limit {
             return Err(too_large);
         }

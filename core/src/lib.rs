@@ -29,9 +29,9 @@ pub mod cid;
 pub mod engine;
 pub mod error;
 #[cfg(feature = "chain")]
-mod http_url;
-#[cfg(feature = "chain")]
 pub mod jobs;
+#[cfg(feature = "chain")]
+pub(crate) mod net;
 pub mod podsi;
 pub mod redact;
 #[cfg(feature = "chain")]

@@ -104,9 +104,9 @@ pub enum RetrieveError {
 impl RetrieveError {
     /// A source's transport failure: `TIMEOUT` or `NETWORK`, without the URL (a source URL
     /// may carry a key in its query).
-    pub(super) fn transport(origin: &str, e: reqwest::Error) -> Self {
-        let timeout = e.is_timeout();
-        let reason = e.without_url().to_string();
+    pub(super) fn transport(origin: &str, e: crate::net::NetError) -> Self {
+        let timeout = e.timeout;
+        let reason = e.reason;
         let origin = origin.to_string();
         if timeout {
             RetrieveError::Timeout { origin, reason }

@@ -48,7 +48,7 @@ impl Gateway {
     /// A gateway at `url` (http or https), the `n`-th of the list (its name tells two on
     /// one host apart).
     pub(super) fn new(url: &str, n: usize) -> Result<Self, RetrieveError> {
-        crate::http_url::parse_http_url(url).map_err(|e| RetrieveError::InvalidUrl {
+        crate::net::Endpoint::parse(url).map_err(|e| RetrieveError::InvalidUrl {
             reason: format!("gateways: {e} (a gateway url is http(s)://host)"),
         })?;
         // A path can hold a key as well as a query (`https://host/KEY/`): only the scheme,
@@ -72,14 +72,14 @@ impl Gateway {
         })
     }
 
-    fn transport(&self, e: reqwest::Error) -> RetrieveError {
+    fn transport(&self, e: crate::net::NetError) -> RetrieveError {
         RetrieveError::transport(&self.name, e)
     }
 
     /// Asks for the CAR of `root`.
     pub(super) async fn car(
         &self,
-        client: &reqwest::Client,
+        client: &crate::net::Http,
         root: &Cid,
         wait: Duration,
     ) -> Result<CarAnswer, RetrieveError> {
@@ -88,14 +88,14 @@ impl Gateway {
             self.base,
             root.shown()
         );
-        let resp = crate::rt::timeout(wait, client.get(url).header("accept", CAR_ACCEPT).send())
+        let resp = crate::rt::timeout(wait, client.get(&url, &[("accept", CAR_ACCEPT)]))
             .await
             .ok_or_else(|| RetrieveError::Timeout {
                 origin: self.name.clone(),
                 reason: "no answer to the CAR request".into(),
             })?
             .map_err(|e| self.transport(e))?;
-        let status = resp.status().as_u16();
+        let status = resp.status();
         match status {
             200 => {}
             404 | 410 => {
@@ -113,16 +113,14 @@ impl Gateway {
             }
         }
         let content_type = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
+            .header("content-type")
             .unwrap_or_default()
             .to_ascii_lowercase();
         if !content_type.starts_with("application/vnd.ipld.car") {
             return Ok(CarAnswer::BlocksOnly);
         }
         let body: Body = resp
-            .bytes_stream()
+            .into_stream()
             .map_err(std::io::Error::other)
             .boxed_body();
         let reader = tokio_util::io::StreamReader::new(body);
@@ -144,19 +142,17 @@ impl Gateway {
     /// not have it.
     pub(super) async fn block(
         &self,
-        client: &reqwest::Client,
+        client: &crate::net::Http,
         cid: &Cid,
         wait: Duration,
     ) -> Result<Option<Vec<u8>>, RetrieveError> {
         let url = format!("{}/ipfs/{}?format=raw", self.base, cid.shown());
         let fetch = async {
             let resp = client
-                .get(url)
-                .header("accept", RAW_ACCEPT)
-                .send()
+                .get(&url, &[("accept", RAW_ACCEPT)])
                 .await
                 .map_err(|e| self.transport(e))?;
-            let status = resp.status().as_u16();
+            let status = resp.status();
             match status {
                 200 => {}
                 404 | 410 => return Ok(None),

@@ -120,7 +120,7 @@ impl Source {
 /// Retrieves files from its sources; clones share the quarantine list.
 #[derive(Debug, Clone)]
 pub struct Retriever {
-    client: reqwest::Client,
+    client: crate::net::Http,
     sources: Arc<Vec<Source>>,
     options: Arc<RetrieveOptions>,
     /// Source name → when (ms since the epoch) its quarantine ends.
@@ -137,7 +137,7 @@ impl Retriever {
             .map(|(i, g)| Gateway::new(g, i + 1))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Retriever {
-            client: reqwest::Client::new(),
+            client: crate::net::Http::new(),
             sources: Arc::new(gateways.into_iter().map(Source::Gateway).collect()),
             options: Arc::new(options),
             quarantined: Arc::default(),

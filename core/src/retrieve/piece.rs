@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cid::Cid;
-use futures::StreamExt;
 
 use super::error::RetrieveError;
 use super::walk::MAX_BLOCK_BYTES;
@@ -72,7 +71,7 @@ impl PieceSource {
         }
     }
 
-    fn transport(&self, e: reqwest::Error) -> RetrieveError {
+    fn transport(&self, e: crate::net::NetError) -> RetrieveError {
         RetrieveError::transport(&self.name, e)
     }
 
@@ -87,19 +86,19 @@ impl PieceSource {
     /// it holds. The root's absence is found later, by the walk.
     pub(super) async fn fetch(
         &self,
-        client: &reqwest::Client,
+        client: &crate::net::Http,
         wait: Duration,
     ) -> Result<PieceFile, RetrieveError> {
         let unpadded = self.piece_size / 128 * 127;
         let url = format!("{}/piece/{}", self.base, self.piece_cid);
-        let resp = crate::rt::timeout(wait, client.get(url).send())
+        let mut resp = crate::rt::timeout(wait, client.get(&url, &[]))
             .await
             .ok_or_else(|| RetrieveError::Timeout {
                 origin: self.name.clone(),
                 reason: "no answer to the piece request".into(),
             })?
             .map_err(|e| self.transport(e))?;
-        let status = resp.status().as_u16();
+        let status = resp.status();
         match status {
             200 => {}
             404 | 410 => {
@@ -130,18 +129,14 @@ impl PieceSource {
         // step and back.
         let mut parts = (PieceHasher::new(), file, Vec::with_capacity(STEP_BYTES));
         let mut total = 0u64;
-        let mut body = resp.bytes_stream();
         loop {
-            let next = crate::rt::timeout(wait, body.next()).await.ok_or_else(|| {
-                RetrieveError::Timeout {
+            let next = crate::rt::timeout(wait, resp.chunk())
+                .await
+                .ok_or_else(|| RetrieveError::Timeout {
                     origin: self.name.clone(),
                     reason: format!("no piece bytes within {wait:?} after {total}"),
-                }
-            })?;
-            let chunk = match next {
-                None => None,
-                Some(c) => Some(c.map_err(|e| self.transport(e))?),
-            };
+                })?;
+            let chunk = next.map_err(|e| self.transport(e))?;
             let last = chunk.is_none();
             if let Some(chunk) = chunk {
                 total += chunk.len() as u64;

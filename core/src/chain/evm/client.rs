@@ -233,7 +233,7 @@ impl DealStatusClient {
     }
 
     fn build(config: DealStatusConfig, signer: Option<Signer>) -> Result<Self, EvmError> {
-        let url = crate::http_url::parse_http_url(&config.rpc_url).map_err(EvmError::InvalidUrl)?;
+        let url = crate::net::Endpoint::parse(&config.rpc_url).map_err(EvmError::InvalidUrl)?;
         let address = parse_address("DealStatus address", &config.address)?;
         let multicall = parse_address("Multicall3 address", &config.multicall_address)?;
         #[cfg(not(target_family = "wasm"))]
@@ -241,9 +241,15 @@ impl DealStatusClient {
         #[cfg(target_family = "wasm")]
         let signer_address = signer.map(|never| match never {});
         Ok(DealStatusClient {
-            rpc: EthRpc::new(url.clone(), config.max_reply_bytes),
             #[cfg(not(target_family = "wasm"))]
-            writer: super::writes::Writer::new(url, config.max_reply_bytes, signer),
+            writer: super::writes::Writer::new(
+                // Checked by `Endpoint::parse` above; alloy's transport takes its own type.
+                reqwest::Url::parse(url.as_str())
+                    .map_err(|e| EvmError::InvalidUrl(e.to_string()))?,
+                config.max_reply_bytes,
+                signer,
+            ),
+            rpc: EthRpc::new(url, config.max_reply_bytes),
             address,
             multicall,
             keys: config.key_encoding,

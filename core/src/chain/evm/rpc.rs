@@ -1,5 +1,5 @@
-//! The read path of the EVM JSON-RPC: `eth_call` and `eth_blockNumber` over reqwest, on
-//! every target. Reads need no provider stack, so the browser package carries none; every
+//! The read path of the EVM JSON-RPC: `eth_call` and `eth_blockNumber` over
+//! [`crate::net`] (reqwest natively, `fetch` in the browser). Reads need no provider stack, so the browser package carries none; every
 //! reply is read up to a ceiling (`REPLY_TOO_LARGE`) and no URL reaches an error (a hosted
 //! RPC URL often carries an API key).
 
@@ -16,8 +16,8 @@ use crate::bounded::{excerpt, read_body, BodyError};
 /// A JSON-RPC endpoint for reads.
 #[derive(Clone)]
 pub(crate) struct EthRpc {
-    client: reqwest::Client,
-    url: reqwest::Url,
+    client: crate::net::Http,
+    url: crate::net::Endpoint,
     max_reply: u64,
     next_id: Arc<AtomicU64>,
 }
@@ -53,9 +53,9 @@ fn revert_data(value: &Value) -> Option<Vec<u8>> {
 
 impl EthRpc {
     /// An endpoint at `url`, reading at most `max_reply` bytes of each reply.
-    pub(crate) fn new(url: reqwest::Url, max_reply: u64) -> Self {
+    pub(crate) fn new(url: crate::net::Endpoint, max_reply: u64) -> Self {
         EthRpc {
-            client: reqwest::Client::new(),
+            client: crate::net::Http::new(),
             url,
             max_reply,
             next_id: Arc::new(AtomicU64::new(1)),
@@ -75,13 +75,12 @@ impl EthRpc {
             method,
             message: crate::redact::redact_urls(&message),
         };
+        let body = serde_json::to_vec(&body).map_err(|e| failed(e.to_string()))?;
         let resp = self
             .client
-            .post(self.url.clone())
-            .json(&body)
-            .send()
+            .post_json(&self.url, body, &[])
             .await
-            .map_err(|e| failed(e.without_url().to_string()))?;
+            .map_err(|e| failed(e.reason))?;
         let status = resp.status();
         let body = match read_body(resp, self.max_reply).await {
             Ok(body) => body,
@@ -91,13 +90,13 @@ impl EthRpc {
                     limit: e.limit,
                 })
             }
-            Err(BodyError::Transport(e)) => return Err(failed(e.without_url().to_string())),
+            Err(BodyError::Transport(e)) => return Err(failed(e.reason)),
         };
         // A JSON-RPC error in the body (a revert, a rate limit) is the answer, whatever the
         // status; otherwise a failed status is.
         let reply = match serde_json::from_slice::<Reply>(&body) {
             Ok(reply) => reply,
-            Err(_) if !status.is_success() => {
+            Err(_) if !(200..300).contains(&status) => {
                 return Err(failed(format!("HTTP {status}: {}", excerpt(&body))))
             }
             Err(e) => {
@@ -117,7 +116,7 @@ impl EthRpc {
         }
         match reply.result {
             Some(v) => Ok(v),
-            None if !status.is_success() => Err(failed(format!("HTTP {status}"))),
+            None if !(200..300).contains(&status) => Err(failed(format!("HTTP {status}"))),
             None => Err(EvmError::Malformed {
                 what: method,
                 reason: "a reply with neither result nor error".into(),

@@ -40,9 +40,7 @@ impl BoundedHttp {
         let body = match read_body(resp, self.max_reply).await {
             Ok(body) => body,
             Err(BodyError::TooLarge(e)) => return Err(TransportErrorKind::custom(e)),
-            Err(BodyError::Transport(e)) => {
-                return Err(TransportErrorKind::custom(e.without_url()))
-            }
+            Err(BodyError::Transport(e)) => return Err(TransportErrorKind::custom_str(&e.reason)),
         };
         if !status.is_success() {
             // A JSON-RPC error in the body (a revert, a rate limit) is the answer; otherwise

@@ -81,8 +81,8 @@ struct Call {
 
 /// Client of a Lotus (or Forest) node or gateway.
 pub struct LotusClient {
-    http: reqwest::Client,
-    url: reqwest::Url,
+    http: crate::net::Http,
+    url: crate::net::Endpoint,
     auth: Option<String>,
     cfg: LotusConfig,
     next_id: AtomicU64,
@@ -103,13 +103,13 @@ fn miner(id: u64) -> String {
 impl LotusClient {
     /// A client for `config.url`.
     pub fn new(config: LotusConfig) -> Result<Self, LotusError> {
-        let url = crate::http_url::parse_http_url(&config.url).map_err(LotusError::InvalidUrl)?;
+        let url = crate::net::Endpoint::parse(&config.url).map_err(LotusError::InvalidUrl)?;
         let auth = config
             .token
             .as_ref()
             .map(|t| format!("Bearer {}", t.trim()));
         Ok(LotusClient {
-            http: reqwest::Client::new(),
+            http: crate::net::Http::new(),
             url,
             auth,
             cfg: LotusConfig {
@@ -267,19 +267,32 @@ impl LotusClient {
     async fn post(&self, method: &'static str, body: &Value) -> Result<Value, LotusError> {
         let millis = self.cfg.timeout.as_millis() as u64;
         rt::timeout(self.cfg.timeout, async {
-            let mut req = self.http.post(self.url.clone()).json(body);
-            if let Some(auth) = &self.auth {
-                req = req.header("Authorization", auth);
-            }
-            let resp = req.send().await.map_err(|e| LotusError::Network {
+            let json = serde_json::to_vec(body).map_err(|e| LotusError::Malformed {
                 method,
-                reason: without_url(&e),
+                reason: format!("request not encodable: {e}"),
             })?;
-            let status = resp.status().as_u16();
+            let auth: Vec<(&str, &str)> = self
+                .auth
+                .as_deref()
+                .map(|a| ("authorization", a))
+                .into_iter()
+                .collect();
+            let resp = self
+                .http
+                .post_json(&self.url, json, &auth)
+                .await
+                .map_err(|e| LotusError::Network {
+                    method,
+                    reason: e.reason,
+                })?;
+            let status = resp.status();
             if status == 401 || status == 403 {
                 return Err(LotusError::Unauthorized { method });
             }
-            let retry_after_ms = retry_after(resp.headers());
+            let retry_after_ms = retry_after(
+                resp.header("retry-after").as_deref(),
+                resp.header("date").as_deref(),
+            );
             let http = LotusError::Http {
                 method,
                 status,
@@ -296,7 +309,7 @@ impl LotusClient {
                 BodyError::TooLarge(_) => LotusError::ReplyTooLarge { method, limit },
                 BodyError::Transport(e) => LotusError::Network {
                     method,
-                    reason: without_url(&e),
+                    reason: e.reason,
                 },
             })?;
             // Protocol errors come with HTTP 500 and a JSON-RPC body: prefer the body.
@@ -535,34 +548,12 @@ impl LotusClient {
     }
 }
 
-/// reqwest errors can carry the URL, which may hold credentials: keep only the kind.
-fn without_url(e: &reqwest::Error) -> String {
-    #[cfg(not(target_family = "wasm"))]
-    if e.is_connect() {
-        return "connection failed".into();
-    }
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_body() || e.is_decode() {
-        "reading the reply failed".into()
-    } else if cfg!(target_family = "wasm") {
-        // fetch reports CORS refusals and unreachable hosts alike, without detail.
-        "request failed (unreachable, or the endpoint refuses cross-origin requests)".into()
-    } else {
-        "request failed".into()
-    }
-}
-
 /// The delay a `Retry-After` header asks for, in milliseconds: delay-seconds, or an HTTP
 /// date measured from the reply's `Date` header (the server's clock, so clock skew does not
 /// matter), else from the local clock.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    let now = headers
-        .get(reqwest::header::DATE)
-        .and_then(|d| d.to_str().ok())
-        .and_then(parse_http_date)
-        .or_else(local_unix_time);
+fn retry_after(value: Option<&str>, date: Option<&str>) -> Option<u64> {
+    let value = value?;
+    let now = date.and_then(parse_http_date).or_else(local_unix_time);
     parse_retry_after(value, now)
 }
 
@@ -792,20 +783,13 @@ mod tests {
 
     #[test]
     fn retry_after_prefers_the_servers_clock() {
-        let mut h = reqwest::header::HeaderMap::new();
-        h.insert(
-            reqwest::header::RETRY_AFTER,
-            "Sun, 06 Nov 1994 08:49:40 GMT".parse().unwrap(),
+        let date = Some("Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(
+            retry_after(Some("Sun, 06 Nov 1994 08:49:40 GMT"), date),
+            Some(3000)
         );
-        h.insert(
-            reqwest::header::DATE,
-            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
-        );
-        assert_eq!(retry_after(&h), Some(3000));
-        h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(7000));
-        h.remove(reqwest::header::RETRY_AFTER);
-        assert_eq!(retry_after(&h), None);
+        assert_eq!(retry_after(Some("7"), date), Some(7000));
+        assert_eq!(retry_after(None, date), None);
     }
 
     #[test]
