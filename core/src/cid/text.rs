@@ -199,7 +199,7 @@ mod tests {
         let hex = cid.to_string_of_base(Base::Base16Lower).unwrap();
         assert!(parse_cid_text(&format!("f{}", hex[1..].to_uppercase())).is_err());
         let v0 = Cid::new_v0(*sample_cids()[7].hash()).unwrap();
-        let z = format!("z{}", v0.to_string());
+        let z = format!("z{v0}");
         assert!(parse_cid_text(&z).is_err());
         for bad in ["b", "z0OIl", "k!", "f0", "Qm"] {
             assert!(parse_cid_text(bad).is_err(), "{bad}");

@@ -435,3 +435,38 @@ fn state_count(r: &AnyRow) -> Result<(String, i64), StoreError> {
 fn redact(message: &str, url: &str) -> String {
     message.replace(url, "<store url>")
 }
+
+#[cfg(test)]
+mod tests {
+    /// A bound `LIMIT` (or `OFFSET`) re-prepares its statement on every run (see
+    /// [`super::limit_sql`]); the store's SQL writes them as literals.
+    #[test]
+    fn no_statement_binds_its_limit() {
+        let sources = [
+            ("mod.rs", include_str!("mod.rs")),
+            ("jobs.rs", include_str!("jobs.rs")),
+            ("events.rs", include_str!("events.rs")),
+            ("intake.rs", include_str!("intake.rs")),
+            ("keys.rs", include_str!("keys.rs")),
+            ("outbox.rs", include_str!("outbox.rs")),
+            ("records.rs", include_str!("records.rs")),
+            ("schema.rs", include_str!("schema.rs")),
+        ];
+        for (file, text) in sources {
+            for (n, line) in text.lines().enumerate() {
+                let upper = line.to_ascii_uppercase();
+                for word in ["LIMIT", "OFFSET"] {
+                    // Built here, so this test's own text does not match.
+                    let bound = [format!("{word} $"), format!("{word} ?")];
+                    assert!(
+                        !bound.iter().any(|b| upper.contains(b.as_str()))
+                            || line.trim_start().starts_with("//"),
+                        "store/{file}:{}: a bound LIMIT/OFFSET: {line}",
+                        n + 1
+                    );
+                }
+            }
+        }
+        assert_eq!(super::limit_sql(1000), "LIMIT 1000");
+    }
+}
