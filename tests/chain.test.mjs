@@ -134,3 +134,33 @@ if (backend === 'node') {
     assert.equal(scan.caughtUp, true)
   })
 }
+
+// An endpoint that accepts the connection and never answers: each client gives up after its
+// `timeoutMs` with RPC_TIMEOUT (in the wasm package, through the host's setTimeout), and the
+// timer of a call that did answer does not keep the process alive (this file would hang).
+test(`[${backend}] an endpoint that never answers: RPC_TIMEOUT after timeoutMs`, async () => {
+  const { createServer } = await import('node:net')
+  const held = []
+  const server = createServer((socket) => held.push(socket))
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const url = `http://127.0.0.1:${server.address().port}/rpc/v1`
+  try {
+    const started = Date.now()
+    const lotusSilent = new raas.LotusClient({ url, timeoutMs: 300, retries: 0 })
+    await assert.rejects(lotusSilent.chainHead(), (e) => e.code === 'RPC_TIMEOUT')
+    const evmSilent = new raas.DealStatusClient({ rpcUrl: url, address: info.dealStatus, timeoutMs: 300 })
+    await assert.rejects(evmSilent.activeDeals(CID_A), (e) => e.code === 'RPC_TIMEOUT')
+    const took = Date.now() - started
+    assert.ok(took >= 550 && took < 10_000, `${took} ms`)
+    // Calls that answer within a long limit leave no timer behind (a pending one would also
+    // keep this process alive for ten minutes).
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+    const before = timers()
+    const patient = new raas.LotusClient({ url: info.lotusRpc, timeoutMs: 600_000 })
+    assert.ok((await patient.chainHead()).height >= 0)
+    assert.equal(timers(), before, 'a timer outlived its call')
+  } finally {
+    for (const s of held) s.destroy()
+    server.close()
+  }
+})
