@@ -6,6 +6,12 @@
 //! const ids = await computeCids(file, (done) => progress.value = done / file.size)
 //! ```
 
+/// Talc instead of Rust's default dlmalloc: a smaller module (the allocator is linked into
+/// every entry) and faster allocation. The module is single-threaded (no `atomics`).
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 mod aggregate;
 #[cfg(feature = "chain")]
 mod chain;
