@@ -6,8 +6,6 @@
 //! deadlines and fault expirations together), whatever the number of deals, all pinned to
 //! one tipset.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use serde::Serialize;
 
 use super::lotus::types::{
@@ -250,11 +248,13 @@ pub async fn check_deals_at(
     let tipset: &[CidJson] = &head.cids;
     let deals = lotus.market_deals(deal_ids, Some(tipset)).await?;
 
-    let wanted: BTreeSet<SectorKey> = deals
-        .iter()
-        .flatten()
-        .filter_map(|d| sector_to_check(d, head.height))
-        .collect();
+    let wanted = sorted_unique(
+        deals
+            .iter()
+            .flatten()
+            .filter_map(|d| sector_to_check(d, head.height))
+            .collect(),
+    );
     let sectors = read_sectors(lotus, tipset, &wanted).await;
 
     Ok(deal_ids
@@ -304,6 +304,59 @@ type SectorKey = (u64, u64);
 /// What was learnt of a sector, or the read that failed.
 type SectorResult = Result<SectorView, LotusError>;
 
+/// Sector reads by key, in key order: a vector kept sorted, searched by bisection. Sorted
+/// vectors stand in for ordered maps in this module because each `BTreeMap` type costs the
+/// browser package several KB of code; keys arrive sorted, so inserts append.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct SectorViews(Vec<(SectorKey, SectorResult)>);
+
+impl SectorViews {
+    fn find(&self, key: &SectorKey) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.cmp(key))
+    }
+
+    fn get(&self, key: &SectorKey) -> Option<&SectorResult> {
+        self.find(key).ok().map(|i| &self.0[i].1)
+    }
+
+    fn get_mut(&mut self, key: &SectorKey) -> Option<&mut SectorResult> {
+        match self.find(key) {
+            Ok(i) => Some(&mut self.0[i].1),
+            Err(_) => None,
+        }
+    }
+
+    /// Sets `key`'s view, replacing one already there.
+    fn insert(&mut self, key: SectorKey, view: SectorResult) {
+        match self.find(&key) {
+            Ok(i) => self.0[i].1 = view,
+            Err(i) => self.0.insert(i, (key, view)),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(SectorKey, SectorResult)> {
+        self.0.iter()
+    }
+}
+
+impl FromIterator<(SectorKey, SectorResult)> for SectorViews {
+    fn from_iter<I: IntoIterator<Item = (SectorKey, SectorResult)>>(iter: I) -> Self {
+        let mut views = SectorViews::default();
+        for (k, v) in iter {
+            views.insert(k, v);
+        }
+        views
+    }
+}
+
+#[cfg(test)]
+impl std::ops::Index<&SectorKey> for SectorViews {
+    type Output = SectorResult;
+    fn index(&self, key: &SectorKey) -> &SectorResult {
+        self.get(key).expect("no view for this sector")
+    }
+}
+
 /// The sector whose state decides the verdict on `deal` at `height`: only for a deal active
 /// at the market level (activated, not slashed, not ended) with an ID-address provider.
 fn sector_to_check(deal: &MarketDeal, height: i64) -> Option<SectorKey> {
@@ -342,13 +395,13 @@ fn per_entry<T>(
 async fn read_sectors(
     lotus: &LotusClient,
     tipset: &[CidJson],
-    wanted: &BTreeSet<SectorKey>,
-) -> BTreeMap<SectorKey, SectorResult> {
-    let mut views = BTreeMap::new();
+    wanted: &[SectorKey],
+) -> SectorViews {
+    let mut views = SectorViews::default();
     if wanted.is_empty() {
         return views;
     }
-    let keys: Vec<SectorKey> = wanted.iter().copied().collect();
+    let keys: Vec<SectorKey> = wanted.to_vec();
     let locations = per_entry(
         "Filecoin.StateSectorPartition",
         lotus.sector_partitions(&keys, Some(tipset)).await,
@@ -379,23 +432,20 @@ async fn read_sectors(
         }
     }
 
-    let deadlines: Vec<(u64, u64)> = located
-        .iter()
-        .map(|((m, _), l)| (*m, l.deadline))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let partitions: BTreeMap<(u64, u64), Result<Vec<Partition>, LotusError>> = deadlines
-        .iter()
-        .copied()
-        .zip(per_entry(
-            "Filecoin.StateMinerPartitions",
-            lotus.miner_partitions_many(&deadlines, Some(tipset)).await,
-            deadlines.len(),
-        ))
-        .collect();
+    let deadlines: Vec<(u64, u64)> =
+        sorted_unique(located.iter().map(|((m, _), l)| (*m, l.deadline)).collect());
+    // `partitions[i]` is the read of `deadlines[i]`, found by binary search.
+    let partitions = per_entry(
+        "Filecoin.StateMinerPartitions",
+        lotus.miner_partitions_many(&deadlines, Some(tipset)).await,
+        deadlines.len(),
+    );
     for ((miner, sector), loc) in &located {
-        let view = match partitions.get(&(*miner, loc.deadline)) {
+        let read = deadlines
+            .binary_search(&(*miner, loc.deadline))
+            .ok()
+            .and_then(|i| partitions.get(i));
+        let view = match read {
             // An endpoint with the locations but not the partitions: do not guess.
             Some(Err(LotusError::MethodNotAvailable { .. })) => Ok(SectorView::Unavailable),
             Some(Err(e)) => Err(e.clone()),
@@ -413,7 +463,7 @@ async fn read_sectors(
     // two independent batches, sent together.
     let mut faulty = Vec::new();
     let mut proven = Vec::new();
-    for (key, view) in &views {
+    for (key, view) in views.iter() {
         if let Ok(SectorView::Partition {
             live: true,
             faulty: f,
@@ -428,12 +478,7 @@ async fn read_sectors(
             }
         }
     }
-    let miners: Vec<u64> = proven
-        .iter()
-        .map(|(m, _)| *m)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let miners: Vec<u64> = sorted_unique(proven.iter().map(|(m, _)| *m).collect());
     let (expirations, proving) = futures::future::join(
         lotus.sector_expirations(&faulty, Some(tipset)),
         lotus.proving_deadlines(&miners, Some(tipset)),
@@ -442,6 +487,13 @@ async fn read_sectors(
     apply_expirations(&mut views, &faulty, expirations);
     apply_proving_deadlines(&mut views, &proven, &miners, proving);
     views
+}
+
+/// `items` sorted, without repeats (an ordered set, as [`SectorViews`] is an ordered map).
+fn sorted_unique<T: Ord>(mut items: Vec<T>) -> Vec<T> {
+    items.sort_unstable();
+    items.dedup();
+    items
 }
 
 /// The view of `sector` from its partition (`None`: the partition does not exist, so the
@@ -464,7 +516,7 @@ fn partition_view(part: Option<&Partition>, sector: u64, deadline: u64) -> Secto
 /// that failed is an `Err` for that sector, never an undated fault: `fault_early` stays
 /// `None` only when the chain itself gives no usable `Early`.
 fn apply_expirations(
-    views: &mut BTreeMap<SectorKey, SectorResult>,
+    views: &mut SectorViews,
     faulty: &[SectorKey],
     expirations: Result<Vec<Result<SectorExpiration, LotusError>>, LotusError>,
 ) {
@@ -486,22 +538,19 @@ fn apply_expirations(
 /// Gives each `proven` sector its miner's proving deadline (`miners[i]` read as
 /// `proving[i]`); a failed read is an `Err` for every proven sector of that miner.
 fn apply_proving_deadlines(
-    views: &mut BTreeMap<SectorKey, SectorResult>,
+    views: &mut SectorViews,
     proven: &[SectorKey],
     miners: &[u64],
     proving: Result<Vec<Result<ProvingDeadline, LotusError>>, LotusError>,
 ) {
-    let proving: BTreeMap<u64, Result<ProvingDeadline, LotusError>> = miners
-        .iter()
-        .copied()
-        .zip(per_entry(
-            "Filecoin.StateMinerProvingDeadline",
-            proving,
-            miners.len(),
-        ))
-        .collect();
+    // `proving[i]` is the read of `miners[i]` (sorted), found by binary search.
+    let proving = per_entry("Filecoin.StateMinerProvingDeadline", proving, miners.len());
     for key in proven {
-        match proving.get(&key.0) {
+        let read = miners
+            .binary_search(&key.0)
+            .ok()
+            .and_then(|i| proving.get(i));
+        match read {
             Some(Ok(pd)) => {
                 if let Some(Ok(SectorView::Partition { proving, .. })) = views.get_mut(key) {
                     *proving = Some(*pd);
@@ -711,13 +760,13 @@ mod tests {
         }
     }
 
-    fn faulty_views(keys: &[SectorKey]) -> BTreeMap<SectorKey, SectorResult> {
+    fn faulty_views(keys: &[SectorKey]) -> SectorViews {
         keys.iter()
             .map(|&k| (k, Ok(part(true, false, true, None))))
             .collect()
     }
 
-    fn early_of(views: &BTreeMap<SectorKey, SectorResult>, key: SectorKey) -> Option<i64> {
+    fn early_of(views: &SectorViews, key: SectorKey) -> Option<i64> {
         match views.get(&key) {
             Some(Ok(SectorView::Partition { fault_early, .. })) => *fault_early,
             other => panic!("{other:?}"),
@@ -784,7 +833,7 @@ mod tests {
         // A reply short of entries is an error for the unanswered ones, never a silent gap.
         let mut views = faulty_views(&keys[..2]);
         apply_expirations(&mut views, &keys[..2], Ok(vec![]));
-        assert!(views.values().all(|v| v.is_err()));
+        assert!(views.iter().all(|(_, v)| v.is_err()));
     }
 
     #[test]
@@ -798,8 +847,7 @@ mod tests {
             fault_early: None,
             proving: None,
         };
-        let mut views: BTreeMap<SectorKey, SectorResult> =
-            proven.iter().map(|&k| (k, Ok(unproven.clone()))).collect();
+        let mut views: SectorViews = proven.iter().map(|&k| (k, Ok(unproven.clone()))).collect();
         let pd = ProvingDeadline {
             current_epoch: 0,
             period_start: 100_000,
@@ -819,6 +867,21 @@ mod tests {
             Ok(SectorView::Partition { proving, .. }) => assert_eq!(*proving, Some(pd)),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn sector_views_stay_sorted_and_replace() {
+        let mut v: SectorViews = [(2, 1), (1, 9), (1, 2)]
+            .into_iter()
+            .map(|k| (k, Ok(SectorView::Gone)))
+            .collect();
+        v.insert((1, 5), Ok(SectorView::NotChecked));
+        v.insert((1, 9), Ok(SectorView::Unavailable));
+        let keys: Vec<SectorKey> = v.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, vec![(1, 2), (1, 5), (1, 9), (2, 1)]);
+        assert_eq!(v.get(&(1, 9)), Some(&Ok(SectorView::Unavailable)));
+        assert_eq!(v.get(&(3, 0)), None);
+        assert!(v.get_mut(&(3, 0)).is_none());
     }
 
     #[test]
