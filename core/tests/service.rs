@@ -354,6 +354,41 @@ async fn an_open_api_is_served_on_loopback_only_unless_asked() {
     assert!(e.to_string().contains("http.auth"), "{e}");
 }
 
+/// A node whose stdout reader went away (`raas serve | head -1`) keeps serving and stops
+/// cleanly: its JSON lines are dropped, never a panic (`println!` panics on a closed pipe).
+#[tokio::test(flavor = "multi_thread")]
+async fn raas_serve_outlives_a_closed_stdout() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!(
+        "raas-pipe-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = json!({
+        "store": format!("sqlite:{}", dir.join("n.db").display()),
+        "dealStatus": {"rpcUrl": "http://127.0.0.1:1", "address": "0x0000000000000000000000000000000000000001"},
+        "http": {"port": 0},
+    });
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_raas"))
+        .arg("serve")
+        .arg(config.to_string())
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let url = first["serving"].as_str().unwrap().to_string();
+    drop(lines); // the reader goes away: the pipe is closed
+    let r = reqwest::get(format!("{url}/healthz")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    common::sigterm(child.id());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn raas_serve_answers_and_stops_on_sigterm() {
     use std::io::{BufRead, BufReader};

@@ -90,16 +90,16 @@ async fn keys(args: &[String]) -> ExitCode {
                 return ExitCode::from(2);
             }
             match node.create_api_key(Value::Object(input)).await {
-                Ok(k) => println!("{}", json!({ "created": k })),
+                Ok(k) => say(json!({ "created": k })),
                 Err(e) => return fail(&e),
             }
         }
         ("list", _) => match node.list_api_keys().await {
-            Ok(keys) => println!("{}", json!({ "keys": keys })),
+            Ok(keys) => say(json!({ "keys": keys })),
             Err(e) => return fail(&e),
         },
         ("revoke", Some(id)) => match node.revoke_api_key(&id).await {
-            Ok(k) => println!("{}", json!({ "revoked": k })),
+            Ok(k) => say(json!({ "revoked": k })),
             Err(e) => return fail(&e),
         },
         _ => return usage(),
@@ -146,11 +146,16 @@ fn read_json(arg: &str) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("{arg}: not JSON: {e}"))
 }
 
+/// One line on standard output. A reader that went away (a closed pipe: `raas serve | head -1`,
+/// a supervisor's log collector restarting) costs the line, not the node: `println!` would
+/// panic there, in the middle of a sweep or of the shutdown.
+fn say(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 fn fail(e: &dyn ErrorCode) -> ExitCode {
-    println!(
-        "{}",
-        json!({"error": {"code": e.code(), "message": e.to_string()}})
-    );
+    say(json!({"error": {"code": e.code(), "message": e.to_string()}}));
     ExitCode::FAILURE
 }
 
@@ -192,7 +197,7 @@ async fn run(cmd: &str, args: &[String]) -> ExitCode {
             let (mut total, mut created) = (0usize, 0usize);
             for chunk in jobs.chunks(5_000) {
                 match node.register_jobs(chunk.to_vec()).await {
-                    Ok(r) if jobs.len() == 1 => println!("{}", json!({"registered": r[0]})),
+                    Ok(r) if jobs.len() == 1 => say(json!({"registered": r[0]})),
                     Ok(r) => {
                         total += r.len();
                         created += r.iter().filter(|r| r.created).count();
@@ -201,47 +206,44 @@ async fn run(cmd: &str, args: &[String]) -> ExitCode {
                 }
             }
             if jobs.len() != 1 {
-                println!("{}", json!({"registered": total, "created": created}));
+                say(json!({"registered": total, "created": created}));
             }
         }
         "cycle" => {
             let (baseline, _) = memory_kib();
             match node.run_cycle().await {
-                Ok(r) => println!("{}", json!({"cycle": r})),
+                Ok(r) => say(json!({"cycle": r})),
                 Err(e) => return fail(&e),
             }
             match node.deliver().await {
-                Ok(r) => println!("{}", json!({"delivery": r})),
+                Ok(r) => say(json!({"delivery": r})),
                 Err(e) => return fail(&e),
             }
             let (_, peak) = memory_kib();
-            println!(
-                "{}",
-                json!({"memory": {"baselineKiB": baseline, "peakKiB": peak}})
-            );
+            say(json!({"memory": {"baselineKiB": baseline, "peakKiB": peak}}));
         }
         "run" => {
             let mut events = node.subscribe();
             if let Err(e) = node.start() {
                 return fail(&e);
             }
-            println!("{}", json!({"started": node.node_id()}));
+            say(json!({"started": node.node_id()}));
             let stop = terminated();
             tokio::pin!(stop);
             loop {
                 tokio::select! {
                     _ = &mut stop => break,
                     ev = events.recv() => match ev {
-                        Ok(ev) => println!("{}", json!({"verdict": ev})),
+                        Ok(ev) => say(json!({"verdict": ev})),
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                            println!("{}", json!({"eventsDropped": n}))
+                            say(json!({"eventsDropped": n}))
                         }
                         Err(_) => break,
                     },
                 }
             }
             node.stop().await;
-            println!("{}", json!({"stopped": node.node_id()}));
+            say(json!({"stopped": node.node_id()}));
         }
         "serve" => {
             let node = std::sync::Arc::new(node);
@@ -255,10 +257,7 @@ async fn run(cmd: &str, args: &[String]) -> ExitCode {
                     return fail(&e);
                 }
             };
-            println!(
-                "{}",
-                json!({"serving": server.url, "nodeId": node.node_id()})
-            );
+            say(json!({"serving": server.url, "nodeId": node.node_id()}));
             terminated().await;
             // Requests in flight are answered first, then the node's loops stop.
             let closed = server.close().await;
@@ -266,7 +265,7 @@ async fn run(cmd: &str, args: &[String]) -> ExitCode {
             if let Err(e) = closed {
                 return fail(&e);
             }
-            println!("{}", json!({"stopped": node.node_id()}));
+            say(json!({"stopped": node.node_id()}));
         }
         _ => return usage(),
     }
