@@ -136,12 +136,20 @@ if (backend === 'node') {
 }
 
 // An endpoint that accepts the connection and never answers: each client gives up after its
-// `timeoutMs` with RPC_TIMEOUT (in the wasm package, through the host's setTimeout), and the
-// timer of a call that did answer does not keep the process alive (this file would hang).
+// `timeoutMs` with RPC_TIMEOUT (in the wasm package, through the host's setTimeout, and the
+// fetch is aborted: a hung endpoint must not hold the browser's few connections to its host),
+// and the timer of a call that did answer does not keep the process alive.
 test(`[${backend}] an endpoint that never answers: RPC_TIMEOUT after timeoutMs`, async () => {
   const { createServer } = await import('node:net')
   const held = []
   const server = createServer((socket) => held.push(socket))
+  // The wasm package calls the global fetch: the signals it passes are kept to check.
+  const signals = []
+  const fetch = globalThis.fetch
+  globalThis.fetch = (url, init) => {
+    signals.push(init?.signal)
+    return fetch(url, init)
+  }
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
   const url = `http://127.0.0.1:${server.address().port}/rpc/v1`
   try {
@@ -152,6 +160,10 @@ test(`[${backend}] an endpoint that never answers: RPC_TIMEOUT after timeoutMs`,
     await assert.rejects(evmSilent.activeDeals(CID_A), (e) => e.code === 'RPC_TIMEOUT')
     const took = Date.now() - started
     assert.ok(took >= 550 && took < 10_000, `${took} ms`)
+    if (backend === 'wasm') {
+      assert.ok(signals.length >= 2, `${signals.length} fetches`)
+      assert.ok(signals.every((s) => s?.aborted), 'a timed-out fetch was not aborted')
+    }
     // Calls that answer within a long limit leave no timer behind (a pending one would also
     // keep this process alive for ten minutes).
     const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
@@ -160,6 +172,7 @@ test(`[${backend}] an endpoint that never answers: RPC_TIMEOUT after timeoutMs`,
     assert.ok((await patient.chainHead()).height >= 0)
     assert.equal(timers(), before, 'a timer outlived its call')
   } finally {
+    globalThis.fetch = fetch
     for (const s of held) s.destroy()
     server.close()
   }

@@ -269,6 +269,13 @@ mod imp {
         ) -> Result<(u16, Reply), NetError> {
             let init = web_sys::RequestInit::new();
             init.set_method(method);
+            // Dropping the call (our timeout, or a caller that stopped waiting) aborts the
+            // fetch, so a hung endpoint does not keep holding one of the browser's few
+            // connections to its host.
+            let abort = Abort(web_sys::AbortController::new().ok());
+            if let Some(c) = &abort.0 {
+                init.set_signal(Some(&c.signal()));
+            }
             let h = web_sys::Headers::new().map_err(failed)?;
             if let Some(body) = body {
                 h.append("content-type", "application/json")
@@ -304,14 +311,27 @@ mod imp {
                 Reply {
                     headers: resp.headers(),
                     reader,
+                    _abort: abort,
                 },
             ))
+        }
+    }
+
+    /// Aborts its request when dropped (after the body was read, that does nothing).
+    struct Abort(Option<web_sys::AbortController>);
+
+    impl Drop for Abort {
+        fn drop(&mut self) {
+            if let Some(c) = self.0.take() {
+                c.abort();
+            }
         }
     }
 
     pub(super) struct Reply {
         headers: web_sys::Headers,
         reader: Option<web_sys::ReadableStreamDefaultReader>,
+        _abort: Abort,
     }
 
     impl Reply {
