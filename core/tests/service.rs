@@ -354,22 +354,31 @@ async fn an_open_api_is_served_on_loopback_only_unless_asked() {
     assert!(e.to_string().contains("http.auth"), "{e}");
 }
 
-/// A node whose stdout reader went away (`raas serve | head -1`) keeps serving and stops
-/// cleanly: its JSON lines are dropped, never a panic (`println!` panics on a closed pipe).
-#[tokio::test(flavor = "multi_thread")]
-async fn raas_serve_outlives_a_closed_stdout() {
-    use std::io::{BufRead, BufReader};
+/// A fresh directory and the config of a `raas serve` on a SQLite file in it, on a free
+/// port, with an unreachable chain.
+fn serve_config(tag: &str) -> (std::path::PathBuf, Value) {
     let dir = std::env::temp_dir().join(format!(
-        "raas-pipe-{}-{}",
+        "raas-{tag}-{}-{}",
         std::process::id(),
         rand_suffix()
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let config = json!({
         "store": format!("sqlite:{}", dir.join("n.db").display()),
+        "nodeId": "served",
         "dealStatus": {"rpcUrl": "http://127.0.0.1:1", "address": "0x0000000000000000000000000000000000000001"},
         "http": {"port": 0},
+        "pollIntervalMs": 50,
     });
+    (dir, config)
+}
+
+/// A node whose stdout reader went away (`raas serve | head -1`) keeps serving and stops
+/// cleanly: its JSON lines are dropped, never a panic (`println!` panics on a closed pipe).
+#[tokio::test(flavor = "multi_thread")]
+async fn raas_serve_outlives_a_closed_stdout() {
+    use std::io::{BufRead, BufReader};
+    let (dir, config) = serve_config("pipe");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_raas"))
         .arg("serve")
         .arg(config.to_string())
@@ -392,19 +401,7 @@ async fn raas_serve_outlives_a_closed_stdout() {
 #[tokio::test(flavor = "multi_thread")]
 async fn raas_serve_answers_and_stops_on_sigterm() {
     use std::io::{BufRead, BufReader};
-    let dir = std::env::temp_dir().join(format!(
-        "raas-serve-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = json!({
-        "store": format!("sqlite:{}", dir.join("n.db").display()),
-        "nodeId": "served",
-        "dealStatus": {"rpcUrl": "http://127.0.0.1:1", "address": "0x0000000000000000000000000000000000000001"},
-        "http": {"port": 0},
-        "pollIntervalMs": 50,
-    });
+    let (dir, config) = serve_config("serve");
     let log = dir.join("stderr");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_raas"))
         .arg("serve")
