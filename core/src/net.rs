@@ -26,24 +26,31 @@ impl std::fmt::Display for NetError {
 
 impl std::error::Error for NetError {}
 
-/// An http(s) URL with a host, checked once when a client is built.
+/// An http(s) URL with a host, checked and parsed once when a client is built (natively the
+/// parsed `reqwest::Url`, so a request does not parse it again).
 #[derive(Debug, Clone)]
 pub(crate) struct Endpoint {
-    href: String,
+    url: imp::Url,
 }
 
 impl Endpoint {
     /// `input` as an endpoint; the error says why not, without repeating the input.
     pub(crate) fn parse(input: &str) -> Result<Self, String> {
-        imp::check_url(input)?;
         Ok(Endpoint {
-            href: input.to_string(),
+            url: imp::check_url(input)?,
         })
     }
 
-    /// The URL as given.
+    /// The URL as text.
+    #[cfg(test)]
     pub(crate) fn as_str(&self) -> &str {
-        &self.href
+        self.url.as_str()
+    }
+
+    /// The parsed URL, for native clients that build their own requests (alloy's transport).
+    #[cfg(not(target_family = "wasm"))]
+    pub(crate) fn url(&self) -> &reqwest::Url {
+        &self.url
     }
 }
 
@@ -117,7 +124,7 @@ impl Http {
     ) -> Result<Reply, NetError> {
         let (status, inner) = self
             .inner
-            .send("POST", url.as_str(), Some(body), headers)
+            .send("POST", url.url.clone(), Some(body), headers)
             .await?;
         Ok(Reply { status, inner })
     }
@@ -134,7 +141,9 @@ mod imp {
     use super::NetError;
     use bytes::Bytes;
 
-    pub(super) fn check_url(input: &str) -> Result<(), String> {
+    pub(super) type Url = reqwest::Url;
+
+    pub(super) fn check_url(input: &str) -> Result<Url, String> {
         let url = reqwest::Url::parse(input).map_err(|e| super::url_error(input, e))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!(
@@ -145,7 +154,7 @@ mod imp {
         if url.host_str().is_none_or(str::is_empty) {
             return Err("no host".into());
         }
-        Ok(())
+        Ok(url)
     }
 
     impl From<reqwest::Error> for NetError {
@@ -171,7 +180,7 @@ mod imp {
         pub(super) async fn send(
             &self,
             method: &str,
-            url: &str,
+            url: impl reqwest::IntoUrl,
             body: Option<Vec<u8>>,
             headers: &[(&str, &str)],
         ) -> Result<(u16, Reply), NetError> {
@@ -222,8 +231,10 @@ mod imp {
     use wasm_bindgen::{JsCast, JsValue};
     use wasm_bindgen_futures::JsFuture;
 
+    pub(super) type Url = String;
+
     /// The browser's own URL parser: http(s) with a host.
-    pub(super) fn check_url(input: &str) -> Result<(), String> {
+    pub(super) fn check_url(input: &str) -> Result<Url, String> {
         let url = web_sys::Url::new(input).map_err(|_| super::url_error(input, "not a URL"))?;
         // The browser would convert an internationalised host; natively it is refused (no
         // Unicode tables), and both builds take the same URLs.
@@ -244,7 +255,7 @@ mod imp {
         if url.host().is_empty() {
             return Err("no host".into());
         }
-        Ok(())
+        Ok(input.to_string())
     }
 
     fn failed(_: JsValue) -> NetError {
@@ -263,10 +274,11 @@ mod imp {
         pub(super) async fn send(
             &self,
             method: &str,
-            url: &str,
+            url: impl AsRef<str>,
             body: Option<Vec<u8>>,
             headers: &[(&str, &str)],
         ) -> Result<(u16, Reply), NetError> {
+            let url = url.as_ref();
             let init = web_sys::RequestInit::new();
             init.set_method(method);
             // Dropping the call (our timeout, or a caller that stopped waiting) aborts the

@@ -242,13 +242,7 @@ impl DealStatusClient {
         let signer_address = signer.map(|never| match never {});
         Ok(DealStatusClient {
             #[cfg(not(target_family = "wasm"))]
-            writer: super::writes::Writer::new(
-                // Checked by `Endpoint::parse` above; alloy's transport takes its own type.
-                reqwest::Url::parse(url.as_str())
-                    .map_err(|e| EvmError::InvalidUrl(e.to_string()))?,
-                config.max_reply_bytes,
-                signer,
-            ),
+            writer: super::writes::Writer::new(url.url().clone(), config.max_reply_bytes, signer),
             rpc: EthRpc::new(url, config.max_reply_bytes),
             address,
             multicall,
