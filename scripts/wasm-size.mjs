@@ -12,7 +12,7 @@ const KB = 1000
 // where they must get to (not met yet: see the README).
 const entries = [
   // What a page downloads for each entry: its JS glue and its wasm module.
-  { entry: 'raas-web/ids', files: ['ids/raas_wasm.js', 'ids/raas_wasm_bg.wasm'], target: 80 * KB, limit: 86 * KB },
+  { entry: 'raas-web/ids', files: ['ids/raas_wasm.js', 'ids/raas_wasm_bg.wasm'], target: 80 * KB, limit: 80 * KB },
   { entry: 'raas-web', files: ['web/raas_wasm.js', 'web/raas_wasm_bg.wasm'], target: 250 * KB, limit: 250 * KB },
 ]
 let failed = false

@@ -146,6 +146,42 @@ test(`[${backend}] tampered proofs and bad inputs are refused with codes`, () =>
     (e) => e.code === 'AGGREGATE_FULL' && /pieces\[1\]/.test(e.message))
 })
 
+test(`[${backend}] aggregate and verifyInclusion read their arguments alike, naming the bad field`, () => {
+  const r = rng(77)
+  const root = () => { const b = r.bytes(32); b[31] &= 0x3f; return b }
+  const v1Piece = { pieceCid: v1(root()), pieceSize: 1024 }
+  const v2Piece = { pieceCid: Piece.fromLink(Piece.toLink({ root: root(), height: 6, padding: 0n })).link.toString() }
+  const size = 2 ** 16
+  const a = raas.aggregate([v1Piece, v2Piece], { size })
+  // Sizes as BigInt, and `null` for an absent size, are read as the numbers they are.
+  assert.deepEqual(raas.aggregate([{ ...v1Piece, pieceSize: 1024n }, { ...v2Piece, pieceSize: null }], { size: BigInt(size) }), a)
+  const proof = a.proofs[0]
+  assert.equal(raas.verifyInclusion(proof, { commP: a.commP, pieceSize: BigInt(size) }).pieceSize, 1024)
+
+  const refused = [
+    ['pieces not an array', () => raas.aggregate({}, { size }), /pieces/],
+    ['pieceCid not a string', () => raas.aggregate([{ ...v1Piece, pieceCid: 5 }], { size }), /pieceCid/],
+    ['pieceCid missing', () => raas.aggregate([{ pieceSize: 1024 }], { size }), /pieceCid/],
+    ['unknown piece field', () => raas.aggregate([{ ...v1Piece, extra: 1 }], { size }), /extra/],
+    ['pieceSize a string', () => raas.aggregate([{ ...v1Piece, pieceSize: '1024' }], { size }), /pieceSize|integer/],
+    ['pieceSize a fraction', () => raas.aggregate([{ ...v1Piece, pieceSize: 1024.5 }], { size }), /integer/],
+    ['pieceSize negative', () => raas.aggregate([{ ...v1Piece, pieceSize: -1024 }], { size }), /integer/],
+    ['pieceSize past 2^53', () => raas.aggregate([{ ...v1Piece, pieceSize: 2 ** 60 }], { size }), /integer/],
+    ['the second piece is named', () => raas.aggregate([v1Piece, { pieceCid: [] }], { size }), /\[1\]/],
+    ['size missing', () => raas.aggregate([v1Piece], {}), /size/],
+    ['unknown option', () => raas.aggregate([v1Piece], { size, out: 'x' }), /out/],
+    ['options not an object', () => raas.aggregate([v1Piece], 65536), /options/],
+    ['proof not an object', () => raas.verifyInclusion('proof', { commP: a.commP }), /proof/],
+    ['verifierData missing', () => raas.verifyInclusion({ inclusionProof: proof.inclusionProof }, { commP: a.commP }), /verifierData/],
+    ['a path node not a string', () => raas.verifyInclusion({ ...proof, inclusionProof: { ...proof.inclusionProof, proofIndex: { index: '0', path: [1] } } }, { commP: a.commP }), /path|string/],
+    ['commP not a string', () => raas.verifyInclusion(proof, { commP: 5 }), /commP/],
+    ['unknown aggregate field', () => raas.verifyInclusion(proof, { commP: a.commP, pieceSize: size, deal: 1 }), /deal/],
+  ]
+  for (const [what, call, names] of refused) {
+    assert.throws(call, (e) => e.code === 'INVALID_ARGUMENT' && names.test(e.message), `${what}`)
+  }
+})
+
 if (backend === 'node') {
   test('[node] writeAggregate writes a deal whose CommP is the aggregate', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'raas-agg-'))

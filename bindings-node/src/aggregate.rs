@@ -4,7 +4,7 @@ use napi::bindgen_prelude::PromiseRaw;
 use napi::Env;
 use napi_derive::napi;
 use raas_core::aggregate::{self, AggregateOptions, AggregateRef, AggregateWriter, PieceInput};
-use raas_core::error::{coded, invalid_argument, CodedError};
+use raas_core::error::{coded, invalid_argument, json_arg, CodedError};
 use raas_core::podsi::PublishedProof;
 use serde::Deserialize;
 use serde_json::Value;
@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::error::{spawn, to_js, Result};
 
 fn pieces_arg(pieces: Value) -> std::result::Result<Vec<PieceInput>, CodedError> {
-    serde_json::from_value(pieces).map_err(|e| invalid_argument("pieces", e))
+    json_arg("pieces", pieces)
 }
 
 /// Builds the FRC-0058 aggregate of `pieces` (piece CID v1 with `pieceSize`, or v2 alone)
@@ -24,8 +24,7 @@ fn pieces_arg(pieces: Value) -> std::result::Result<Vec<PieceInput>, CodedError>
     ts_return_type = "Aggregate"
 )]
 pub fn aggregate(pieces: Value, options: Value) -> Result<Value> {
-    let options: AggregateOptions =
-        serde_json::from_value(options).map_err(|e| to_js(invalid_argument("options", e)))?;
+    let options: AggregateOptions = json_arg("options", options).map_err(to_js)?;
     let pieces = pieces_arg(pieces).map_err(to_js)?;
     let view = aggregate::aggregate_inputs(&pieces, options.size).map_err(to_js)?;
     serde_json::to_value(view).map_err(|e| to_js(invalid_argument("aggregate", e)))
@@ -39,10 +38,8 @@ pub fn aggregate(pieces: Value, options: Value) -> Result<Value> {
     ts_return_type = "IncludedPiece"
 )]
 pub fn verify_inclusion(proof: Value, aggregate: Value) -> Result<Value> {
-    let proof: PublishedProof =
-        serde_json::from_value(proof).map_err(|e| to_js(invalid_argument("proof", e)))?;
-    let aggregate: AggregateRef =
-        serde_json::from_value(aggregate).map_err(|e| to_js(invalid_argument("aggregate", e)))?;
+    let proof: PublishedProof = json_arg("proof", proof).map_err(to_js)?;
+    let aggregate: AggregateRef = json_arg("aggregate", aggregate).map_err(to_js)?;
     let piece = aggregate::verify_inclusion_view(&proof, &aggregate.comm_p, aggregate.piece_size)
         .map_err(to_js)?;
     serde_json::to_value(piece).map_err(|e| to_js(invalid_argument("proof", e)))
@@ -78,10 +75,8 @@ pub fn write_aggregate<'env>(
         out: String,
     }
     spawn(env, async move {
-        let files: Vec<PieceFile> =
-            serde_json::from_value(pieces).map_err(|e| invalid_argument("pieces", e))?;
-        let options: Options =
-            serde_json::from_value(options).map_err(|e| invalid_argument("options", e))?;
+        let files: Vec<PieceFile> = json_arg("pieces", pieces)?;
+        let options: Options = json_arg("options", options)?;
         tokio::task::spawn_blocking(move || write(files, options.size, &options.out))
             .await
             .map_err(|e| CodedError {

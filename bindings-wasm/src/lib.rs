@@ -13,6 +13,7 @@
 static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
 mod aggregate;
+mod args;
 #[cfg(feature = "chain")]
 mod chain;
 mod cids;

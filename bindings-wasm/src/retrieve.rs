@@ -3,19 +3,10 @@
 
 use futures::StreamExt;
 use raas_core::retrieve::{RetrieveOptions, Retriever};
-use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
-use crate::error::{coded, to_js};
-
-/// The serialisable part of the options (`onProgress` is read separately).
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct Options {
-    gateways: Option<Vec<String>>,
-    max_bytes: Option<f64>,
-    block_timeout_ms: Option<f64>,
-}
+use crate::args::{object, opt_number, opt_strings};
+use crate::error::to_js;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
@@ -36,10 +27,13 @@ fn parse(options: &JsValue) -> Result<(RetrieveOptions, Option<js_sys::Function>
     if options.is_undefined() || options.is_null() {
         return Ok((RetrieveOptions::default(), None));
     }
-    let o: Options = serde_wasm_bindgen::from_value(options.clone())
-        .map_err(|e| coded("INVALID_ARGUMENT", &format!("invalid options: {e}")))?;
-    let out =
-        RetrieveOptions::from_js(o.gateways, o.max_bytes, o.block_timeout_ms).map_err(to_js)?;
+    object(options, "options", &[])?;
+    let out = RetrieveOptions::from_js(
+        opt_strings(options, "gateways", "options")?,
+        opt_number(options, "maxBytes", "options")?,
+        opt_number(options, "blockTimeoutMs", "options")?,
+    )
+    .map_err(to_js)?;
     let progress = js_sys::Reflect::get(options, &"onProgress".into())
         .ok()
         .and_then(|f| f.dyn_into::<js_sys::Function>().ok());

@@ -49,6 +49,23 @@ pub fn invalid_argument(field: &str, reason: impl std::fmt::Display) -> CodedErr
     }
 }
 
+/// Argument `field` read from JSON (`INVALID_ARGUMENT` naming the path inside it, e.g.
+/// `invalid pieces: [2].pieceSize: …`).
+#[cfg(feature = "chain")]
+pub fn json_arg<T: serde::de::DeserializeOwned>(
+    field: &str,
+    v: serde_json::Value,
+) -> Result<T, CodedError> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            invalid_argument(field, e.inner())
+        } else {
+            invalid_argument(field, format!("{path}: {}", e.inner()))
+        }
+    })
+}
+
 /// A JS number that must be a non-negative integer (deal ids, epochs): exact up to 2^53.
 pub fn integer_arg(field: &str, v: f64) -> Result<u64, CodedError> {
     if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 9_007_199_254_740_991.0 {
