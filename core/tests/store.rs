@@ -665,3 +665,146 @@ async fn a_receipt_is_kept_when_the_check_fulfils_the_request_during_its_deliver
         "acknowledged once"
     );
 }
+
+on_both!(concurrent_registrations_commit_together_each_all_or_none);
+
+/// Registrations that arrive together are committed together (one group commit), yet each
+/// call stays all or none: a call over its tenant's quota fails alone, the others in its
+/// group are kept. Seeded histories of concurrent calls over shared CIDs; after each, every
+/// stored job came from a call that succeeded, exactly one success created it, quotas hold,
+/// and calls without a quota never fail. `RAAS_GROUP_SEED=S` replays one seed.
+async fn concurrent_registrations_commit_together_each_all_or_none(store: Store) {
+    let seeds: Vec<u64> = match std::env::var("RAAS_GROUP_SEED") {
+        Ok(s) => vec![s.parse().expect("RAAS_GROUP_SEED is a number")],
+        Err(_) => (0..6).collect(),
+    };
+    for seed in seeds {
+        let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+        let mut next = |n: u64| {
+            // splitmix64
+            rng = rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = rng;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) % n
+        };
+        let tenants: [(Option<String>, Option<u64>); 3] = [
+            (None, None),
+            (Some(format!("roomy-{seed}")), Some(40)),
+            (Some(format!("tight-{seed}")), Some(6)),
+        ];
+        let mut calls: Vec<(usize, Vec<JobSpec>)> = (0..40)
+            .map(|_| {
+                let t = next(3) as usize;
+                let n = 1 + next(8) as usize;
+                let specs = (0..n)
+                    .map(|_| {
+                        let mut s = spec(
+                            &cid(10_000 + 100 * seed as usize + next(30) as usize),
+                            1 + next(2) as u32,
+                        );
+                        s.tenant = tenants[t].0.clone();
+                        s
+                    })
+                    .collect();
+                (t, specs)
+            })
+            .collect();
+        // One call over the tight quota by itself: it always fails, whatever its group.
+        let over: Vec<JobSpec> = (0..7)
+            .map(|i| {
+                let mut s = spec(&cid(20_000 + 100 * seed as usize + i), 3);
+                s.tenant = tenants[2].0.clone();
+                s
+            })
+            .collect();
+        let over_at = next(calls.len() as u64) as usize;
+        calls.insert(over_at, (2, over));
+
+        let handles: Vec<_> = calls
+            .iter()
+            .cloned()
+            .map(|(t, specs)| {
+                let store = store.clone();
+                let quota = tenants[t].0.clone().zip(tenants[t].1);
+                tokio::spawn(async move {
+                    store
+                        .register_jobs_within(
+                            &specs,
+                            1_000,
+                            quota.as_ref().map(|(t, m)| (t.as_str(), *m)),
+                        )
+                        .await
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for h in handles {
+            outcomes.push(h.await.unwrap());
+        }
+
+        let ctx = format!("seed {seed} (replay: RAAS_GROUP_SEED={seed})");
+        let mut created: std::collections::HashMap<String, usize> = Default::default();
+        let mut kept: std::collections::HashSet<String> = Default::default();
+        for (i, ((t, specs), outcome)) in calls.iter().zip(&outcomes).enumerate() {
+            match outcome {
+                Ok(regs) => {
+                    assert_eq!(regs.len(), specs.len(), "{ctx}: call {i} answers per job");
+                    for (s, (job, new)) in specs.iter().zip(regs) {
+                        assert_eq!(job.job_id, s.job_id(), "{ctx}: call {i} keeps its order");
+                        kept.insert(job.job_id.clone());
+                        *created.entry(job.job_id.clone()).or_default() += usize::from(*new);
+                    }
+                }
+                Err(e) => {
+                    assert_eq!(
+                        raas_core::ErrorCode::code(e),
+                        "QUOTA_EXCEEDED",
+                        "{ctx}: call {i}: {e}"
+                    );
+                    assert!(
+                        tenants[*t].1.is_some(),
+                        "{ctx}: call {i} has no quota yet failed"
+                    );
+                }
+            }
+        }
+        assert!(
+            outcomes[over_at].is_err(),
+            "{ctx}: 7 jobs over a quota of 6 fail"
+        );
+        for (i, ((_, specs), outcome)) in calls.iter().zip(&outcomes).enumerate() {
+            for s in specs {
+                let id = s.job_id();
+                let stored = store.get_job(&id).await.unwrap().is_some();
+                assert_eq!(
+                    stored,
+                    kept.contains(&id),
+                    "{ctx}: call {i}'s job {id} stored only if a call that succeeded had it"
+                );
+                if outcome.is_ok() {
+                    assert_eq!(
+                        created.get(&id),
+                        Some(&1),
+                        "{ctx}: job {id} created exactly once"
+                    );
+                }
+            }
+        }
+        for (tenant, quota) in tenants.iter().filter_map(|(t, q)| t.as_ref().zip(*q)) {
+            let live = store
+                .list_jobs(&JobFilter {
+                    tenant: Some(tenant.clone()),
+                    limit: Some(1_000),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .len() as u64;
+            assert!(
+                live <= quota,
+                "{ctx}: {tenant} has {live} jobs, quota {quota}"
+            );
+        }
+    }
+}

@@ -187,7 +187,7 @@ pub(super) fn to_json(what: &'static str, v: &impl serde::Serialize) -> Result<S
 /// parameter's name by walking the statement's list of them, so binding costs grow with the
 /// square of the parameter count (at 1 000 jobs, 4 000 parameters, binding was a fifth of a
 /// registration's time).
-const REGISTER_CHUNK: usize = 100;
+const REGISTER_CHUNK: usize = 250;
 
 impl Store {
     /// Registers `spec` (already validated). Idempotent: the same spec gives the same job;
@@ -220,140 +220,23 @@ impl Store {
     /// [`Store::register_jobs`] under a quota: when `quota` is `(tenant, max)`, the call
     /// fails with `QUOTA_EXCEEDED` (and writes nothing) if the tenant would then have more
     /// than `max` live (active or dead) jobs. Counted inside the writing transaction.
+    ///
+    /// Calls that arrive while another is writing commit together ([`super::group`]): one
+    /// commit for many callers, each still all or none.
     pub async fn register_jobs_within(
         &self,
         specs: &[JobSpec],
         now_ms: i64,
         quota: Option<(&str, u64)>,
     ) -> Result<Vec<(JobRecord, bool)>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(query_err("register_job"))?;
-        let mut out = Vec::with_capacity(specs.len());
-        // Three statements per chunk, not two or three per job: each statement is a round
-        // trip to the database (on SQLite, to its worker thread).
-        let mut seen = std::collections::HashSet::new();
-        for chunk in specs.chunks(REGISTER_CHUNK) {
-            let ids: Vec<String> = chunk.iter().map(JobSpec::job_id).collect();
-            let mut rows = Vec::with_capacity(chunk.len());
-            let mut binds: Vec<(String, &JobSpec, String)> = Vec::with_capacity(chunk.len());
-            for (id, spec) in ids.iter().zip(chunk) {
-                // A job twice in one call is written once.
-                if seen.insert(id.clone()) {
-                    let n = binds.len() * 4 + 2;
-                    rows.push(format!(
-                        "(${n}, ${}, ${}, ${}, 'active', $1, $1, $1)",
-                        n + 1,
-                        n + 2,
-                        n + 3
-                    ));
-                    binds.push((id.clone(), spec, to_json("job spec", spec)?));
-                }
-            }
-            let mut created = std::collections::HashSet::new();
-            if !binds.is_empty() {
-                let sql = format!(
-                    "INSERT INTO raas_jobs (job_id, cid, tenant, spec, state, created_ms, \
-                     updated_ms, next_due_ms) VALUES {} ON CONFLICT (job_id) DO NOTHING \
-                     RETURNING job_id",
-                    rows.join(", ")
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms);
-                for (id, spec, json) in &binds {
-                    q = q
-                        .bind(id)
-                        .bind(spec.cid.as_str())
-                        .bind(spec.tenant.as_deref())
-                        .bind(json);
-                }
-                for r in q
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(query_err("register_job"))?
-                {
-                    created.insert(col::<String>(&r, "job_id")?);
-                }
-            }
-            // The others existed: a cancelled or dead one is revived.
-            let existing: Vec<&String> = binds
-                .iter()
-                .map(|b| &b.0)
-                .filter(|id| !created.contains(*id))
-                .collect();
-            if !existing.is_empty() {
-                let marks: Vec<String> = (2..existing.len() + 2).map(|i| format!("${i}")).collect();
-                let sql = format!(
-                    "UPDATE raas_jobs SET target = CASE WHEN state = 'cancelled' THEN NULL \
-                     ELSE target END, state = 'active', failures = 0, last_error = NULL, \
-                     next_due_ms = $1, updated_ms = $1, lease_owner = NULL, lease_until_ms = NULL \
-                     WHERE state IN ('cancelled', 'dead') AND job_id IN ({})",
-                    marks.join(", ")
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms);
-                for id in &existing {
-                    q = q.bind(*id);
-                }
-                q.execute(&mut *tx)
-                    .await
-                    .map_err(query_err("register_job"))?;
-            }
-            // A job this statement created is what was just written: it is built here, not
-            // read back (decoding a thousand rows and their specs again costs the writer).
-            // Only the others are read.
-            let mut by_id = std::collections::HashMap::new();
-            for (id, spec, _) in &binds {
-                if created.contains(id) {
-                    by_id.insert(id.clone(), new_job_record(id, spec, now_ms));
-                }
-            }
-            // Jobs that existed, and jobs an earlier chunk of this call wrote.
-            let read: Vec<&String> = ids.iter().filter(|id| !created.contains(*id)).collect();
-            if !read.is_empty() {
-                let marks: Vec<String> = (1..read.len() + 1).map(|i| format!("${i}")).collect();
-                let sql = format!(
-                    "SELECT {JOB_COLS} FROM raas_jobs WHERE job_id IN ({})",
-                    marks.join(", ")
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for id in read {
-                    q = q.bind(id);
-                }
-                for r in q
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(query_err("register_job"))?
-                {
-                    let job = job_from_row(&r)?;
-                    by_id.insert(job.job_id.clone(), job);
-                }
-            }
-            for id in ids {
-                let job = by_id.get(&id).cloned().ok_or_else(|| StoreError::Query {
-                    op: "register_job",
-                    reason: format!("job {id} not found after writing it"),
-                })?;
-                // Only the first of a job given twice is the one that created it.
-                let new = created.remove(&id);
-                out.push((job, new));
-            }
-        }
-        if let Some((tenant, max)) = quota {
-            let n: i64 = sqlx::query(
-                "SELECT COUNT(*) AS n FROM raas_jobs WHERE tenant = $1 AND state IN ('active', 'dead')",
+        self.group
+            .register(
+                self,
+                specs.to_vec(),
+                now_ms,
+                quota.map(|(t, m)| (t.to_string(), m)),
             )
-            .bind(tenant)
-            .fetch_one(&mut *tx)
             .await
-            .map_err(query_err("register_job"))
-            .and_then(|r| col(&r, "n"))?;
-            if u64::try_from(n).unwrap_or(0) > max {
-                // Dropping the transaction rolls it back: nothing of this call is kept.
-                return Err(StoreError::QuotaExceeded {
-                    max,
-                    would_have: u64::try_from(n).unwrap_or(0),
-                });
-            }
-        }
-        tx.commit().await.map_err(query_err("register_job"))?;
-        Ok(out)
     }
 
     /// The job `job_id`, if stored.
@@ -762,4 +645,286 @@ impl Store {
             .map(|r| Ok((col(r, "job_id")?, col(r, "node_id")?)))
             .collect()
     }
+}
+
+/// Inserts the jobs of `binds` that are not stored yet; returns their ids.
+///
+/// On PostgreSQL, other nodes write too: `ON CONFLICT DO NOTHING RETURNING` says which rows
+/// this statement wrote. On SQLite this connection is the only writer, so the ids already
+/// stored are read first and only the others inserted: a `RETURNING` row per new job
+/// cost the writer more (each row copied, sent and freed) than the read's index probes.
+/// `OR IGNORE` rather than `ON CONFLICT`: a statement that can no longer abort keeps no
+/// statement journal (copying each page it touched into one was a tenth of the writer's
+/// time); no bound value is NULL and `job_id` is the one unique key, so nothing is ignored.
+async fn insert_new<'a>(
+    conn: &mut sqlx::AnyConnection,
+    backend: super::Backend,
+    binds: &[&'a Prepared],
+    now_ms: i64,
+) -> Result<std::collections::HashSet<&'a String>, StoreError> {
+    let mut created = std::collections::HashSet::new();
+    if binds.is_empty() {
+        return Ok(created);
+    }
+    let fresh: Vec<&Prepared> = match backend {
+        super::Backend::Postgres => binds.to_vec(),
+        super::Backend::Sqlite => {
+            let mut m = Marks::new(backend);
+            let marks: Vec<String> = binds.iter().map(|_| m.next()).collect();
+            let sql = format!(
+                "SELECT job_id FROM raas_jobs WHERE job_id IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for job in binds {
+                q = q.bind(&job.id);
+            }
+            let mut stored = std::collections::HashSet::new();
+            for r in q
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(query_err("register_job"))?
+            {
+                stored.insert(col::<String>(&r, "job_id")?);
+            }
+            binds
+                .iter()
+                .copied()
+                .filter(|j| !stored.contains(&j.id))
+                .collect()
+        }
+    };
+    if fresh.is_empty() {
+        return Ok(created);
+    }
+    let mut m = Marks::new(backend);
+    let rows: Vec<String> = fresh
+        .iter()
+        .map(|_| {
+            format!(
+                "({}, {}, {}, {}, 'active', {}, {}, {})",
+                m.next(),
+                m.next(),
+                m.next(),
+                m.next(),
+                m.next(),
+                m.next(),
+                m.next()
+            )
+        })
+        .collect();
+    let (verb, tail) = match backend {
+        super::Backend::Sqlite => ("INSERT OR IGNORE", ""),
+        super::Backend::Postgres => (
+            "INSERT",
+            " ON CONFLICT (job_id) DO NOTHING RETURNING job_id",
+        ),
+    };
+    let sql = format!(
+        "{verb} INTO raas_jobs (job_id, cid, tenant, spec, state, created_ms, updated_ms, \
+         next_due_ms) VALUES {}{tail}",
+        rows.join(", ")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for job in &fresh {
+        q = q
+            .bind(&job.id)
+            .bind(job.spec.cid.as_str())
+            .bind(job.spec.tenant.as_deref())
+            .bind(&job.json)
+            .bind(now_ms)
+            .bind(now_ms)
+            .bind(now_ms);
+    }
+    match backend {
+        super::Backend::Postgres => {
+            let ids: std::collections::HashSet<String> = q
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(query_err("register_job"))?
+                .iter()
+                .map(|r| col::<String>(r, "job_id"))
+                .collect::<Result<_, _>>()?;
+            created.extend(fresh.iter().map(|j| &j.id).filter(|id| ids.contains(*id)));
+        }
+        super::Backend::Sqlite => {
+            let wrote = q
+                .execute(&mut *conn)
+                .await
+                .map_err(query_err("register_job"))?
+                .rows_affected();
+            if wrote != fresh.len() as u64 {
+                // The one writer read these ids as absent: anything else is a broken store.
+                return Err(StoreError::Query {
+                    op: "register_job",
+                    reason: format!("wrote {wrote} of {} new jobs", fresh.len()),
+                });
+            }
+            created.extend(fresh.iter().map(|j| &j.id));
+        }
+    }
+    Ok(created)
+}
+
+/// A job ready to be written: its id and stored spec, worked out by the caller before it
+/// queues for the writer (hashing and encoding then run beside other calls' commits, not
+/// in the writer's turn).
+#[derive(Debug)]
+pub(super) struct Prepared {
+    pub(super) id: String,
+    pub(super) spec: JobSpec,
+    pub(super) json: String,
+}
+
+impl Prepared {
+    /// Each spec with its id and stored form.
+    pub(super) fn all(specs: Vec<JobSpec>) -> Result<Vec<Prepared>, StoreError> {
+        specs
+            .into_iter()
+            .map(|spec| {
+                Ok(Prepared {
+                    id: spec.job_id(),
+                    json: to_json("job spec", &spec)?,
+                    spec,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Placeholders of a statement with many binds, in the order they are bound: anonymous `?`
+/// on SQLite, whose named parameters (`$1`) are found by a linear scan for each bind (a
+/// 700-bind insert spent 5 % of the writer there), and `$1, $2, …` on PostgreSQL.
+struct Marks {
+    sqlite: bool,
+    n: usize,
+}
+
+impl Marks {
+    fn new(backend: super::Backend) -> Self {
+        Marks {
+            sqlite: backend == super::Backend::Sqlite,
+            n: 0,
+        }
+    }
+
+    fn next(&mut self) -> String {
+        self.n += 1;
+        if self.sqlite {
+            "?".into()
+        } else {
+            format!("${}", self.n)
+        }
+    }
+}
+
+/// Registers `specs` on `conn`, inside a transaction the caller commits (see
+/// [`Store::register_jobs_within`]).
+pub(super) async fn register_in(
+    conn: &mut sqlx::AnyConnection,
+    backend: super::Backend,
+    jobs: &[Prepared],
+    now_ms: i64,
+    quota: Option<(&str, u64)>,
+) -> Result<Vec<(JobRecord, bool)>, StoreError> {
+    let mut out = Vec::with_capacity(jobs.len());
+    // Three statements per chunk, not two or three per job: each statement is a round
+    // trip to the database (on SQLite, to its worker thread).
+    let mut seen = std::collections::HashSet::new();
+    for chunk in jobs.chunks(REGISTER_CHUNK) {
+        let ids: Vec<&String> = chunk.iter().map(|p| &p.id).collect();
+        let mut binds: Vec<&Prepared> = Vec::with_capacity(chunk.len());
+        for job in chunk {
+            // A job twice in one call is written once.
+            if seen.insert(&job.id) {
+                binds.push(job);
+            }
+        }
+        let mut created = insert_new(conn, backend, &binds, now_ms).await?;
+        // The others existed: a cancelled or dead one is revived.
+        let existing: Vec<&String> = binds
+            .iter()
+            .map(|b| &b.id)
+            .filter(|id| !created.contains(*id))
+            .collect();
+        if !existing.is_empty() {
+            let mut m = Marks::new(backend);
+            let (due, updated) = (m.next(), m.next());
+            let marks: Vec<String> = existing.iter().map(|_| m.next()).collect();
+            let sql = format!(
+                "UPDATE raas_jobs SET target = CASE WHEN state = 'cancelled' THEN NULL \
+                 ELSE target END, state = 'active', failures = 0, last_error = NULL, \
+                 next_due_ms = {due}, updated_ms = {updated}, lease_owner = NULL, \
+                 lease_until_ms = NULL WHERE state IN ('cancelled', 'dead') AND job_id IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(now_ms)
+                .bind(now_ms);
+            for id in &existing {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *conn)
+                .await
+                .map_err(query_err("register_job"))?;
+        }
+        // A job this statement created is what was just written: it is built here, not
+        // read back (decoding a thousand rows and their specs again costs the writer).
+        // Only the others are read.
+        let mut by_id = std::collections::HashMap::new();
+        for job in &binds {
+            if created.contains(&job.id) {
+                by_id.insert(job.id.clone(), new_job_record(&job.id, &job.spec, now_ms));
+            }
+        }
+        // Jobs that existed, and jobs an earlier chunk of this call wrote.
+        let read: Vec<&&String> = ids.iter().filter(|id| !created.contains(**id)).collect();
+        if !read.is_empty() {
+            let mut m = Marks::new(backend);
+            let marks: Vec<String> = read.iter().map(|_| m.next()).collect();
+            let sql = format!(
+                "SELECT {JOB_COLS} FROM raas_jobs WHERE job_id IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in read {
+                q = q.bind(id);
+            }
+            for r in q
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(query_err("register_job"))?
+            {
+                let job = job_from_row(&r)?;
+                by_id.insert(job.job_id.clone(), job);
+            }
+        }
+        for id in ids {
+            let job = by_id.get(id).cloned().ok_or_else(|| StoreError::Query {
+                op: "register_job",
+                reason: format!("job {id} not found after writing it"),
+            })?;
+            // Only the first of a job given twice is the one that created it.
+            let new = created.remove(id);
+            out.push((job, new));
+        }
+    }
+    if let Some((tenant, max)) = quota {
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM raas_jobs WHERE tenant = $1 AND state IN ('active', 'dead')",
+        )
+        .bind(tenant)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(query_err("register_job"))
+        .and_then(|r| col(&r, "n"))?;
+        if u64::try_from(n).unwrap_or(0) > max {
+            // Dropping the transaction rolls it back: nothing of this call is kept.
+            return Err(StoreError::QuotaExceeded {
+                max,
+                would_have: u64::try_from(n).unwrap_or(0),
+            });
+        }
+    }
+    Ok(out)
 }

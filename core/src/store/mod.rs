@@ -7,6 +7,7 @@
 //! crash at any point leaves either all of it or none.
 
 mod events;
+mod group;
 mod intake;
 mod jobs;
 mod keys;
@@ -176,6 +177,8 @@ pub struct Store {
     /// same pool.
     reads: AnyPool,
     backend: Backend,
+    /// Registrations waiting for their group commit.
+    group: std::sync::Arc<group::Registrar>,
 }
 
 /// Read connections of a SQLite file store: reads of the API then use every core instead
@@ -223,6 +226,8 @@ impl Store {
             // meets SQLITE_BUSY on a read-to-write upgrade. A 64 MiB page cache and reads
             // through mmap keep a large job table from costing a pread per page; a WAL of up
             // to 16 MiB between checkpoints copies a page written by many commits back once.
+            // Statement journals (a many-row insert keeps one, to undo itself alone) stay in
+            // memory: in a temp file, each page they save was a write system call.
             // No ping before each acquire: a file connection does not drop as a socket does,
             // and the ping is a second round trip to sqlx's worker thread per query.
             Backend::Sqlite => options
@@ -233,8 +238,8 @@ impl Store {
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                          PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                         PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; \
-                         PRAGMA wal_autocheckpoint = 4000;",
+                         PRAGMA cache_size = -262144; PRAGMA mmap_size = 268435456; \
+                         PRAGMA wal_autocheckpoint = 16000; PRAGMA temp_store = MEMORY;",
                         )
                         .await?;
                         Ok(())
@@ -287,6 +292,7 @@ impl Store {
             pool,
             reads,
             backend,
+            group: Default::default(),
         })
     }
 
