@@ -223,11 +223,12 @@ impl Store {
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
         let options = match backend {
             // One connection: SQLite has one writer anyway, and a single connection never
-            // meets SQLITE_BUSY on a read-to-write upgrade. A 64 MiB page cache and reads
-            // through mmap keep a large job table from costing a pread per page; a WAL of up
-            // to 16 MiB between checkpoints copies a page written by many commits back once.
-            // Statement journals (a many-row insert keeps one, to undo itself alone) stay in
-            // memory: in a temp file, each page they save was a write system call.
+            // meets SQLITE_BUSY on a read-to-write upgrade. A page cache of up to 256 MiB and
+            // reads through mmap keep a large job table from costing a pread per page; a WAL of
+            // up to 64 MiB between checkpoints copies a page written by many commits back once
+            // (registrations touch index pages at random: job ids and CIDs are hashes).
+            // Statement journals (a statement that may abort keeps one, to undo itself alone)
+            // stay in memory: in a temp file, each page they saved was a write system call.
             // No ping before each acquire: a file connection does not drop as a socket does,
             // and the ping is a second round trip to sqlx's worker thread per query.
             Backend::Sqlite => options
