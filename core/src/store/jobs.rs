@@ -669,11 +669,9 @@ async fn insert_new<'a>(
     let fresh: Vec<&Prepared> = match backend {
         super::Backend::Postgres => binds.to_vec(),
         super::Backend::Sqlite => {
-            let mut m = Marks::new(backend);
-            let marks: Vec<String> = binds.iter().map(|_| m.next()).collect();
             let sql = format!(
                 "SELECT job_id FROM raas_jobs WHERE job_id IN ({})",
-                marks.join(", ")
+                Marks::new(backend).list(binds.len())
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for job in binds {
@@ -808,6 +806,11 @@ impl Marks {
         }
     }
 
+    /// The next `n` placeholders, comma-separated (an `IN (…)` list).
+    fn list(&mut self, n: usize) -> String {
+        (0..n).map(|_| self.next()).collect::<Vec<_>>().join(", ")
+    }
+
     fn next(&mut self) -> String {
         self.n += 1;
         if self.sqlite {
@@ -850,13 +853,12 @@ pub(super) async fn register_in(
         if !existing.is_empty() {
             let mut m = Marks::new(backend);
             let (due, updated) = (m.next(), m.next());
-            let marks: Vec<String> = existing.iter().map(|_| m.next()).collect();
+            let marks = m.list(existing.len());
             let sql = format!(
                 "UPDATE raas_jobs SET target = CASE WHEN state = 'cancelled' THEN NULL \
                  ELSE target END, state = 'active', failures = 0, last_error = NULL, \
                  next_due_ms = {due}, updated_ms = {updated}, lease_owner = NULL, \
-                 lease_until_ms = NULL WHERE state IN ('cancelled', 'dead') AND job_id IN ({})",
-                marks.join(", ")
+                 lease_until_ms = NULL WHERE state IN ('cancelled', 'dead') AND job_id IN ({marks})"
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(now_ms)
@@ -880,11 +882,9 @@ pub(super) async fn register_in(
         // Jobs that existed, and jobs an earlier chunk of this call wrote.
         let read: Vec<&&String> = ids.iter().filter(|id| !created.contains(**id)).collect();
         if !read.is_empty() {
-            let mut m = Marks::new(backend);
-            let marks: Vec<String> = read.iter().map(|_| m.next()).collect();
             let sql = format!(
                 "SELECT {JOB_COLS} FROM raas_jobs WHERE job_id IN ({})",
-                marks.join(", ")
+                Marks::new(backend).list(read.len())
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for id in read {
