@@ -5,7 +5,7 @@ use raas_core::aggregate::{self, PieceInput};
 use raas_core::podsi::{PublishedInclusion, PublishedPath, PublishedProof, PublishedVerifier};
 use wasm_bindgen::prelude::*;
 
-use crate::args::{array, at, get, object, opt_u64, string, u64_field};
+use crate::args::{array, at, get, object, opt_u64, string, strings, u64_field};
 use crate::error::{to_js, to_js_value};
 
 /// `pieces`: `{ pieceCid, pieceSize? }` each, no other field.
@@ -27,17 +27,9 @@ fn pieces_arg(v: &JsValue) -> Result<Vec<PieceInput>, JsValue> {
 /// One Merkle path of a published proof: `{ index, path }`.
 fn path_arg(v: &JsValue, path: &str) -> Result<PublishedPath, JsValue> {
     object(v, path, &[])?;
-    let nodes = at(path, "path");
     Ok(PublishedPath {
         index: string(v, "index", path)?,
-        path: array(&get(v, "path"), &nodes)?
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                h.as_string()
-                    .ok_or_else(|| crate::args::bad(&format!("{nodes}[{i}]"), "expected a string"))
-            })
-            .collect::<Result<_, _>>()?,
+        path: strings(&get(v, "path"), &at(path, "path"))?,
     })
 }
 

@@ -46,8 +46,8 @@ pub(crate) fn get(obj: &JsValue, key: &str) -> JsValue {
     js_sys::Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
-/// Whether a field counts as absent (`undefined` or `null`).
-fn absent(v: &JsValue) -> bool {
+/// Whether a value counts as absent (`undefined` or `null`).
+pub(crate) fn absent(v: &JsValue) -> bool {
     v.is_undefined() || v.is_null()
 }
 
@@ -69,6 +69,18 @@ pub(crate) fn array(v: &JsValue, path: &str) -> Result<Vec<JsValue>, JsValue> {
     Ok(js_sys::Array::from(v).iter().collect())
 }
 
+/// `v` as an array of strings.
+pub(crate) fn strings(v: &JsValue, path: &str) -> Result<Vec<String>, JsValue> {
+    array(v, path)?
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.as_string()
+                .ok_or_else(|| bad(&format!("{path}[{i}]"), "expected a string"))
+        })
+        .collect()
+}
+
 /// An optional array of strings.
 #[cfg(feature = "chain")]
 pub(crate) fn opt_strings(
@@ -80,20 +92,8 @@ pub(crate) fn opt_strings(
     if absent(&v) {
         return Ok(None);
     }
-    let path = at(path, key);
-    array(&v, &path)?
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            s.as_string()
-                .ok_or_else(|| bad(&format!("{path}[{i}]"), "expected a string"))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+    strings(&v, &at(path, key)).map(Some)
 }
-
-/// The largest integer a JS number holds exactly (`Number.MAX_SAFE_INTEGER`).
-const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
 
 /// `v` as a non-negative integer: a whole number up to 2^53 − 1, or a `BigInt` that fits
 /// 64 bits, as the Node package takes sizes.
@@ -103,11 +103,12 @@ fn to_u64(v: &JsValue, path: &str) -> Result<u64, JsValue> {
             .map_err(|_| bad(path, "expected a non-negative integer below 2^64"));
     }
     match v.as_f64() {
-        Some(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= MAX_SAFE => Ok(n as u64),
-        Some(_) => Err(bad(
-            path,
-            "expected a non-negative integer (at most 2^53 − 1 as a number, or a BigInt)",
-        )),
+        Some(n) => raas_core::serde_num::whole(n).ok_or_else(|| {
+            bad(
+                path,
+                "expected a non-negative integer (at most 2^53 − 1 as a number, or a BigInt)",
+            )
+        }),
         None => Err(bad(path, "expected a number")),
     }
 }

@@ -5,7 +5,7 @@ use futures::StreamExt;
 use raas_core::retrieve::{RetrieveOptions, Retriever};
 use wasm_bindgen::prelude::*;
 
-use crate::args::{object, opt_number, opt_strings};
+use crate::args::{absent, get, object, opt_number, opt_strings};
 use crate::error::to_js;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -24,7 +24,7 @@ export interface RetrieveOptions {
 "#;
 
 fn parse(options: &JsValue) -> Result<(RetrieveOptions, Option<js_sys::Function>), JsValue> {
-    if options.is_undefined() || options.is_null() {
+    if absent(options) {
         return Ok((RetrieveOptions::default(), None));
     }
     object(options, "options", &[])?;
@@ -34,9 +34,9 @@ fn parse(options: &JsValue) -> Result<(RetrieveOptions, Option<js_sys::Function>
         opt_number(options, "blockTimeoutMs", "options")?,
     )
     .map_err(to_js)?;
-    let progress = js_sys::Reflect::get(options, &"onProgress".into())
-        .ok()
-        .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    let progress = get(options, "onProgress")
+        .dyn_into::<js_sys::Function>()
+        .ok();
     Ok((out, progress))
 }
 

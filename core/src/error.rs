@@ -68,14 +68,8 @@ pub fn json_arg<T: serde::de::DeserializeOwned>(
 
 /// A JS number that must be a non-negative integer (deal ids, epochs): exact up to 2^53.
 pub fn integer_arg(field: &str, v: f64) -> Result<u64, CodedError> {
-    if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 9_007_199_254_740_991.0 {
-        Ok(v as u64)
-    } else {
-        Err(invalid_argument(
-            field,
-            format!("expected a non-negative integer, got {v}"),
-        ))
-    }
+    crate::serde_num::whole(v)
+        .ok_or_else(|| invalid_argument(field, format!("expected a non-negative integer, got {v}")))
 }
 
 /// Optional JS epochs (`null` allowed per entry), each a non-negative integer.

@@ -7,8 +7,13 @@ use std::fmt;
 use serde::de::{Error, Visitor};
 use serde::Deserializer;
 
-/// The largest integer a JS number holds exactly.
+/// The largest integer a JS number holds exactly (`Number.MAX_SAFE_INTEGER`).
 const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+
+/// A JS number as a non-negative integer, if it is one exactly (whole, at most 2^53 − 1).
+pub fn whole(v: f64) -> Option<u64> {
+    (v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= MAX_SAFE).then_some(v as u64)
+}
 
 /// Accepts integers and whole floats; its `expecting` is what an error says was wanted.
 struct Whole;
@@ -29,11 +34,7 @@ impl Visitor<'_> for Whole {
     }
 
     fn visit_f64<E: Error>(self, v: f64) -> Result<u64, E> {
-        if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= MAX_SAFE {
-            Ok(v as u64)
-        } else {
-            Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
-        }
+        whole(v).ok_or_else(|| E::invalid_value(serde::de::Unexpected::Float(v), &self))
     }
 }
 

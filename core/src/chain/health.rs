@@ -401,23 +401,22 @@ async fn read_sectors(
     if wanted.is_empty() {
         return views;
     }
-    let keys: Vec<SectorKey> = wanted.to_vec();
     let locations = per_entry(
         "Filecoin.StateSectorPartition",
-        lotus.sector_partitions(&keys, Some(tipset)).await,
-        keys.len(),
+        lotus.sector_partitions(wanted, Some(tipset)).await,
+        wanted.len(),
     );
     if locations
         .iter()
         .any(|l| matches!(l, Err(LotusError::MethodNotAvailable { .. })))
     {
-        return keys
-            .into_iter()
-            .map(|k| (k, Ok(SectorView::Unavailable)))
+        return wanted
+            .iter()
+            .map(|&k| (k, Ok(SectorView::Unavailable)))
             .collect();
     }
     let mut located = Vec::new();
-    for (key, loc) in keys.into_iter().zip(locations) {
+    for (&key, loc) in wanted.iter().zip(locations) {
         match loc {
             Ok(loc) => located.push((key, loc)),
             // "sector N not due at any deadline": unknown to the miner, so gone.

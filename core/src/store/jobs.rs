@@ -183,10 +183,9 @@ pub(super) fn to_json(what: &'static str, v: &impl serde::Serialize) -> Result<S
     })
 }
 
-/// Jobs per registration statement: 4 values each. Small on purpose: SQLite finds a
-/// parameter's name by walking the statement's list of them, so binding costs grow with the
-/// square of the parameter count (at 1 000 jobs, 4 000 parameters, binding was a fifth of a
-/// registration's time).
+/// Jobs per registration statement (7 values each): bounds a statement's size and its
+/// parameter count (SQLite allows 32 766), while keeping statements, each a round trip to
+/// the database, few.
 const REGISTER_CHUNK: usize = 250;
 
 impl Store {
@@ -831,8 +830,8 @@ pub(super) async fn register_in(
     quota: Option<(&str, u64)>,
 ) -> Result<Vec<(JobRecord, bool)>, StoreError> {
     let mut out = Vec::with_capacity(jobs.len());
-    // Three statements per chunk, not two or three per job: each statement is a round
-    // trip to the database (on SQLite, to its worker thread).
+    // A few statements per chunk, not two or three per job: each statement is a round trip
+    // to the database (on SQLite, to its worker thread).
     let mut seen = std::collections::HashSet::new();
     for chunk in jobs.chunks(REGISTER_CHUNK) {
         let ids: Vec<&String> = chunk.iter().map(|p| &p.id).collect();

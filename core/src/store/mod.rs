@@ -223,8 +223,9 @@ impl Store {
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
         let options = match backend {
             // One connection: SQLite has one writer anyway, and a single connection never
-            // meets SQLITE_BUSY on a read-to-write upgrade. A page cache of up to 256 MiB and
-            // reads through mmap keep a large job table from costing a pread per page; a WAL of
+            // meets SQLITE_BUSY on a read-to-write upgrade. A 64 MiB page cache and reads
+            // through mmap keep a large job table from costing a pread per page (256 MiB made
+            // no difference the registration bench could tell from its noise); a WAL of
             // up to 64 MiB between checkpoints copies a page written by many commits back once
             // (registrations touch index pages at random: job ids and CIDs are hashes).
             // Statement journals (a statement that may abort keeps one, to undo itself alone)
@@ -239,7 +240,7 @@ impl Store {
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                          PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                         PRAGMA cache_size = -262144; PRAGMA mmap_size = 268435456; \
+                         PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; \
                          PRAGMA wal_autocheckpoint = 16000; PRAGMA temp_store = MEMORY;",
                         )
                         .await?;
