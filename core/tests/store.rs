@@ -808,3 +808,92 @@ async fn concurrent_registrations_commit_together_each_all_or_none(store: Store)
         }
     }
 }
+
+/// Turns a store back into what version 4 of the schema left: no CID key, the CID's text
+/// indexed. As a node of the previous release would have left it.
+async fn back_to_schema_4(url: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    for sql in [
+        "DELETE FROM _sqlx_migrations WHERE version = 5",
+        "DROP INDEX raas_jobs_cid_key",
+        "ALTER TABLE raas_jobs DROP COLUMN cid_key",
+        "CREATE INDEX raas_jobs_cid_id ON raas_jobs (cid, job_id)",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+}
+
+/// Jobs stored before reads by CID went through the CID key are found by CID once the
+/// store is opened by this version (the migration adds the key, the open fills it in, in
+/// batches: more jobs here than one batch).
+async fn jobs_from_before_the_cid_key_are_found_by_cid(url: String) {
+    let store = Store::open(&url).await.unwrap();
+    let renewing = |c: usize, epochs: usize| {
+        JobSpec::from_json(
+            json!({"cid": cid(c), "replicationTarget": 1, "renewThresholdEpochs": 1000 + epochs}),
+            &JobLimits::default(),
+        )
+        .unwrap()
+    };
+    let specs: Vec<JobSpec> = (0..2500).map(|i| renewing(i % 7, i)).collect();
+    store.register_jobs(&specs, 0).await.unwrap();
+    store.close().await;
+    back_to_schema_4(&url).await;
+
+    let store = Store::open(&url).await.unwrap();
+    for c in 0..7 {
+        let mut seen = 0;
+        let mut after = None;
+        loop {
+            let page = store
+                .list_jobs(&JobFilter {
+                    cid: Some(cid(c)),
+                    limit: Some(1000),
+                    after: after.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(last.job_id.clone());
+            assert!(page.iter().all(|j| j.spec.cid == cid(c)));
+            seen += page.len();
+        }
+        assert_eq!(seen, (0..2500).filter(|i| i % 7 == c).count(), "cid {c}");
+    }
+    // A job registered now is found beside them.
+    store.register_job(&renewing(0, 9999), 1).await.unwrap();
+    let n = store
+        .list_jobs(&JobFilter {
+            cid: Some(cid(0)),
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(n, (0..2500).filter(|i| i % 7 == 0).count() + 1);
+}
+
+mod jobs_from_before_the_cid_key {
+    #[tokio::test(flavor = "multi_thread")]
+    async fn sqlite() {
+        let (url, _dir) = super::temp_sqlite();
+        super::jobs_from_before_the_cid_key_are_found_by_cid(url).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore = "needs PostgreSQL: RAAS_TEST_POSTGRES_URL (scripts/test-all.sh runs it)"]
+    async fn postgres() {
+        let url = super::fresh_postgres()
+            .await
+            .expect("RAAS_TEST_POSTGRES_URL");
+        super::jobs_from_before_the_cid_key_are_found_by_cid(url).await;
+    }
+}

@@ -6,6 +6,7 @@
 //! together (a verdict, its history entry and its deal request) is one transaction, so a
 //! crash at any point leaves either all of it or none.
 
+mod cid_key;
 mod events;
 mod group;
 mod intake;
@@ -290,12 +291,14 @@ impl Store {
         } else {
             pool.clone()
         };
-        Ok(Store {
+        let store = Store {
             pool,
             reads,
             backend,
             group: Default::default(),
-        })
+        };
+        store.backfill_cid_keys().await?;
+        Ok(store)
     }
 
     /// The row-lock clause of a claim's inner SELECT: on PostgreSQL, rows another node is
