@@ -15,14 +15,18 @@ use serde_json::json;
 
 use common::stores::{fresh_postgres, temp_sqlite};
 
-/// A case on SQLite, and on PostgreSQL (ignored without one).
+/// A case on SQLite, and on PostgreSQL (ignored without one). The case is given the opened
+/// store, or with `, url` the store's URL (to open it itself).
 macro_rules! on_both {
     ($case:ident) => {
+        on_both!($case, open);
+    };
+    ($case:ident, $given:ident) => {
         mod $case {
             #[tokio::test(flavor = "multi_thread")]
             async fn sqlite() {
                 let (url, _dir) = super::temp_sqlite();
-                super::$case(super::Store::open(&url).await.unwrap()).await;
+                super::$case(super::$given(url).await).await;
             }
 
             #[tokio::test(flavor = "multi_thread")]
@@ -31,10 +35,18 @@ macro_rules! on_both {
                 let url = super::fresh_postgres()
                     .await
                     .expect("RAAS_TEST_POSTGRES_URL");
-                super::$case(super::Store::open(&url).await.unwrap()).await;
+                super::$case(super::$given(url).await).await;
             }
         }
     };
+}
+
+async fn open(url: String) -> Store {
+    Store::open(&url).await.unwrap()
+}
+
+async fn url(url: String) -> String {
+    url
 }
 
 const CID_V0: &str = "QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n";
@@ -881,19 +893,4 @@ async fn jobs_from_before_the_cid_key_are_found_by_cid(url: String) {
     assert_eq!(n, (0..2500).filter(|i| i % 7 == 0).count() + 1);
 }
 
-mod jobs_from_before_the_cid_key {
-    #[tokio::test(flavor = "multi_thread")]
-    async fn sqlite() {
-        let (url, _dir) = super::temp_sqlite();
-        super::jobs_from_before_the_cid_key_are_found_by_cid(url).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    #[ignore = "needs PostgreSQL: RAAS_TEST_POSTGRES_URL (scripts/test-all.sh runs it)"]
-    async fn postgres() {
-        let url = super::fresh_postgres()
-            .await
-            .expect("RAAS_TEST_POSTGRES_URL");
-        super::jobs_from_before_the_cid_key_are_found_by_cid(url).await;
-    }
-}
+on_both!(jobs_from_before_the_cid_key_are_found_by_cid, url);
