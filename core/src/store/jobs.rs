@@ -795,9 +795,9 @@ pub(super) fn list_sql(filter: &JobFilter) -> (String, Vec<Bind<'_>>) {
     (sql, binds)
 }
 
-/// A job ready to be written: its id and stored spec, worked out by the caller before it
-/// queues for the writer (hashing and encoding then run beside other calls' commits, not
-/// in the writer's turn).
+/// A job ready to be written: its id, CID key and stored spec, worked out by the caller
+/// before it queues for the writer (hashing and encoding then run beside other calls'
+/// commits, not in the writer's turn).
 #[derive(Debug)]
 pub(super) struct Prepared {
     pub(super) id: String,
