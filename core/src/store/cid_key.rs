@@ -69,26 +69,12 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::cid_key;
-    use crate::store::jobs::{list_sql, Bind};
-    use crate::store::{CheckStatus, JobFilter, JobLifecycle, Store};
-    use sqlx::Row;
+    use crate::store::jobs::list_sql;
+    use crate::store::{query_plan, CheckStatus, JobFilter, JobLifecycle, Store};
 
-    /// What SQLite plans for a listing: the `detail` of each step.
     async fn plan(store: &Store, filter: &JobFilter) -> String {
         let (sql, binds) = list_sql(filter);
-        let sql = format!("EXPLAIN QUERY PLAN {sql}");
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for b in binds {
-            q = match b {
-                Bind::Text(t) => q.bind(t),
-                Bind::Int(i) => q.bind(i),
-            };
-        }
-        let rows = q.fetch_all(&store.pool).await.unwrap();
-        rows.iter()
-            .map(|r| r.try_get::<String, _>("detail").unwrap())
-            .collect::<Vec<_>>()
-            .join("; ")
+        query_plan(store, &sql, binds).await
     }
 
     /// A read by CID goes through the CID key's index whatever else is filtered on: with

@@ -9,7 +9,7 @@ use super::records::{
     CheckRecord, CheckStatus, JobFilter, JobLifecycle, JobMemory, JobRecord, NewRequest,
     RequestUpdate,
 };
-use super::{query_err, Store, StoreError};
+use super::{query_err, Bind, Store, StoreError};
 use crate::jobs::JobSpec;
 
 const JOB_COLS: &str = "job_id, spec, state, created_ms, updated_ms, next_due_ms, due_epoch, \
@@ -254,14 +254,7 @@ impl Store {
     /// (see [`JobSpec::cid`]).
     pub async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, StoreError> {
         let (sql, binds) = list_sql(filter);
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for b in binds {
-            q = match b {
-                Bind::Text(t) => q.bind(t),
-                Bind::Int(i) => q.bind(i),
-            };
-        }
-        let rows = q
+        let rows = Bind::all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds)
             .fetch_all(&self.reads)
             .await
             .map_err(query_err("list_jobs"))?;
@@ -742,17 +735,9 @@ async fn insert_new<'a>(
     Ok(created)
 }
 
-/// A value bound to a statement [`list_sql`] built.
-#[derive(Debug, PartialEq)]
-pub(super) enum Bind<'a> {
-    Text(&'a str),
-    Int(i64),
-}
-
-/// The statement listing the jobs of `filter`, and its binds. Only the filters given are in
-/// it: `($1 IS NULL OR cid = $1)` would keep SQLite from using the CID and tenant indexes (a
-/// full scan per status read). With a CID, the CID key's index alone serves the read (a CID
-/// has a handful of jobs): the other filters are written so no index serves them (`|| ''`,
+/// The statement listing the jobs of `filter`, and its binds (only the filters given: see
+/// [`super::where_all`]). With a CID, the CID key's index alone serves the read (a CID has a
+/// handful of jobs): the other filters are written so no index serves them (`|| ''`,
 /// portable), else SQLite prefers the tenant index for the order it gives and scans every
 /// job of the tenant.
 pub(super) fn list_sql(filter: &JobFilter) -> (String, Vec<Bind<'_>>) {
@@ -787,9 +772,8 @@ pub(super) fn list_sql(filter: &JobFilter) -> (String, Vec<Bind<'_>>) {
     }
     // The limit is written into the statement, not bound: see [`super::limit_sql`].
     let sql = format!(
-        "SELECT {JOB_COLS} FROM raas_jobs{}{} ORDER BY job_id {}",
-        if conds.is_empty() { "" } else { " WHERE " },
-        conds.join(" AND "),
+        "SELECT {JOB_COLS} FROM raas_jobs{} ORDER BY job_id {}",
+        super::where_all(&conds),
         super::limit_sql(limit)
     );
     (sql, binds)

@@ -442,9 +442,57 @@ fn state_count(r: &AnyRow) -> Result<(String, i64), StoreError> {
     ))
 }
 
+/// A value bound to a statement built from the filters given.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Bind<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+impl<'a> Bind<'a> {
+    /// `q` with `binds` bound in order.
+    fn all(
+        mut q: sqlx::query::Query<'a, sqlx::Any, sqlx::any::AnyArguments>,
+        binds: Vec<Bind<'a>>,
+    ) -> sqlx::query::Query<'a, sqlx::Any, sqlx::any::AnyArguments> {
+        for b in binds {
+            q = match b {
+                Bind::Text(t) => q.bind(t),
+                Bind::Int(i) => q.bind(i),
+            };
+        }
+        q
+    }
+}
+
+/// ` WHERE a AND b …`, or nothing without conditions. Only the filters given are in a
+/// statement: `($1 IS NULL OR col = $1)` keeps SQLite from using an index on `col` (it plans
+/// before the value is known), so every read would scan the table.
+fn where_all(conds: &[String]) -> String {
+    if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    }
+}
+
 /// Drops the URL (and so any password in it) from a driver message.
 fn redact(message: &str, url: &str) -> String {
     message.replace(url, "<store url>")
+}
+
+/// What SQLite plans for `sql` with `binds`: the `detail` of each step, joined.
+#[cfg(test)]
+pub(crate) async fn query_plan(store: &Store, sql: &str, binds: Vec<Bind<'_>>) -> String {
+    let sql = format!("EXPLAIN QUERY PLAN {sql}");
+    let rows = Bind::all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds)
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.try_get::<String, _>("detail").unwrap())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use sqlx::{Any, Transaction};
 
 use super::jobs::{col, to_json as json_text};
 use super::records::{NewRequest, OutboxRecord, RequestState, RequestUpdate};
-use super::{query_err, Store, StoreError};
+use super::{query_err, Bind, Store, StoreError};
 use crate::jobs::ShortfallReason;
 
 const OUTBOX_COLS: &str = "idempotency_key, job_id, seq, cid, reason, copies_needed, replacing, \
@@ -440,16 +440,56 @@ impl Store {
         state: Option<RequestState>,
         limit: u32,
     ) -> Result<Vec<OutboxRecord>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {OUTBOX_COLS} FROM raas_outbox WHERE ($1 IS NULL OR job_id = $1) \
-             AND ($2 IS NULL OR state = $2) ORDER BY created_ms, job_id, seq {}",
-            super::limit_sql(i64::from(limit.clamp(1, 100_000)))
-        )))
-        .bind(job_id)
-        .bind(state.map(|s| s.as_str()))
-        .fetch_all(&self.reads)
-        .await
-        .map_err(query_err("list_requests"))?;
+        let (sql, binds) = requests_sql(job_id, state, limit);
+        let rows = Bind::all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds)
+            .fetch_all(&self.reads)
+            .await
+            .map_err(query_err("list_requests"))?;
         rows.iter().map(request_from_row).collect()
+    }
+}
+
+/// The statement listing requests of `job_id` and/or in `state`, and its binds (only the
+/// filters given: see [`super::where_all`]; with `job_id IS NULL OR …` every job's request
+/// history read the whole outbox).
+pub(super) fn requests_sql(
+    job_id: Option<&str>,
+    state: Option<RequestState>,
+    limit: u32,
+) -> (String, Vec<Bind<'_>>) {
+    let mut conds = Vec::new();
+    let mut binds = Vec::new();
+    for (col, v) in [("job_id", job_id), ("state", state.map(|s| s.as_str()))] {
+        if let Some(v) = v {
+            binds.push(Bind::Text(v));
+            conds.push(format!("{col} = ${}", binds.len()));
+        }
+    }
+    let sql = format!(
+        "SELECT {OUTBOX_COLS} FROM raas_outbox{} ORDER BY created_ms, job_id, seq {}",
+        super::where_all(&conds),
+        super::limit_sql(i64::from(limit.clamp(1, 100_000)))
+    );
+    (sql, binds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::requests_sql;
+    use crate::store::{query_plan, RequestState, Store};
+
+    /// A job's requests are read through an index on the job id, with or without a state;
+    /// a state alone goes through the state's index.
+    #[tokio::test]
+    async fn a_jobs_requests_are_read_through_its_index() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        for state in [None, Some(RequestState::Pending)] {
+            let (sql, binds) = requests_sql(Some("job_1"), state, 100);
+            let p = query_plan(&store, &sql, binds).await;
+            assert!(p.contains("USING INDEX raas_outbox_job"), "{state:?}: {p}");
+        }
+        let (sql, binds) = requests_sql(None, Some(RequestState::Dead), 100);
+        let p = query_plan(&store, &sql, binds).await;
+        assert!(p.contains("USING INDEX raas_outbox_due (state=?)"), "{p}");
     }
 }
