@@ -131,6 +131,7 @@ console.log(`
 | requests sent (DealStatus + Lotus) | ${directRequests} + ${direct.lotusRequests} | ${proxied.evmRequests} + ${proxied.lotusRequests} |
 | anvil CPU answering / Lotus test server busy | ${fmt(direct.anvilCpuMs)} / ${fmt(direct.lotusBusyMs)} | ${fmt(proxied.anvilCpuMs)} / — |
 | peak memory of the node process (start of cycle) | ${kib(direct.memory.peakKiB)} (${kib(direct.memory.baselineKiB)}) | ${kib(proxied.memory.peakKiB)} |
+| of it at the end of the cycle: private (heap, SQLite's page caches) / file pages (SQLite's memory map of the store) | ${kib(direct.memory.endAnonKiB)} / ${kib(direct.memory.endFileKiB)} | ${kib(proxied.memory.endAnonKiB)} / ${kib(proxied.memory.endFileKiB)} |
 | registering the jobs (one transaction per 5 000) | ${fmt(direct.registerMs)} | |
 
 The reference way through the proxy (one getActiveDeals per job, each from its own timer),

@@ -125,16 +125,17 @@ fn read_jsonl(arg: &str) -> Option<Result<Vec<Value>, String>> {
     )
 }
 
-/// `VmRSS` and `VmHWM` (peak) of this process in KiB (Linux).
-fn memory_kib() -> (Option<u64>, Option<u64>) {
+/// Fields of this process's `/proc/self/status` in KiB (Linux): `VmRSS`, `VmHWM` (the
+/// peak), `RssAnon` (private memory: heap, SQLite's page caches) and `RssFile` (file pages
+/// mapped in, such as SQLite's memory map of the store, which the kernel can drop).
+fn memory_kib<const N: usize>(names: [&str; N]) -> [Option<u64>; N] {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
+    names.map(|name| {
         status
             .lines()
-            .find_map(|l| l.strip_prefix(name))
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    })
 }
 
 fn read_json(arg: &str) -> Result<Value, String> {
@@ -210,7 +211,7 @@ async fn run(cmd: &str, args: &[String]) -> ExitCode {
             }
         }
         "cycle" => {
-            let (baseline, _) = memory_kib();
+            let [baseline] = memory_kib(["VmRSS"]);
             match node.run_cycle().await {
                 Ok(r) => say(json!({"cycle": r})),
                 Err(e) => return fail(&e),
@@ -219,8 +220,9 @@ async fn run(cmd: &str, args: &[String]) -> ExitCode {
                 Ok(r) => say(json!({"delivery": r})),
                 Err(e) => return fail(&e),
             }
-            let (_, peak) = memory_kib();
-            say(json!({"memory": {"baselineKiB": baseline, "peakKiB": peak}}));
+            let [peak, anon, file] = memory_kib(["VmHWM", "RssAnon", "RssFile"]);
+            say(json!({"memory": {"baselineKiB": baseline, "peakKiB": peak,
+                "endAnonKiB": anon, "endFileKiB": file}}));
         }
         "run" => {
             let mut events = node.subscribe();
