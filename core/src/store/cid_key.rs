@@ -29,8 +29,7 @@ impl Store {
     /// store opens, before anything reads by CID; a no-op once done. A node of an older
     /// version cannot write keyless rows afterwards: its migrator refuses a store with a
     /// migration it does not know.
-    pub(super) async fn backfill_cid_keys(&self) -> Result<u64, StoreError> {
-        let mut done = 0u64;
+    pub(super) async fn backfill_cid_keys(&self) -> Result<(), StoreError> {
         loop {
             let mut tx = self
                 .pool
@@ -45,7 +44,7 @@ impl Store {
             .await
             .map_err(query_err("backfill_cid_keys"))?;
             if rows.is_empty() {
-                return Ok(done);
+                return Ok(());
             }
             for r in &rows {
                 let (id, cid): (String, String) = (
@@ -61,7 +60,6 @@ impl Store {
                     .map_err(query_err("backfill_cid_keys"))?;
             }
             tx.commit().await.map_err(query_err("backfill_cid_keys"))?;
-            done += rows.len() as u64;
         }
     }
 }
