@@ -83,7 +83,11 @@ impl Devnet {
         Devnet {
             child,
             info,
-            http: reqwest::Client::new(),
+            // Node closes a connection idle for 5 s; one reused just then fails the call.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
+                .build()
+                .unwrap(),
         }
     }
 
