@@ -3,7 +3,8 @@ import { spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { createServer } from 'node:net'
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { rpc } from './evm.mjs'
 
 const require = createRequire(import.meta.url)
@@ -42,13 +43,24 @@ export async function startAnvil({ startEpoch = 3_900_000, chainId = 31415926, p
 
 async function startOnce({ startEpoch, chainId, pruneHistory, port }) {
   const prune = pruneHistory ? ['--prune-history', String(pruneHistory)] : []
+  // anvil writes the states it cannot hold in memory under $HOME/.foundry/anvil/tmp and
+  // leaves them there when stopped (80 MB per 1 000 blocks; a test run left gigabytes, and
+  // a disk that fills fails later tests). Each anvil gets a home of its own, removed when it
+  // exits, or when this process does.
+  const home = mkdtempSync(join(tmpdir(), 'raas-anvil-'))
+  const cleanUp = () => rmSync(home, { recursive: true, force: true })
+  process.once('exit', cleanUp)
   const child = spawn(anvilPath(), ['--port', String(port), '--host', '127.0.0.1', '--number',
     String(startEpoch), '--chain-id', String(chainId), '--silent', '--code-size-limit', '100000',
     '--gas-limit', '1000000000', ...prune],
-  { stdio: ['ignore', 'ignore', 'pipe'] })
+  { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, HOME: home } })
   let stderr = ''
   child.stderr.on('data', (d) => (stderr += d))
-  const exited = new Promise((r) => child.once('exit', r))
+  const exited = new Promise((r) => child.once('exit', () => {
+    cleanUp()
+    process.removeListener('exit', cleanUp)
+    r()
+  }))
   const url = `http://127.0.0.1:${port}`
   for (let i = 0; i < 600; i++) {
     if (child.exitCode !== null || child.signalCode !== null) {
