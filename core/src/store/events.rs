@@ -72,17 +72,13 @@ impl Store {
         let last: i64 = col(&row, "value")?;
         let mut seq = last - n;
         for chunk in events.chunks(EVENT_CHUNK) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let b = i * 5 + 2;
-                    format!("(${b}, ${}, ${}, ${}, ${}, $1)", b + 1, b + 2, b + 3, b + 4)
-                })
-                .collect();
+            let mut m = super::Marks::new(self.backend());
+            let rows: Vec<String> = chunk.iter().map(|_| format!("({})", m.list(6))).collect();
             let sql = format!(
                 "INSERT INTO raas_events (seq, tenant, job_id, kind, data, created_ms) VALUES {}",
                 rows.join(", ")
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for e in chunk {
                 seq += 1;
                 q = q
@@ -90,7 +86,8 @@ impl Store {
                     .bind(e.tenant.as_deref())
                     .bind(e.job_id.as_str())
                     .bind(e.kind)
-                    .bind(e.data.to_string());
+                    .bind(e.data.to_string())
+                    .bind(now_ms);
             }
             q.execute(&mut **tx)
                 .await

@@ -9,7 +9,7 @@ use super::records::{
     CheckRecord, CheckStatus, JobFilter, JobLifecycle, JobMemory, JobRecord, NewRequest,
     RequestUpdate,
 };
-use super::{query_err, Bind, Store, StoreError};
+use super::{query_err, Bind, Marks, Store, StoreError};
 use crate::jobs::JobSpec;
 
 const JOB_COLS: &str = "job_id, spec, state, created_ms, updated_ms, next_due_ms, due_epoch, \
@@ -373,15 +373,16 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let mut n = 0;
         for chunk in job_ids.chunks(500) {
-            let marks: Vec<String> = (3..chunk.len() + 3).map(|i| format!("${i}")).collect();
+            let mut m = Marks::new(self.backend());
+            let (due, lease_owner) = (m.next(), m.next());
             let sql = format!(
-                "UPDATE raas_jobs SET lease_owner = NULL, lease_until_ms = NULL, next_due_ms = $2 \
-                 WHERE lease_owner = $1 AND job_id IN ({})",
-                marks.join(", ")
+                "UPDATE raas_jobs SET lease_owner = NULL, lease_until_ms = NULL, next_due_ms = {due} \
+                 WHERE lease_owner = {lease_owner} AND job_id IN ({})",
+                m.list(chunk.len())
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(owner)
-                .bind(next_due_ms);
+                .bind(next_due_ms)
+                .bind(owner);
             for id in chunk {
                 q = q.bind(id);
             }
@@ -401,24 +402,22 @@ impl Store {
         until_ms: Option<i64>,
     ) -> Result<u64, StoreError> {
         let mut n = 0;
-        let first = if until_ms.is_some() { 3 } else { 2 };
-        let set = if until_ms.is_some() {
-            "lease_until_ms = $2"
-        } else {
-            "lease_owner = NULL, lease_until_ms = NULL"
-        };
         for chunk in job_ids.chunks(500) {
-            let marks: Vec<String> = (first..chunk.len() + first)
-                .map(|i| format!("${i}"))
-                .collect();
+            let mut m = Marks::new(self.backend());
+            let set = match until_ms {
+                Some(_) => format!("lease_until_ms = {}", m.next()),
+                None => "lease_owner = NULL, lease_until_ms = NULL".to_string(),
+            };
             let sql = format!(
-                "UPDATE raas_jobs SET {set} WHERE lease_owner = $1 AND job_id IN ({})",
-                marks.join(", ")
+                "UPDATE raas_jobs SET {set} WHERE lease_owner = {} AND job_id IN ({})",
+                m.next(),
+                m.list(chunk.len())
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(owner);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             if let Some(until) = until_ms {
                 q = q.bind(until);
             }
+            q = q.bind(owner);
             for id in chunk {
                 q = q.bind(id);
             }
@@ -448,6 +447,7 @@ impl Store {
             .map_err(query_err("record_checks"))?;
         let mut summary = RecordSummary::default();
         let mut events = Vec::new();
+        let mut checks = Vec::with_capacity(writes.len());
         for w in writes {
             let row = if w.error.is_none() {
                 let memory = w
@@ -510,20 +510,7 @@ impl Store {
                 (Some(v), None) => Some(v.to_string()),
                 (None, None) => None,
             };
-            sqlx::query(
-                "INSERT INTO raas_checks (job_id, seq, node_id, checked_ms, head, status, detail) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&w.job_id)
-            .bind(seq)
-            .bind(node_id)
-            .bind(now_ms)
-            .bind(w.head)
-            .bind(w.status.as_str())
-            .bind(detail)
-            .execute(&mut *tx)
-            .await
-            .map_err(query_err("record_checks"))?;
+            checks.push((w.job_id.as_str(), seq, w.head, w.status.as_str(), detail));
             for u in &w.request_updates {
                 self.update_request(&mut tx, u, now_ms).await?;
             }
@@ -560,6 +547,31 @@ impl Store {
             summary
                 .outcomes
                 .push(RecordOutcome::Recorded { request_created });
+        }
+        // The checks' history in a few statements, not one per job: every statement is a
+        // round trip to the connection's thread, and the writer's time is the sweep's.
+        for chunk in checks.chunks(CHECK_ROWS) {
+            let mut m = Marks::new(self.backend());
+            let rows: Vec<String> = chunk.iter().map(|_| format!("({})", m.list(7))).collect();
+            let sql = format!(
+                "INSERT INTO raas_checks (job_id, seq, node_id, checked_ms, head, status, detail) \
+                 VALUES {}",
+                rows.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (job_id, seq, head, status, detail) in chunk {
+                q = q
+                    .bind(*job_id)
+                    .bind(*seq)
+                    .bind(node_id)
+                    .bind(now_ms)
+                    .bind(*head)
+                    .bind(*status)
+                    .bind(detail.as_deref());
+            }
+            q.execute(&mut *tx)
+                .await
+                .map_err(query_err("record_checks"))?;
         }
         self.append_events(&mut tx, &events, now_ms).await?;
         tx.commit().await.map_err(query_err("record_checks"))?;
@@ -807,36 +819,8 @@ impl Prepared {
     }
 }
 
-/// Placeholders of a statement with many binds, in the order they are bound: anonymous `?`
-/// on SQLite, whose named parameters (`$1`) are found by a linear scan for each bind (a
-/// 700-bind insert spent 5 % of the writer there), and `$1, $2, …` on PostgreSQL.
-struct Marks {
-    sqlite: bool,
-    n: usize,
-}
-
-impl Marks {
-    fn new(backend: super::Backend) -> Self {
-        Marks {
-            sqlite: backend == super::Backend::Sqlite,
-            n: 0,
-        }
-    }
-
-    /// The next `n` placeholders, comma-separated (an `IN (…)` list).
-    fn list(&mut self, n: usize) -> String {
-        (0..n).map(|_| self.next()).collect::<Vec<_>>().join(", ")
-    }
-
-    fn next(&mut self) -> String {
-        self.n += 1;
-        if self.sqlite {
-            "?".into()
-        } else {
-            format!("${}", self.n)
-        }
-    }
-}
+/// Check rows per insert statement (7 values each).
+const CHECK_ROWS: usize = 100;
 
 /// Registers `specs` on `conn`, inside a transaction the caller commits (see
 /// [`Store::register_jobs_within`]).

@@ -197,11 +197,10 @@ impl Store {
         let mut out = Vec::new();
         // Bounded IN lists: portable, and well under every backend's parameter limit.
         for chunk in job_ids.chunks(500) {
-            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "SELECT {OUTBOX_COLS} FROM raas_outbox WHERE job_id IN ({}) \
                  AND state IN ('pending', 'delivered', 'dead') ORDER BY job_id, seq",
-                marks.join(", ")
+                super::Marks::new(self.backend()).list(chunk.len())
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for id in chunk {
