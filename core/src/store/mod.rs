@@ -446,7 +446,7 @@ fn state_count(r: &AnyRow) -> Result<(String, i64), StoreError> {
 /// on SQLite, and `$1, $2, …` on PostgreSQL. SQLite finds a named parameter (`$1`) by a
 /// linear scan for each bind, so a statement of n named binds costs n²: a 700-bind insert
 /// spent 5 % of the writer there, and the 2 500-bind event inserts and 500-id lists of a
-/// check cycle made its batches a third slower.
+/// check cycle held up its next claims.
 pub(crate) struct Marks {
     sqlite: bool,
     n: usize,
@@ -531,6 +531,18 @@ pub(crate) async fn query_plan(store: &Store, sql: &str, binds: Vec<Bind<'_>>) -
 
 #[cfg(test)]
 mod tests {
+    use super::{Backend, Marks};
+
+    /// SQLite gets anonymous placeholders (a named one costs a scan per bind), PostgreSQL
+    /// numbered ones that go on counting across calls.
+    #[test]
+    fn placeholders_fit_each_backend() {
+        let mut m = Marks::new(Backend::Sqlite);
+        assert_eq!((m.next(), m.list(3)), ("?".into(), "?, ?, ?".into()));
+        let mut m = Marks::new(Backend::Postgres);
+        assert_eq!((m.next(), m.list(3)), ("$1".into(), "$2, $3, $4".into()));
+    }
+
     /// A bound `LIMIT` (or `OFFSET`) re-prepares its statement on every run (see
     /// [`super::limit_sql`]); the store's SQL writes them as literals.
     #[test]
