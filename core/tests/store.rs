@@ -450,9 +450,21 @@ async fn a_shortfall_is_one_request_and_delivery_is_acknowledged_once(store: Sto
             .record_checks("n", "n", &[short(&id, &c, "k2", 2, 9_000)], 5_010)
             .await
             .unwrap();
-        store.claim_request("x", 6_000, 500, &[]).await.unwrap();
+        let k2 = store.claim_request("x", 6_000, 500, &[]).await.unwrap();
+        assert_eq!(k2.map(|r| r.attempts), Some(1));
+        // x stops without giving it back: the request is y's once x's lease has ended.
+        assert!(store
+            .claim_request("y", 6_400, 500, &[])
+            .await
+            .unwrap()
+            .is_none());
+        let taken = store.claim_request("y", 6_501, 500, &[]).await.unwrap();
+        assert_eq!(
+            taken.map(|r| (r.idempotency_key, r.attempts)),
+            Some(("k2".into(), 2))
+        );
         store
-            .fail_request("k2", "x", "gone", 0, true, 0)
+            .fail_request("k2", "y", "gone", 0, true, 0)
             .await
             .unwrap();
         let stats = store.stats().await.unwrap();

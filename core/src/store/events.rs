@@ -72,11 +72,9 @@ impl Store {
         let last: i64 = col(&row, "value")?;
         let mut seq = last - n;
         for chunk in events.chunks(EVENT_CHUNK) {
-            let mut m = super::Marks::new(self.backend());
-            let rows: Vec<String> = chunk.iter().map(|_| format!("({})", m.list(6))).collect();
             let sql = format!(
                 "INSERT INTO raas_events (seq, tenant, job_id, kind, data, created_ms) VALUES {}",
-                rows.join(", ")
+                super::Marks::new(self.backend()).rows(chunk.len(), 6)
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for e in chunk {

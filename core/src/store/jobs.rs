@@ -551,12 +551,10 @@ impl Store {
         // The checks' history in a few statements, not one per job: every statement is a
         // round trip to the connection's thread, and the writer's time is the sweep's.
         for chunk in checks.chunks(CHECK_ROWS) {
-            let mut m = Marks::new(self.backend());
-            let rows: Vec<String> = chunk.iter().map(|_| format!("({})", m.list(7))).collect();
             let sql = format!(
                 "INSERT INTO raas_checks (job_id, seq, node_id, checked_ms, head, status, detail) \
                  VALUES {}",
-                rows.join(", ")
+                Marks::new(self.backend()).rows(chunk.len(), 7)
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (job_id, seq, head, status, detail) in chunk {

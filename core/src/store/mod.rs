@@ -465,6 +465,14 @@ impl Marks {
         (0..n).map(|_| self.next()).collect::<Vec<_>>().join(", ")
     }
 
+    /// The next `rows` rows of `width` placeholders each (a multi-row `VALUES` list).
+    pub(crate) fn rows(&mut self, rows: usize, width: usize) -> String {
+        (0..rows)
+            .map(|_| format!("({})", self.list(width)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The next placeholder.
     pub(crate) fn next(&mut self) -> String {
         self.n += 1;
@@ -541,6 +549,7 @@ mod tests {
         assert_eq!((m.next(), m.list(3)), ("?".into(), "?, ?, ?".into()));
         let mut m = Marks::new(Backend::Postgres);
         assert_eq!((m.next(), m.list(3)), ("$1".into(), "$2, $3, $4".into()));
+        assert_eq!(m.rows(2, 2), "($5, $6), ($7, $8)");
     }
 
     /// A bound `LIMIT` (or `OFFSET`) re-prepares its statement on every run (see

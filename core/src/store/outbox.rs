@@ -228,31 +228,29 @@ impl Store {
         busy: &[String],
     ) -> Result<Option<OutboxRecord>, StoreError> {
         let lock = self.claim_lock();
-        let mut skip = String::new();
-        for i in 0..busy.len().min(200) {
-            skip.push_str(if i == 0 {
-                " AND idempotency_key NOT IN ("
-            } else {
-                ", "
-            });
-            skip.push_str(&format!("${}", i + 4));
-        }
-        if !skip.is_empty() {
-            skip.push(')');
-        }
+        let busy = &busy[..busy.len().min(200)];
+        let mut m = super::Marks::new(self.backend());
+        let (lease_owner, until, due, expired) = (m.next(), m.next(), m.next(), m.next());
+        let skip = if busy.is_empty() {
+            String::new()
+        } else {
+            format!(" AND idempotency_key NOT IN ({})", m.list(busy.len()))
+        };
         let sql = format!(
-            "UPDATE raas_outbox SET lease_owner = $1, lease_until_ms = $2, attempts = attempts + 1 \
+            "UPDATE raas_outbox SET lease_owner = {lease_owner}, lease_until_ms = {until}, \
+             attempts = attempts + 1 \
              WHERE idempotency_key IN (\
                SELECT idempotency_key FROM raas_outbox WHERE state = 'pending' \
-               AND next_attempt_ms <= $3 AND (lease_until_ms IS NULL OR lease_until_ms < $3){skip} \
+               AND next_attempt_ms <= {due} AND (lease_until_ms IS NULL OR lease_until_ms < {expired}){skip} \
                ORDER BY next_attempt_ms, created_ms LIMIT 1 {lock}) \
              RETURNING {OUTBOX_COLS}"
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(owner)
             .bind(now_ms.saturating_add(lease_ms))
+            .bind(now_ms)
             .bind(now_ms);
-        for k in busy.iter().take(200) {
+        for k in busy {
             q = q.bind(k);
         }
         let row = q
